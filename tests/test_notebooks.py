@@ -1,0 +1,30 @@
+"""Every notebook runs as a test (its cells hold the library's tests), one pytest case per notebook.
+Cells flagged `#| gpu` are skipped here, as in `nbdev-test`."""
+import filecmp, shutil, subprocess
+from pathlib import Path
+import pytest
+from conftest import ROOT, console
+
+NOTEBOOKS = sorted(p for p in (ROOT / "nbs").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def test_there_are_notebooks():
+    names = {p.stem for p in NOTEBOOKS}
+    assert {"00_core", "01_degradations", "02_backbones", "03_metrics", "04_sweeps", "05_cli"} <= names, names
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT / "nbs")))
+def test_notebook(nb):
+    r = subprocess.run([console("nbdev-test"), str(nb), "--cell-timeout", "600"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0 and "Success" in r.stdout, (r.stdout[-3000:] + "\n" + r.stderr[-12000:])
+
+
+def test_export_changes_nothing(tmp_path):
+    "nbdev-export on a copy of the notebooks reproduces the committed package exactly."
+    for name in ("nbs", "restoration_nb"): shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    r = subprocess.run([console("nbdev-export")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    cmp = filecmp.dircmp(ROOT / "restoration_nb", tmp_path / "restoration_nb", ignore=["__pycache__"])
+    assert not cmp.diff_files and not cmp.left_only and not cmp.right_only, (cmp.diff_files, cmp.left_only, cmp.right_only)
