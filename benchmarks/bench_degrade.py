@@ -8,27 +8,18 @@ Goal (issue 2): under 2 s per batch of 16 at 256 px on the CPU. Existing results
 `--overwrite` is given.
 """
 from __future__ import annotations
-import argparse, os, platform, statistics, time
-from datetime import datetime, timezone
+import argparse, os, sys
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine, timed
 from restoration_nb.core import atomic_write_json, check_output_path, get_device, load_faces, make_generator
 from restoration_nb.degradations import (add_noise, blur, classical_degrade, downsample, gaussian_kernel, jpeg,
                                          second_order_degrade, upsample)
 
 GOAL_S = 2.0
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda": return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"): return line.split(":", 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or platform.machine()
 
 
 def faces_batch(batch: int, size: int, device: torch.device) -> tuple[torch.Tensor, str]:
@@ -38,18 +29,6 @@ def faces_batch(batch: int, size: int, device: torch.device) -> tuple[torch.Tens
     except FileNotFoundError:
         g = make_generator(0, device)
         return torch.rand(batch, 3, size, size, generator=g, device=device) * 2 - 1, f"random images (face data not found), {size} px"
-
-
-def timed(fn, device: torch.device, warmup: int, runs: int) -> dict:
-    "Median and min seconds of `fn(run)` over `runs` timed calls after `warmup` untimed ones."
-    for i in range(warmup): fn(-1 - i)
-    times = []
-    for i in range(runs):
-        if device.type == "cuda": torch.cuda.synchronize(device)
-        t = time.perf_counter(); fn(i)
-        if device.type == "cuda": torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t)
-    return dict(median_s=round(statistics.median(times), 4), min_s=round(min(times), 4), runs_s=[round(t, 4) for t in times])
 
 
 def stage_times(x: torch.Tensor, warmup: int, runs: int) -> dict:
@@ -99,17 +78,13 @@ def main(argv=None) -> dict:
         torch.set_num_threads(threads)
     goal = f"< {GOAL_S:g} s per batch of 16 at 256 px on CPU"
     result = dict(
-        device=str(device), device_name=device_name(device), torch=torch.__version__, python=platform.python_version(),
-        cpu_count=os.cpu_count(), torch_threads=threads,
-        load_average_1min=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        batch=args.batch, size=args.size, data=data, warmup=args.warmup, runs=args.runs,
+        **machine(device), batch=args.batch, size=args.size, data=data, warmup=args.warmup, runs=args.runs,
         second_order_degrade=second, classical_degrade=dict(classical, params="sigma=2, scale=4, noise=10, quality=60"),
         stages_median_s=stages, single_thread=single, goal=goal,
         goal_met=bool(second["median_s"] < GOAL_S) if device.type == "cpu" and (args.batch, args.size) == (16, 256) else None,
         goal_met_single_thread=bool(single["second_order_degrade"]["median_s"] < GOAL_S) if single and (args.batch, args.size) == (16, 256) else None,
         note=("goal_met judges second_order_degrade's median at torch_threads; on a small machine shared with other jobs "
               "(see load_average_1min) competing OpenMP threads can make that many times slower than single_thread"),
-        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     atomic_write_json(out, result)
     print(f"{out}: second_order_degrade median {second['median_s']:.3f} s (min {second['min_s']:.3f}), "

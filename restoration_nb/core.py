@@ -146,7 +146,7 @@ def _square(img: Image.Image, square: str, name: str) -> Image.Image:
     w, h = img.size
     if w == h: return img
     if square == "error":
-        raise ImageInputError(f"{name} is {w}x{h} px, not square; pass square='center_crop', 'pad' or 'resize' to choose how to make it square")
+        raise ImageInputError(f"{name} is {w}x{h} px, not square; pass square='center_crop', 'pad' or 'resize' (--square on the command line) to choose how to make it square")
     if square == "center_crop":
         side = min(w, h); left, top = (w - side) // 2, (h - side) // 2
         return img.crop((left, top, left + side, top + side))

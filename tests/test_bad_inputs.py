@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,9 @@ def bad(tmp_path_factory):
     Image.new("RGB", (64, 64)).save(d / "a" / "x.png"); Image.new("RGB", (64, 64)).save(d / "b" / "x.png")
     (d / "bad.ini").write_text("[restoration_nb]\nK = lots\n")
     (d / "spec_missing_nb.json").write_text(json.dumps({"notebook": str(d / "nope.ipynb"), "grid": {"sigma": [1]}}))
+    example = ROOT / "nbs" / "examples" / "degradation_sweep.ipynb"
+    (d / "spec_bad_key.json").write_text(json.dumps({"notebook": str(example), "grid": {"sigmaa": [1]}}))
+    (d / "spec_list.json").write_text("[1, 2]")
     return d
 
 
@@ -29,7 +32,7 @@ CASES = [
     ("missing-input", ["degrade", "{d}/missing.png", "-o", "{d}/out1"], None, "input not found: '"),
     ("not-an-image", ["degrade", "{d}/notes.png", "-o", "{d}/out2"], None, "is not an image that can be read"),
     ("truncated-image", ["degrade", "{d}/truncated.png", "-o", "{d}/out3"], None, "is not an image that can be read"),
-    ("non-square", ["degrade", "{d}/wide.png", "-o", "{d}/out4"], None, "is 80x64 px, not square"),
+    ("non-square", ["degrade", "{d}/wide.png", "-o", "{d}/out4"], None, "is 80x64 px, not square; pass square='center_crop', 'pad' or 'resize' (--square"),
     ("too-small", ["degrade", "{d}/tiny.png", "-o", "{d}/out5"], None, "is 8x8 px; at least 16 px"),
     ("empty-folder", ["degrade", "{d}/empty", "-o", "{d}/out6"], None, "holds no image files"),
     ("same-output-twice", ["degrade", "{d}/a/x.png", "{d}/b/x.png", "-o", "{d}/out7"], None, "would both write"),
@@ -46,6 +49,20 @@ CASES = [
      "is not a file; point it at a settings.ini"),
     ("too-many-faces", ["demo", "-o", "{d}/demo2", "--n", "5000"], None, "which has 975"),
     ("sweep-spec-missing", ["sweep", "{d}/no_spec.json"], None, "no_spec.json"),
+    ("sweep-notebook-missing", ["sweep", "{d}/spec_missing_nb.json", "-o", "{d}/sw1"], None, "notebook not found: '"),
+    ("sweep-unknown-parameter", ["sweep", "{d}/spec_bad_key.json", "-o", "{d}/sw2"], None,
+     "['sigmaa'] are not parameters of"),
+    ("sweep-spec-not-a-mapping", ["sweep", "{d}/spec_list.json", "-o", "{d}/sw3"], None, "must be a mapping with keys"),
+    ("jpeg-quality", ["degrade", "{d}/ok.png", "-o", "{d}/out11", "--quality", "150"], None,
+     "quality must be in 1..100 (JPEG quality, IJG scale), got 150"),
+    ("negative-sigma", ["degrade", "{d}/ok.png", "-o", "{d}/out12", "--sigma", "-1"], None, "sigma must be > 0"),
+    ("negative-noise", ["degrade", "{d}/ok.png", "-o", "{d}/out13", "--noise", "-5"], None, "noise must be >= 0"),
+    ("unknown-metric", ["evaluate", "--restored", "{d}/ok.png", "--reference", "{d}/ok.png", "--metrics", "psnr,fid"], None,
+     "unknown metric 'fid'; known metrics: psnr, ssim"),
+    ("lpips-without-weights", ["evaluate", "--restored", "{d}/ok.png", "--reference", "{d}/ok.png", "--metrics", "lpips"],
+     {"RESTORATION_NB_LPIPS": ""}, "LPIPS needs local weights"),
+    ("ms-ssim-too-small", ["evaluate", "--restored", "{d}/ok.png", "--reference", "{d}/ok.png", "--metrics", "ms_ssim",
+                           "--size", "24"], None, "too small for MS-SSIM"),
 ]
 
 
