@@ -197,8 +197,12 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def _from_hub(load: Callable, name: str, what: str):
     "Call `load(local_files_only=...)` for hub id `name`: the local cache first, then the hub; failures become one clear error."
+    import warnings
     from huggingface_hub import constants
-    try: return load(local_files_only=True)
+    try:
+        with warnings.catch_warnings():  # diffusers 0.42 still passes an argument huggingface_hub 1.x deprecates
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            return load(local_files_only=True)
     except (OSError, ValueError): pass
     if constants.HF_HUB_OFFLINE: reason = "the hub is switched off (HF_HUB_OFFLINE is set)"
     elif not _hub_reachable(): reason = f"the hub ({constants.ENDPOINT}) is unreachable: this machine looks offline"
