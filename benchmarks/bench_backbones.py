@@ -15,8 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, timed
-from restoration_nb.backbones import (MODEL_REGISTRY, build_model, dummy_inputs, make_scheduler, noise_to_step,
-                                      sample_from_step)
+from restoration_nb.backbones import MODEL_REGISTRY, build_model, dummy_inputs, make_scheduler, restore_from_step
 from restoration_nb.core import atomic_write_json, check_output_path, get_device, get_dtype, make_generator
 
 TINY = ["tiny-unet2d", "tiny-unet2d-condition", "tiny-vae", "tiny-sd3"]
@@ -30,9 +29,7 @@ def restore_loop_time(model, steps: int, K: int, batch: int, device, warmup: int
                    dtype=model.dtype) * 2 - 1
     scheduler = make_scheduler("ddim")
     def run(i):
-        g = make_generator(max(i, 0), device)
-        sample_from_step(model, noise_to_step(y, K, scheduler, generator=g), K, scheduler, num_steps=steps,
-                         generator=g, progress=False)
+        restore_from_step(y, model, scheduler, K, num_steps=steps, generator=make_generator(max(i, 0), device), progress=False)
     return dict(timed(run, device, warmup, runs), K=K, steps=steps, batch=batch)
 
 

@@ -19,8 +19,9 @@ __all__ = ['MODEL_KINDS', 'MODEL_REGISTRY', 'SCHEDULER_KINDS', 'PREDICTION_TYPES
            'tiny_unet2d_config', 'sd21_base_unet_config', 'sd_turbo_unet_config', 'tiny_unet2d_condition_config',
            'sd_vae_config', 'tiny_autoencoder_kl_config', 'sd3_transformer_config', 'tiny_sd3_transformer_config',
            'model_class', 'model_config', 'build_model', 'param_count', 'model_table', 'dummy_inputs', 'time_forward',
-           'load_model', 'scheduler_class', 'make_scheduler', 'load_scheduler', 'check_step', 'noise_to_step',
-           'predict_x0', 'ddim_step', 'sampling_timesteps', 'StepState', 'sample_from_step', 'EmpiricalDenoiser']
+           'MissingConfigError', 'load_model', 'scheduler_class', 'make_scheduler', 'load_scheduler', 'check_step',
+           'noise_to_step', 'predict_x0', 'ddim_step', 'sampling_timesteps', 'StepState', 'sample_from_step',
+           'EmpiricalDenoiser', 'restore_from_step', 'load_unet_prior']
 
 # %% ../nbs/02_backbones.ipynb #c005
 def ddpm_celebahq_256_config() -> dict:
@@ -131,8 +132,8 @@ def build_model(config_or_name, seed: int = 0, device=None, dtype=None):
     config = model_config(config_or_name)
     cls = model_class(config["_class_name"])
     device = get_device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):          # models initialise on the CPU: seed only its generator
+        torch.random.default_generator.manual_seed(seed)
         model = cls.from_config(config)
     dtype = get_dtype(dtype, device)
     if dtype != model.dtype: model = model.to(dtype)   # only when needed: diffusers' to(dtype) always logs a warning
@@ -150,7 +151,7 @@ def model_table(names=None) -> Table:
     names = list(MODEL_REGISTRY) if names is None else names
     return Table([dict(name=n, cls=model_config(n)["_class_name"], params_M=round(param_count(n) / 1e6, 2)) for n in names])
 
-# %% ../nbs/02_backbones.ipynb #c021
+# %% ../nbs/02_backbones.ipynb #c022
 def _config_get(model, key, default=None):
     config = getattr(model, "config", None)
     return config.get(key, default) if hasattr(config, "get") else default
@@ -183,7 +184,10 @@ def time_forward(model, batch_size: int = 1, repeats: int = 3, warmup: int = 1, 
             if i >= warmup: times.append(time.perf_counter() - start)
     return float(np.median(times))
 
-# %% ../nbs/02_backbones.ipynb #c028
+# %% ../nbs/02_backbones.ipynb #c029
+class MissingConfigError(FileNotFoundError):
+    "A local folder lacks the config file (config.json, scheduler_config.json) that a load needs."
+
 _DEFAULT_SUBFOLDER = {"UNet2DModel": "unet", "UNet2DConditionModel": "unet", "AutoencoderKL": "vae",
                       "SD3Transformer2DModel": "transformer"}
 
@@ -218,11 +222,11 @@ def _local_folder(path: Path, config_name: str, default_subfolder: str, subfolde
     "The subfolder of `path` that holds `config_name` (None for `path` itself), or a clear error."
     if subfolder is not None:
         if not (path / subfolder / config_name).is_file():
-            raise FileNotFoundError(f"'{path / subfolder}' has no {config_name}; expected a folder written by {what}.save_pretrained")
+            raise MissingConfigError(f"'{path / subfolder}' has no {config_name}; expected a folder written by {what}.save_pretrained")
         return subfolder
     if (path / config_name).is_file(): return None
     if (path / default_subfolder / config_name).is_file(): return default_subfolder
-    raise FileNotFoundError(f"'{path}' has no {config_name} (nor {default_subfolder}/{config_name}); expected a folder "
+    raise MissingConfigError(f"'{path}' has no {config_name} (nor {default_subfolder}/{config_name}); expected a folder "
                             f"written by {what}.save_pretrained, or a pipeline folder with a '{default_subfolder}' subfolder")
 
 def load_model(kind, id_or_path: str | Path, subfolder: str | None = None, device=None, dtype=None):
@@ -244,7 +248,7 @@ def load_model(kind, id_or_path: str | Path, subfolder: str | None = None, devic
                           str(id_or_path), cls.__name__)
     return model.to(device).eval()
 
-# %% ../nbs/02_backbones.ipynb #c037
+# %% ../nbs/02_backbones.ipynb #c038
 SCHEDULER_KINDS = {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler"}
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -274,7 +278,7 @@ def load_scheduler(id_or_path: str | Path, kind: str = "ddim", subfolder: str | 
         return cls.from_pretrained(path, subfolder=_local_folder(path, "scheduler_config.json", "scheduler", subfolder, cls.__name__))
     return _from_hub(lambda **kw: cls.from_pretrained(str(id_or_path), subfolder=subfolder, **kw), str(id_or_path), cls.__name__)
 
-# %% ../nbs/02_backbones.ipynb #c042
+# %% ../nbs/02_backbones.ipynb #c043
 def _num_train_timesteps(scheduler) -> int: return int(scheduler.config.num_train_timesteps)
 
 def check_step(K, scheduler, name: str = "K"):
@@ -292,6 +296,10 @@ def check_step(K, scheduler, name: str = "K"):
         raise ValueError(f"{name}={K} is out of range; expected 0 <= {name} <= {last} (num_train_timesteps - 1)")
     return int(K)
 
+def _alphas_cumprod(scheduler, device) -> torch.Tensor:
+    "The scheduler's abar_t as float32 on `device`: scheduler arithmetic never runs in half precision."
+    return scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
+
 def _per_sample_steps(K, batch: int, device, name: str = "K") -> torch.Tensor:
     if isinstance(K, int) or K.ndim == 0: return torch.full((batch,), int(K), dtype=torch.long, device=device)
     if K.shape != (batch,): raise ValueError(f"{name} has shape {tuple(K.shape)}; expected one step per sample, shape ({batch},)")
@@ -299,52 +307,54 @@ def _per_sample_steps(K, batch: int, device, name: str = "K") -> torch.Tensor:
 
 def noise_to_step(x0: torch.Tensor, K, scheduler, generator: torch.Generator | None = None,
                   noise: torch.Tensor | None = None) -> torch.Tensor:
-    "Sample x_K ~ q(x_K | x0) = N(sqrt(abar_K) x0, (1 - abar_K) I); `K` an int or one step per sample."
+    "Sample x_K ~ q(x_K | x0) = N(sqrt(abar_K) x0, (1 - abar_K) I) in float32, returned in x0's dtype; `K` an int or one step per sample."
     K = _per_sample_steps(check_step(K, scheduler), len(x0), x0.device)
     if noise is None:
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype,
+        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32,
                             device=generator.device if generator is not None else x0.device).to(x0.device)
     elif noise.shape != x0.shape:
         raise ValueError(f"noise has shape {tuple(noise.shape)}; expected the shape of x0, {tuple(x0.shape)}")
-    return scheduler.add_noise(x0, noise, K)
+    abar = _alphas_cumprod(scheduler, x0.device)[K].view(-1, *([1] * (x0.ndim - 1)))
+    return (abar ** 0.5 * x0.float() + (1 - abar) ** 0.5 * noise.float()).to(x0.dtype)
 
-# %% ../nbs/02_backbones.ipynb #c047
+# %% ../nbs/02_backbones.ipynb #c048
 def predict_x0(model_output: torch.Tensor, x_t: torch.Tensor, t, scheduler, prediction_type: str | None = None) -> torch.Tensor:
-    "The clean-image estimate x0_hat from a model output at step `t` (an int or one per sample), unclipped."
+    "The clean-image estimate x0_hat from a model output at step `t` (an int or one per sample), unclipped; float32 arithmetic, x_t's dtype."
     kind = prediction_type or scheduler.config.prediction_type
     if kind not in PREDICTION_TYPES:
         raise ValueError(f"prediction_type {kind!r} is not supported; expected one of {', '.join(PREDICTION_TYPES)}")
     if model_output.shape != x_t.shape:
         raise ValueError(f"model_output has shape {tuple(model_output.shape)}; expected the shape of x_t, {tuple(x_t.shape)}")
     t = _per_sample_steps(check_step(t, scheduler, "t"), len(x_t), x_t.device, "t")
-    if kind == "sample": return model_output
-    abar = scheduler.alphas_cumprod.to(x_t.device)[t].to(x_t.dtype).view(-1, *([1] * (x_t.ndim - 1)))
-    if kind == "epsilon": return (x_t - (1 - abar).sqrt() * model_output) / abar.sqrt()
-    return abar.sqrt() * x_t - (1 - abar).sqrt() * model_output
+    if kind == "sample": return model_output.to(x_t.dtype)
+    abar = _alphas_cumprod(scheduler, x_t.device)[t].view(-1, *([1] * (x_t.ndim - 1)))
+    x, out = x_t.float(), model_output.float()
+    x0_hat = (x - (1 - abar) ** 0.5 * out) / abar ** 0.5 if kind == "epsilon" else abar ** 0.5 * x - (1 - abar) ** 0.5 * out
+    return x0_hat.to(x_t.dtype)
 
-# %% ../nbs/02_backbones.ipynb #c052
+# %% ../nbs/02_backbones.ipynb #c053
 def ddim_step(scheduler, model_output: torch.Tensor, t: int, prev_t: int, x_t: torch.Tensor, eta: float = 0.0,
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "One DDIM update from step `t` to `prev_t` (< 0: to the clean image); returns (x_prev, x0_hat)."
+    "One DDIM update from step `t` to `prev_t` (< 0: to the clean image); returns (x_prev, x0_hat) in x_t's dtype, computed in float32."
     config = scheduler.config
     if config.get("thresholding", False):
         raise ValueError("scheduler has thresholding=True, which ddim_step does not support; use clip_sample instead")
-    abar = scheduler.alphas_cumprod
+    abar = scheduler.alphas_cumprod.float()                      # 0-d float32 coefficients, as the stock step's
     a_t = abar[t]
-    a_prev = abar[prev_t] if prev_t >= 0 else getattr(scheduler, "final_alpha_cumprod", torch.tensor(1.0))
-    a_t, a_prev = (a.to(device=x_t.device, dtype=x_t.dtype) for a in (a_t, a_prev))
-    x0_hat = predict_x0(model_output, x_t, t, scheduler)
-    eps = model_output if config.prediction_type == "epsilon" else (x_t - a_t.sqrt() * x0_hat) / (1 - a_t).sqrt()
+    a_prev = abar[prev_t] if prev_t >= 0 else torch.as_tensor(getattr(scheduler, "final_alpha_cumprod", 1.0), dtype=torch.float32)
+    x, out = x_t.float(), model_output.float()
+    x0_hat = predict_x0(out, x, t, scheduler)
+    eps = out if config.prediction_type == "epsilon" else (x - a_t ** 0.5 * x0_hat) / (1 - a_t) ** 0.5
     if config.get("clip_sample", False): x0_hat = x0_hat.clamp(-config.clip_sample_range, config.clip_sample_range)
-    sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
-    x_prev = a_prev.sqrt() * x0_hat + (1 - a_prev - sigma ** 2).sqrt() * eps
+    sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5 if eta > 0 else 0.0   # eta = 0: no 0/0
+    x_prev = a_prev ** 0.5 * x0_hat + (1 - a_prev - sigma ** 2).clamp(min=0) ** 0.5 * eps
     if eta > 0:
-        z = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype,
+        z = torch.randn(x_t.shape, generator=generator, dtype=torch.float32,
                         device=generator.device if generator is not None else x_t.device).to(x_t.device)
         x_prev = x_prev + sigma * z
-    return x_prev, x0_hat
+    return x_prev.to(x_t.dtype), x0_hat.to(x_t.dtype)
 
-# %% ../nbs/02_backbones.ipynb #c056
+# %% ../nbs/02_backbones.ipynb #c057
 def sampling_timesteps(K: int, num_steps: int) -> list[int]:
     "The `num_steps` model-call steps from `K` down to 0, evenly spaced, both ends included (distinct: 1 <= num_steps <= K + 1)."
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
@@ -368,7 +378,7 @@ class StepState:
     x0_hat: torch.Tensor | None = field(default=None, repr=False)
     x_prev: torch.Tensor | None = field(default=None, repr=False)
 
-# %% ../nbs/02_backbones.ipynb #c057
+# %% ../nbs/02_backbones.ipynb #c058
 def _sampler_kind(scheduler) -> str:
     from diffusers import DDIMScheduler, DDPMScheduler
     if isinstance(scheduler, DDIMScheduler): return "ddim"
@@ -396,10 +406,18 @@ def _check_model_input(model, x: torch.Tensor, model_kwargs: dict):
         if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] != x.shape[0]:
             raise ValueError(f"model_kwargs[{key!r}] has batch {value.shape[0]} but x_K has batch {x.shape[0]}; expected one per sample")
 
+def _model_kwargs_for(model, model_kwargs: dict, like: torch.Tensor) -> dict:
+    "`model_kwargs` with every tensor on the model's device, floating ones in the model's dtype."
+    dtype, device = getattr(model, "dtype", like.dtype), getattr(model, "device", like.device)
+    def cast(v):
+        if not isinstance(v, torch.Tensor): return v
+        return v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device)
+    return {k: cast(v) for k, v in model_kwargs.items()}
+
 def _model_output(model, x: torch.Tensor, t: int, model_kwargs: dict) -> torch.Tensor:
-    "The model's prediction at step `t` as a tensor shaped and typed like `x`."
+    "The model's prediction at step `t` (with `model_kwargs` cast to its dtype) as a tensor shaped and typed like `x`."
     dtype = getattr(model, "dtype", x.dtype)
-    out = model(x.to(dtype), torch.full((len(x),), t, device=x.device, dtype=torch.long), **model_kwargs)
+    out = model(x.to(dtype), torch.full((len(x),), t, device=x.device, dtype=torch.long), **_model_kwargs_for(model, model_kwargs, x))
     out = out.sample if hasattr(out, "sample") else out[0] if isinstance(out, tuple) else out
     if out.shape != x.shape:
         raise ValueError(f"model output has shape {tuple(out.shape)}; expected the shape of x_t, {tuple(x.shape)} "
@@ -424,6 +442,7 @@ def sample_from_step(model, x_K: torch.Tensor, K: int, scheduler, num_steps: int
     timesteps = sampling_timesteps(K, num_steps)
     model_kwargs = dict(model_kwargs or {})
     _check_model_input(model, x_K, model_kwargs)
+    model_kwargs = _model_kwargs_for(model, model_kwargs, x_K)
     if kind == "ddpm":   # a private copy with our timesteps: DDPMScheduler.step looks up the previous step there
         ddpm = type(scheduler).from_config(scheduler.config)
         ddpm.set_timesteps(timesteps=timesteps)
@@ -438,8 +457,8 @@ def sample_from_step(model, x_K: torch.Tensor, K: int, scheduler, num_steps: int
         with torch.no_grad():
             out = _model_output(model, x, t, model_kwargs)
             if kind == "ddpm":
-                result = ddpm.step(out, t, x, generator=generator)
-                x_prev, x0_hat = result.prev_sample, result.pred_original_sample
+                result = ddpm.step(out.float(), t, x.float(), generator=generator)   # float32 arithmetic
+                x_prev, x0_hat = result.prev_sample.to(x.dtype), result.pred_original_sample.to(x.dtype)
             else:
                 x_prev, x0_hat = ddim_step(scheduler, out, t, prev_t, x, eta=eta, generator=generator)
         state.model_output, state.x0_hat, state.x_prev = out, x0_hat, x_prev
@@ -449,7 +468,7 @@ def sample_from_step(model, x_K: torch.Tensor, K: int, scheduler, num_steps: int
         x = x_prev
     return x
 
-# %% ../nbs/02_backbones.ipynb #c075
+# %% ../nbs/02_backbones.ipynb #c079
 class EmpiricalDenoiser(torch.nn.Module):
     "The exact posterior-mean denoiser of a finite image set `images` (N, C, H, W); predicts epsilon like a UNet."
     def __init__(self, images: torch.Tensor, scheduler):
@@ -468,3 +487,27 @@ class EmpiricalDenoiser(torch.nn.Module):
         t = t.to(self.images.device).long().expand(len(x_t))
         abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
         return (x_t - abar.sqrt() * self.x0_hat(x_t, t)) / (1 - abar).sqrt()
+
+# %% ../nbs/02_backbones.ipynb #c084
+def restore_from_step(y: torch.Tensor, model, scheduler, K: int, num_steps: int | None = None,
+                      generator: torch.Generator | None = None, progress: bool = True, **sample_kw) -> torch.Tensor:
+    "The simplest restoration by generation (paper 000): noise `y` to step `K` and denoise it with the prior `model`."
+    if not isinstance(y, torch.Tensor) or y.ndim != 4:
+        raise ValueError(f"y must be a (N, C, H, W) tensor, got {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
+    x_K = noise_to_step(y, K, scheduler, generator=generator)
+    return sample_from_step(model, x_K, K, scheduler, num_steps=num_steps, generator=generator, progress=progress, **sample_kw)
+
+# %% ../nbs/02_backbones.ipynb #c089
+def load_unet_prior(id_or_path: str | Path, sampler: str | None = None, device=None, dtype=None):
+    "A `UNet2DModel` prior and its scheduler (as `sampler`, by default the lab's) from a folder or hub id: (model, scheduler)."
+    import warnings
+    sampler = setting("sampler", sampler)
+    scheduler_class(sampler)                                   # an unknown sampler fails before the model loads
+    model = load_model("UNet2DModel", id_or_path, device=device, dtype=dtype)
+    try: scheduler = load_scheduler(id_or_path, kind=sampler)
+    except MissingConfigError:
+        scheduler = make_scheduler(sampler)
+        warnings.warn(f"prior '{id_or_path}' has no scheduler_config.json (nor scheduler/scheduler_config.json): using a default "
+                      f"linear 1000-step {type(scheduler).__name__} schedule, which is wrong for a prior trained with another "
+                      f"schedule; save the prior's scheduler beside it with scheduler.save_pretrained", UserWarning, stacklevel=2)
+    return model, scheduler

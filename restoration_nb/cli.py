@@ -8,8 +8,8 @@ import argparse, json, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'COMMANDS', 'CLIError', 'image_files', 'cmd_degrade', 'cmd_evaluate', 'cmd_sweep',
-           'load_unconditional_prior', 'restore_from_step', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['IMAGE_SUFFIXES', 'COMMANDS', 'CLIError', 'image_files', 'cmd_degrade', 'cmd_evaluate', 'cmd_sweep', 'cmd_demo',
+           'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #c005
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -43,19 +43,19 @@ def cmd_degrade(args) -> int:
     import torch
     from tqdm.auto import tqdm
     from restoration_nb.core import read_image, save_image, check_output_path, atomic_write_json, make_generator, get_device, setting
-    from restoration_nb.degradations import classical_degrade, second_order_degrade, scaled_ranges, DEGRADATION_RANGES
+    from restoration_nb.degradations import classical_degrade, second_order_degrade, DEGRADATION_RANGES
     inputs = image_files(args.inputs)
     out_dir = Path(args.out)
     outs = _planned_outputs(inputs, out_dir)
     for out in outs + [out_dir / "degradations.json"]: check_output_path(out, inputs=inputs, overwrite=args.overwrite)
     device, seed = get_device(args.device), int(setting("seed", args.seed))
-    record = dict(mode=args.mode, seed=seed, images=[])
+    ranges = "paper" if args.paper_ranges else "paper, scaled to the image size"
+    record = dict(mode=args.mode, seed=seed, ranges=ranges if args.mode == "second-order" else None, images=[])
     for i, (inp, out) in enumerate(tqdm(list(zip(inputs, outs)), desc="degrade", disable=args.quiet)):
         x = read_image(inp, size=args.size, square=args.square).to(device)
         g = make_generator(seed + i, device)
         if args.mode == "second-order":
-            ranges = DEGRADATION_RANGES if args.paper_ranges else scaled_ranges(x.shape[-1])
-            y, params = second_order_degrade(x, generator=g, ranges=ranges)
+            y, params = second_order_degrade(x, generator=g, ranges=DEGRADATION_RANGES if args.paper_ranges else None)
         else:
             params = dict(sigma=args.sigma, scale=args.scale, noise=args.noise, quality=args.quality)
             y = classical_degrade(x, generator=g, **params)
@@ -101,27 +101,12 @@ def cmd_sweep(args) -> int:
     return 0
 
 # %% ../nbs/05_cli.ipynb #c015
-def load_unconditional_prior(prior: str, device=None):
-    "A `UNet2DModel` face prior and its scheduler from a local folder (or a hub id), for restoring from step K."
-    from restoration_nb.backbones import load_model, load_scheduler
-    model = load_model("UNet2DModel", prior, device=device)
-    try: scheduler = load_scheduler(prior, kind="ddim")
-    except (OSError, ValueError, FileNotFoundError):
-        from restoration_nb.backbones import make_scheduler
-        scheduler = make_scheduler("ddim")
-    return model, scheduler
-
-def restore_from_step(y, model, scheduler, K: int, num_steps: int, generator=None, progress: bool = True):
-    "Noise `y` to step `K` and denoise it with `model`: the simplest restoration by generation."
-    from restoration_nb.backbones import noise_to_step, sample_from_step
-    x_K = noise_to_step(y, K, scheduler, generator=generator)
-    return sample_from_step(model, x_K, K, scheduler, num_steps=num_steps, generator=generator, progress=progress)
-
 def cmd_demo(args) -> int:
-    import torch
+    import io
     from restoration_nb.core import (load_faces, save_image, get_device, make_generator, setting,
-                                     check_output_path, comparison_grid, Table)
-    from restoration_nb.degradations import second_order_degrade, scaled_ranges
+                                     check_output_path, atomic_write_bytes, comparison_grid, Table)
+    from restoration_nb.backbones import load_unet_prior, restore_from_step
+    from restoration_nb.degradations import second_order_degrade
     from restoration_nb.metrics import evaluate, summarize
     out_dir = Path(args.out or Path(setting("output_dir")) / "demo")
     if out_dir.exists() and any(out_dir.iterdir()) and not args.overwrite:
@@ -129,17 +114,17 @@ def cmd_demo(args) -> int:
     device, seed = get_device(args.device), int(setting("seed", args.seed))
     K, num_steps, prior = int(setting("K", args.K)), int(setting("num_steps", args.num_steps)), setting("prior", args.prior)
     t0 = time.time()
-    clean = load_faces(args.n, split="heldout").to(device)
-    degraded, _ = second_order_degrade(clean, generator=make_generator(seed, device), ranges=scaled_ranges(clean.shape[-1]))
+    clean = load_faces(args.n, split="heldout", size=int(setting("image_size"))).to(device)
+    degraded, _ = second_order_degrade(clean, generator=make_generator(seed, device))
     columns, rows = {"clean": clean, "degraded": degraded}, []
     try:
-        model, scheduler = load_unconditional_prior(prior, device=device)
+        model, scheduler = load_unet_prior(prior, device=device)
     except Exception as e:
         model = None
         print(f"restoration skipped: prior {prior!r} could not be loaded ({str(e).splitlines()[0]})\n"
               f"  name a diffusers UNet2DModel folder with --prior or in settings.ini to restore as well")
     if model is not None:
-        restored = restore_from_step(degraded, model, scheduler, K, num_steps, make_generator(seed, device), progress=not args.quiet)
+        restored = restore_from_step(degraded, model, scheduler, K, num_steps, generator=make_generator(seed, device), progress=not args.quiet)
         columns[f"restored (K={K})"] = restored.clamp(-1, 1).float()
     for name, batch in columns.items():
         if name == "clean": continue
@@ -149,8 +134,8 @@ def cmd_demo(args) -> int:
     results = Table(rows)
     results.to_csv(out_dir / "metrics.csv", overwrite=args.overwrite)
     fig = comparison_grid({k: v.float().cpu() for k, v in columns.items()}, suptitle=f"demo on {device.type}, seed {seed}")
-    check_output_path(out_dir / "demo.png", overwrite=args.overwrite)
-    fig.savefig(out_dir / "demo.png", dpi=100)
+    png = io.BytesIO(); fig.savefig(png, format="png", dpi=100)
+    atomic_write_bytes(check_output_path(out_dir / "demo.png", overwrite=args.overwrite), png.getvalue())
     print(summarize(results, by="method").to_markdown())
     print(f"\ndemo written to '{out_dir}' in {time.time() - t0:.1f} s (prior: {prior if model is not None else 'none'}, device: {device.type})")
     return 0

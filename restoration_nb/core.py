@@ -8,7 +8,7 @@ import configparser, csv, io, json, os, random, tempfile, zipfile
 from pathlib import Path
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['SETTINGS_SECTION', 'DEFAULT_SETTINGS', 'MIN_IMAGE_SIZE', 'SQUARE_MODES', 'UTKFACE_ZIP', 'HELDOUT_EVERY',
@@ -173,13 +173,15 @@ def read_image(path: str | Path, size: int | None = None, square: str = "error",
     "Read one image file as a (1, 3, H, W) tensor in [-1, 1], checked, converted to RGB, squared and resized."
     if square not in SQUARE_MODES:
         raise ValueError(f"square={square!r} is not an option; expected one of {', '.join(SQUARE_MODES)}")
+    if size is not None and (not isinstance(size, int) or size < min_size):
+        raise ValueError(f"size={size!r}; expected an integer of at least {min_size} px, or None to keep the image's size")
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"image file not found: '{path}'")
     if path.is_dir(): raise ImageInputError(f"'{path}' is a folder; expected an image file")
     try:
         with Image.open(path) as img:
             img.load()
-            img = img.copy()
+            img = ImageOps.exif_transpose(img)  # phone photos: apply the EXIF orientation
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageInputError(f"'{path}' is not an image that can be read ({type(e).__name__}: {e})") from None
     w, h = img.size
@@ -219,7 +221,8 @@ def check_output_path(path: str | Path, inputs=(), overwrite: bool = False) -> P
     "Refuse an output path that is one of `inputs`, or that exists when `overwrite` is False."
     path = Path(path)
     for inp in inputs:
-        if path.resolve() == Path(inp).resolve():
+        same = path.exists() and Path(inp).exists() and os.path.samefile(path, inp)  # also catches hard links
+        if same or path.resolve() == Path(inp).resolve():
             raise FileExistsError(f"output '{path}' is the input '{inp}'; restoration-nb never writes over an input, choose another output")
     if path.exists() and not overwrite:
         raise FileExistsError(f"output '{path}' exists; pass overwrite=True (--overwrite on the command line) to replace it")

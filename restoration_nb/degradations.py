@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from .core import check_images, comparison_grid, knob_widget
+from .core import check_images, comparison_grid, knob_widget, make_generator
 
 # %% auto #0
 __all__ = ['MAX_KERNEL_SIZE', 'MIN_DEGRADED_SIZE', 'FFT_MIN_KERNEL', 'DEGRADATION_OPS', 'DEGRADATION_RANGES', 'gaussian_kernel',
@@ -331,11 +331,11 @@ def _draw_round(ranges: dict, n: int, generator, device) -> dict:
                 scale=uniform(*ranges["scale"]), noise=uniform(*ranges["noise"]), quality=uniform(*ranges["quality"]).round())
 
 def second_order_degrade(x: torch.Tensor, generator: torch.Generator | None = None,
-                         ranges: dict = DEGRADATION_RANGES) -> tuple[torch.Tensor, list[dict]]:
-    "Two rounds of random classical degradation (round 2 in a shuffled order); returns (y, params per round)."
+                         ranges: dict | None = None) -> tuple[torch.Tensor, list[dict]]:
+    "Two rounds of random classical degradation (round 2 shuffled); `ranges` default: the paper's, scaled to x's size."
     x = check_images(x, "x")
     _check_generator(generator, x.device)
-    _check_ranges(ranges)
+    ranges = scaled_ranges(min(x.shape[-2:])) if ranges is None else _check_ranges(ranges)
     params = [_draw_round(ranges, len(x), generator, x.device) for _ in range(2)]       # all draws first, then the noise
     params[0]["order"] = DEGRADATION_OPS
     params[1]["order"] = tuple(DEGRADATION_OPS[i] for i in torch.rand(4, generator=generator, device=x.device).argsort().tolist())
@@ -361,7 +361,7 @@ def degradation_widget(x: torch.Tensor, seed: int = 0, ranges: dict | None = Non
     ranges = _check_ranges(ranges) if ranges is not None else scaled_ranges(min(x.shape[-2:]))
     state = {}
     def render(sigma, scale, noise, quality):
-        g = torch.Generator(device=x.device).manual_seed(seed)
+        g = make_generator(seed, x.device)
         state["y"] = y = classical_degrade(x, sigma, scale, noise, quality, generator=g)
         return comparison_grid({"clean": x, f"σ={sigma:g} s={scale:g} δ={noise:g} q={quality}": y}, scale=1.8)
     def knob(key, step):

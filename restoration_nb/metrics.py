@@ -36,7 +36,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Ten
     "Peak signal-to-noise ratio in dB of each image of `x` against `y` (both in [-1, 1], range `data_range`): shape (N,); `inf` where identical."
     x, y = check_pair(x, y)
     if data_range <= 0: raise ValueError(f"data_range={data_range} must be positive (2.0 for images in [-1, 1])")
-    mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
+    mse = (x.float() - y.float()).pow(2).flatten(1).mean(1).double()  # float64 is not on every device (MPS)
     out = torch.full_like(mse, math.inf)
     nonzero = mse > 0
     out[nonzero] = 10 * torch.log10(data_range**2 / mse[nonzero])
@@ -86,9 +86,12 @@ def face_models_dir() -> Path:
         raise MetricUnavailable(f"identity needs the face_recognition_models package, which is not installed; {FACES_INSTALL_HINT}")
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
+def _check_landmarks(landmarks):
+    if landmarks not in (5, 68): raise ValueError(f"landmarks={landmarks!r}; expected 5 or 68 (the shape predictors dlib ships)")
+
 def load_face_models(landmarks: int = 5) -> tuple:
     "dlib's (detector, shape predictor, face recognizer), loaded once per process."
-    if landmarks not in (5, 68): raise ValueError(f"landmarks={landmarks!r}; expected 5 or 68 (the shape predictors dlib ships)")
+    _check_landmarks(landmarks)
     if landmarks not in _DLIB_MODELS:
         try: import dlib
         except ImportError: raise MetricUnavailable(f"identity needs dlib, which is not installed; {FACES_INSTALL_HINT}") from None
@@ -107,7 +110,7 @@ class FaceEmbeddings(NamedTuple):
 class FaceEmbedder:
     "dlib's 128-d face descriptor for a batch of faces in [-1, 1]; undetected faces give NaN rows. Remembers the last `cache_size` images it saw."
     def __init__(self, landmarks: int = 5, upscale_to: int = 128, upsample: int = 1, progress: bool = False, cache_size: int = 4096):
-        if landmarks not in (5, 68): raise ValueError(f"landmarks={landmarks!r}; expected 5 or 68 (the shape predictors dlib ships)")
+        _check_landmarks(landmarks)
         if upscale_to < 0 or upsample < 0: raise ValueError(f"upscale_to={upscale_to} and upsample={upsample} must be >= 0")
         self.landmarks, self.upscale_to, self.upsample, self.progress = landmarks, upscale_to, upsample, progress
         self.cache_size, self.cache = cache_size, {}  # image digest -> descriptor, or None when no face was found
@@ -115,7 +118,7 @@ class FaceEmbedder:
     def _pixels(self, image: torch.Tensor) -> np.ndarray:
         "One image as contiguous 8-bit RGB, bicubic-resized so its shorter side is at least `upscale_to`."
         from PIL import Image
-        arr = ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        arr = ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         h, w = arr.shape[:2]
         if min(h, w) < self.upscale_to:
             f = self.upscale_to / min(h, w)
@@ -262,6 +265,7 @@ def evaluate(restored: torch.Tensor, reference: torch.Tensor, metrics=("psnr", "
     if len(names) != n: raise ValueError(f"{len(names)} names for {n} images; expected one name per image")
     if "ms_ssim" in metrics: ssim_win_size(min(restored.shape[-2:]), multiscale=True)  # fail before any work
     if "lpips" in metrics: lpips_weights_path(lpips_weights)
+    if "identity" in metrics: load_face_models(embedder.landmarks if embedder is not None else 5)
     cols = {}
     for m in metrics:
         if m in ("psnr", "ssim", "ms_ssim"): cols[m] = {"psnr": psnr, "ssim": ssim, "ms_ssim": ms_ssim}[m](restored, reference)

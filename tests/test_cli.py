@@ -15,13 +15,22 @@ def test_degrade_then_evaluate(tmp_path, faces_dir):
     assert r.returncode == 0, r.stderr
     rec = json.loads((tmp_path / "deg" / "degradations.json").read_text())
     assert [im["seed"] for im in rec["images"]] == [3, 4, 5, 6] and rec["mode"] == "second-order"
+    assert rec["ranges"] == "paper, scaled to the image size"
+    assert all(0.1 <= r["sigma"][0] <= 15 / 8 for im in rec["images"] for r in im["params"])   # scaled to 64 px
     clean, deg = read_image(faces_dir / "face0.png"), read_image(tmp_path / "deg" / "face0.png")
     assert clean.shape == deg.shape and (clean - deg).abs().mean() > 0.01
     r = run_cli("evaluate", "--restored", tmp_path / "deg", "--reference", faces_dir, "--metrics", "psnr,ssim",
                 "-o", tmp_path / "t.json")
     assert r.returncode == 0, r.stderr
     rows = json.loads((tmp_path / "t.json").read_text())
-    assert len(rows) == 4 and all(0 < row["psnr"] < 60 for row in rows)
+    assert len(rows) == 4 and all(12 < row["psnr"] < 40 and 0 < row["ssim"] < 1 for row in rows)
+    # the paper's 512 px ranges applied to 64 px faces destroy far more
+    r = run_cli("degrade", faces_dir, "-o", tmp_path / "paper", "--mode", "second-order", "--seed", "3", "--paper-ranges", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "paper" / "degradations.json").read_text())["ranges"] == "paper"
+    r = run_cli("evaluate", "--restored", tmp_path / "paper", "--reference", faces_dir, "--metrics", "psnr", "-o", tmp_path / "p.json")
+    paper = json.loads((tmp_path / "p.json").read_text())
+    assert sum(r["psnr"] for r in paper) < sum(r["psnr"] for r in rows)
 
 
 def test_refuses_to_overwrite_and_never_touches_inputs(tmp_path, faces_dir):
@@ -45,8 +54,11 @@ def test_demo_restores_with_a_prior_folder(tmp_path):
                 "--num-steps", "2", "--metrics", "psnr,ssim", "--quiet")
     assert r.returncode == 0, r.stderr
     csv = (tmp_path / "demo" / "metrics.csv").read_text()
-    assert "degraded" in csv and "restored (K=50)" in csv
+    assert csv.count("degraded") == 2 and csv.count("restored (K=50)") == 2
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000
+    restored = sorted((tmp_path / "demo" / "restored").iterdir())
+    assert [p.name for p in restored] == ["face0.png", "face1.png"]
+    assert (read_image(restored[0]) - read_image(tmp_path / "demo" / "degraded" / "face0.png")).abs().max() > 0
 
 
 def test_demo_without_a_loadable_prior_says_so(tmp_path):
