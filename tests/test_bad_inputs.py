@@ -69,8 +69,8 @@ CASES = [
 
 def _case(c):
     "A CASES entry as pytest parameters (argv, env, message) with its id and marks."
-    if isinstance(c, tuple): return pytest.param(*c[1:], id=c[0])
-    return pytest.param(*c.values[1:], id=c.values[0], marks=c.marks)
+    if hasattr(c, "marks"): return pytest.param(*c.values[1:], id=c.values[0], marks=c.marks)
+    return pytest.param(*c[1:], id=c[0])
 
 
 def _snapshot(folder):
