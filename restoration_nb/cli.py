@@ -107,28 +107,30 @@ def cmd_demo(args) -> int:
                                      check_output_path, atomic_write_bytes, comparison_grid, Table)
     from restoration_nb.backbones import load_unet_prior, restore_from_step
     from restoration_nb.degradations import second_order_degrade
-    from restoration_nb.metrics import evaluate, summarize
+    from restoration_nb.metrics import check_metrics, evaluate, summarize
     out_dir = Path(args.out or Path(setting("output_dir")) / "demo")
     if out_dir.exists() and any(out_dir.iterdir()) and not args.overwrite:
         raise CLIError(f"output folder '{out_dir}' exists and is not empty; pass --overwrite to replace its files, or choose another --out")
+    metrics = check_metrics([m.strip() for m in args.metrics.split(",") if m.strip()])
     device, seed = get_device(args.device), int(setting("seed", args.seed))
     K, num_steps, prior = int(setting("K", args.K)), int(setting("num_steps", args.num_steps)), setting("prior", args.prior)
     t0 = time.time()
-    clean = load_faces(args.n, split="heldout", size=int(setting("image_size"))).to(device)
-    degraded, _ = second_order_degrade(clean, generator=make_generator(seed, device))
-    columns, rows = {"clean": clean, "degraded": degraded}, []
     try:
         model, scheduler = load_unet_prior(prior, device=device)
-    except Exception as e:
+    except (OSError, ValueError) as e:
         model = None
         print(f"restoration skipped: prior {prior!r} could not be loaded ({str(e).splitlines()[0]})\n"
               f"  name a diffusers UNet2DModel folder with --prior or in settings.ini to restore as well")
+    size = model.config.sample_size if model is not None else int(setting("image_size"))  # the prior's own size
+    clean = load_faces(args.n, split="heldout", size=size).to(device)
+    degraded, _ = second_order_degrade(clean, generator=make_generator(seed, device))
+    columns, rows = {"clean": clean, "degraded": degraded}, []
     if model is not None:
         restored = restore_from_step(degraded, model, scheduler, K, num_steps, generator=make_generator(seed, device), progress=not args.quiet)
         columns[f"restored (K={K})"] = restored.clamp(-1, 1).float()
     for name, batch in columns.items():
         if name == "clean": continue
-        table = evaluate(batch.float().cpu(), clean.float().cpu(), metrics=tuple(args.metrics.split(",")))
+        table = evaluate(batch.float().cpu(), clean.float().cpu(), metrics=metrics)
         rows += [dict(method=name, **r) for r in table.rows]
         for i, im in enumerate(batch): save_image(im, out_dir / name.split(" ")[0] / f"face{i}.png", overwrite=args.overwrite)
     results = Table(rows)
