@@ -59,10 +59,11 @@ def _check_size(size, name="size"):
         raise ValueError(f"{name}={size} must be a positive odd integer (a kernel needs a center pixel)")
     return int(size)
 
-def _check_generator(generator, device: torch.device):
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(f"generator is on {generator.device} but the images are on {device}; "
-                         f"make it there: make_generator(seed, device=x.device)")
+def _random(kind: str, shape, generator, device: torch.device) -> torch.Tensor:
+    "`torch.rand` or `torch.randn` draws made on the generator's device, then moved to `device`."
+    draw = torch.rand if kind == "rand" else torch.randn
+    return draw(shape, generator=generator, device=generator.device if generator is not None else device,
+                dtype=torch.float32).to(device)
 
 # %% ../nbs/01_degradations.ipynb #c008
 def _grid(size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,13 +187,12 @@ def upsample(x: torch.Tensor, size, from_sizes: torch.Tensor | None = None) -> t
 
 # %% ../nbs/01_degradations.ipynb #c023
 def _add_noise(x: torch.Tensor, delta: torch.Tensor, generator=None) -> torch.Tensor:
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+    noise = _random("randn", x.shape, generator, x.device)
     return (x + noise * (delta.to(x.device) / 127.5)[:, None, None, None]).clamp(-1, 1)
 
 def add_noise(x: torch.Tensor, delta, generator: torch.Generator | None = None) -> torch.Tensor:
     "Add Gaussian noise of std `delta` (8-bit units, per image) to `x`, clipped to [-1, 1]."
     x = check_images(x, "x")
-    _check_generator(generator, x.device)
     delta = _check_noise(_per_sample(delta, "noise", len(x), x.device))
     return _add_noise(x.float(), delta, generator).to(x.dtype)
 
@@ -286,7 +286,6 @@ def classical_degrade(x: torch.Tensor, sigma=2.0, scale=4.0, noise=10.0, quality
     "y = {[(x * k_sigma) down_s + n_delta]_JPEG_q} up_s, per-image parameters, same size as `x`."
     x = check_images(x, "x")
     n, dev = len(x), x.device
-    _check_generator(generator, dev)
     sigma = _per_sample(sigma, "sigma", n, dev)
     kernel = gaussian_kernel(sigma, sigma_y=None if sigma_y is None else _per_sample(sigma_y, "sigma_y", n, dev),
                              theta=_per_sample(theta, "theta", n, dev), device=dev)
@@ -322,9 +321,9 @@ def scaled_ranges(image_size: int, paper_size: int = 512, ranges: dict = DEGRADA
 
 def _draw_round(ranges: dict, n: int, generator, device) -> dict:
     "Per-image parameters of one round, drawn uniformly in `ranges`."
-    def uniform(lo, hi): return lo + (hi - lo) * torch.rand(n, generator=generator, device=device)
+    def uniform(lo, hi): return lo + (hi - lo) * _random("rand", n, generator, device)
     sigma = uniform(*ranges["sigma"])
-    anisotropic = torch.rand(n, generator=generator, device=device) < 0.5
+    anisotropic = _random("rand", n, generator, device) < 0.5
     sigma_y = torch.where(anisotropic, uniform(*ranges["sigma"]), sigma)
     theta = torch.where(anisotropic, uniform(0.0, math.pi), torch.zeros(n, device=device))
     return dict(sigma=sigma, sigma_y=sigma_y, theta=theta, anisotropic=anisotropic,
@@ -334,11 +333,10 @@ def second_order_degrade(x: torch.Tensor, generator: torch.Generator | None = No
                          ranges: dict | None = None) -> tuple[torch.Tensor, list[dict]]:
     "Two rounds of random classical degradation (round 2 shuffled); `ranges` default: the paper's, scaled to x's size."
     x = check_images(x, "x")
-    _check_generator(generator, x.device)
     ranges = scaled_ranges(min(x.shape[-2:])) if ranges is None else _check_ranges(ranges)
     params = [_draw_round(ranges, len(x), generator, x.device) for _ in range(2)]       # all draws first, then the noise
     params[0]["order"] = DEGRADATION_OPS
-    params[1]["order"] = tuple(DEGRADATION_OPS[i] for i in torch.rand(4, generator=generator, device=x.device).argsort().tolist())
+    params[1]["order"] = tuple(DEGRADATION_OPS[i] for i in _random("rand", 4, generator, x.device).argsort().tolist())
     y = x.float()
     for p in params:
         kernel = gaussian_kernel(p["sigma"], p["sigma_y"], p["theta"], device=x.device)
