@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_sweeps.ipynb #c002
 from __future__ import annotations
-import hashlib, itertools, json, keyword, math, numbers, os, re, time, warnings
+import hashlib, itertools, json, keyword, math, numbers, os, re, socket, time, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,8 +14,8 @@ from .core import Table, atomic_write_json, setting
 
 # %% auto #0
 __all__ = ['MAX_POINT_ID', 'MANIFEST_FILE', 'POINT_FILE', 'METRICS_FILE', 'DEFAULT_TIMEOUT', 'STATUS_OK', 'STATUS_SKIPPED',
-           'SPEC_KEYS', 'expand_grid', 'point_id', 'record_metrics', 'notebook_parameters', 'run_sweep',
-           'collect_results', 'plot_sweep', 'check_sweep_spec', 'load_sweep_spec', 'run_sweep_spec']
+           'LOCK_FILE', 'SPEC_KEYS', 'expand_grid', 'point_id', 'record_metrics', 'notebook_parameters', 'sweep_lock',
+           'run_sweep', 'collect_results', 'plot_sweep', 'check_sweep_spec', 'load_sweep_spec', 'run_sweep_spec']
 
 # %% ../nbs/04_sweeps.ipynb #c005
 def _json_value(value, where: str):
@@ -174,7 +175,7 @@ def _check_sweep(notebook, grid, fixed, out_dir, timeout, start_timeout, kernel_
         if (old.get("notebook"), old.get("fixed")) != (str(notebook.resolve()), json.loads(json.dumps(fixed))):
             raise FileExistsError(f"out_dir '{out_dir}' holds a sweep of '{old.get('notebook')}' with fixed={old.get('fixed')}; this one is "
                                   f"'{notebook.resolve()}' with fixed={fixed}: choose another out_dir (or delete that one) so results never mix")
-    elif out_dir.is_dir() and any(out_dir.iterdir()):
+    elif out_dir.is_dir() and any(p.name != LOCK_FILE for p in out_dir.iterdir()):
         raise FileExistsError(f"out_dir '{out_dir}' is not empty and holds no {MANIFEST_FILE}; choose a new or empty folder for the sweep")
     return notebook, points, fixed, out_dir, kernel_args
 
@@ -217,32 +218,59 @@ def _run_point(notebook: Path, params: dict, fixed: dict, folder: Path, timeout,
     atomic_write_json(folder / POINT_FILE, {**record, "status": status, "duration_s": seconds})
     return status, seconds
 
-# %% ../nbs/04_sweeps.ipynb #c026
+# %% ../nbs/04_sweeps.ipynb #c027
+LOCK_FILE = ".sweep.lock"
+
+def _pid_alive(pid) -> bool:
+    try: os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError): return False
+    except PermissionError: return True
+    return True
+
+@contextmanager
+def sweep_lock(out_dir: str | Path):
+    "Hold `out_dir/.sweep.lock` while a sweep runs; refuse if a live process holds it, take over a dead one's."
+    lock, me = Path(out_dir) / LOCK_FILE, dict(pid=os.getpid(), host=socket.gethostname())
+    for attempt in range(2):
+        try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644); break
+        except FileExistsError:
+            try: holder = json.loads(lock.read_text())
+            except (OSError, json.JSONDecodeError): holder = {}
+            if attempt == 0 and holder.get("host") == me["host"] and not _pid_alive(holder.get("pid")):
+                lock.unlink(missing_ok=True); continue   # left by a sweep that died
+            raise FileExistsError(f"out_dir '{out_dir}' is being swept by process {holder.get('pid')} on {holder.get('host')}; "
+                                  f"wait for it to finish, or delete '{lock}' if that process is gone") from None
+    with os.fdopen(fd, "w") as f: json.dump(me, f)
+    try: yield lock
+    finally: lock.unlink(missing_ok=True)
+
+# %% ../nbs/04_sweeps.ipynb #c029
 def run_sweep(notebook: str | Path, grid: dict[str, list], out_dir: str | Path, fixed: dict | None = None,
               timeout: float = DEFAULT_TIMEOUT, start_timeout: float = 60, kernel_name: str | None = None,
               progress: bool = True, overwrite: bool = False) -> Table:
     "Run `notebook` with papermill at every point of `grid` (plus `fixed`) into `out_dir/<point_id>/`; skip done points unless `overwrite`."
     notebook, points, fixed, out_dir, kernel_args = _check_sweep(notebook, grid, fixed, out_dir, timeout, start_timeout, kernel_name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / MANIFEST_FILE, dict(notebook=str(notebook.resolve()), grid={k: list(v) for k, v in grid.items()},
-                                                    parameters=list(grid), fixed=fixed, timeout=timeout,
-                                                    start_timeout=start_timeout, kernel_name=kernel_name))
-    runs = []
-    bar = tqdm(points, desc=f"sweep {notebook.stem}", unit="point", disable=not progress)
-    for params in bar:
-        folder = out_dir / point_id(params)
-        bar.set_postfix_str(folder.name)
-        if _is_done(folder) and not overwrite:
-            status, seconds = STATUS_SKIPPED, _read_json(folder / POINT_FILE).get("duration_s")
-        else:
-            status, seconds = _run_point(notebook, params, fixed, folder, timeout, start_timeout, kernel_name, kernel_args)
-        metrics = _read_json(folder / METRICS_FILE) if status in (STATUS_OK, STATUS_SKIPPED) else {}
-        runs.append((folder.name, params, metrics, status, seconds))
+    with sweep_lock(out_dir):
+        atomic_write_json(out_dir / MANIFEST_FILE, dict(notebook=str(notebook.resolve()), grid={k: list(v) for k, v in grid.items()},
+                                                        parameters=list(grid), fixed=fixed, timeout=timeout,
+                                                        start_timeout=start_timeout, kernel_name=kernel_name))
+        runs = []
+        bar = tqdm(points, desc=f"sweep {notebook.stem}", unit="point", disable=not progress)
+        for params in bar:
+            folder = out_dir / point_id(params)
+            bar.set_postfix_str(folder.name)
+            if _is_done(folder) and not overwrite:
+                status, seconds = STATUS_SKIPPED, _read_json(folder / POINT_FILE).get("duration_s")
+            else:
+                status, seconds = _run_point(notebook, params, fixed, folder, timeout, start_timeout, kernel_name, kernel_args)
+            metrics = _read_json(folder / METRICS_FILE) if status in (STATUS_OK, STATUS_SKIPPED) else {}
+            runs.append((folder.name, params, metrics, status, seconds))
     names = list(dict.fromkeys(k for _, params, metrics, _, _ in runs for k in metrics if k not in params))
     return Table([{"point": pid, **params, **{k: metrics.get(k) for k in names}, "status": status, "duration_s": seconds}
                   for pid, params, metrics, status, seconds in runs])
 
-# %% ../nbs/04_sweeps.ipynb #c033
+# %% ../nbs/04_sweeps.ipynb #c036
 def _sort_key(value):
     "Order numbers before strings before anything else, without comparing across types."
     if value is None: return (0, 0)
@@ -270,7 +298,7 @@ def collect_results(out_dir: str | Path) -> Table:
     rows.sort(key=lambda r: tuple(_sort_key(r.get(n)) for n in names))
     return Table(rows)
 
-# %% ../nbs/04_sweeps.ipynb #c037
+# %% ../nbs/04_sweeps.ipynb #c040
 def plot_sweep(table: Table | list, x: str, y: str, hue: str | None = None):
     "Plot column `y` against column `x` of a sweep table, one line per value of `hue`; returns the figure."
     import matplotlib.pyplot as plt
@@ -292,7 +320,7 @@ def plot_sweep(table: Table | list, x: str, y: str, hue: str | None = None):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/04_sweeps.ipynb #c054
+# %% ../nbs/04_sweeps.ipynb #c057
 SPEC_KEYS = ("notebook", "grid", "fixed", "timeout", "out_dir")
 
 def check_sweep_spec(spec: dict, base: str | Path | None = None, source: str = "sweep spec") -> dict:

@@ -29,3 +29,14 @@ def test_cli_sweep_runs_collects_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     assert [p.stat().st_mtime_ns for p in metrics] == stamps, "a re-run must skip finished points"
     assert not list((tmp_path / "sweep").rglob("*.tmp"))
+
+
+def test_a_second_sweep_on_a_busy_folder_is_refused(tmp_path):
+    from restoration_nb.sweeps import sweep_lock
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"notebook": str(EXAMPLE), "grid": {"sigma": [1.0]}, "fixed": {"n_faces": 1}, "timeout": 300}))
+    out = tmp_path / "sweep"; out.mkdir()
+    with sweep_lock(out):                                  # this test process plays the running sweep
+        r = run_cli("sweep", spec, "-o", out, "--quiet")
+    assert r.returncode == 2 and "is being swept by process" in r.stderr, r.stderr
+    assert list(out.iterdir()) == []                       # nothing written, lock released
