@@ -415,9 +415,9 @@ def _model_kwargs_for(model, model_kwargs: dict, like: torch.Tensor) -> dict:
     return {k: cast(v) for k, v in model_kwargs.items()}
 
 def _model_output(model, x: torch.Tensor, t: int, model_kwargs: dict) -> torch.Tensor:
-    "The model's prediction at step `t` (with `model_kwargs` cast to its dtype) as a tensor shaped and typed like `x`."
+    "The model's prediction at step `t` (`model_kwargs` already on the model, see `_model_kwargs_for`) shaped and typed like `x`."
     dtype = getattr(model, "dtype", x.dtype)
-    out = model(x.to(dtype), torch.full((len(x),), t, device=x.device, dtype=torch.long), **_model_kwargs_for(model, model_kwargs, x))
+    out = model(x.to(dtype), torch.full((len(x),), t, device=x.device, dtype=torch.long), **model_kwargs)
     out = out.sample if hasattr(out, "sample") else out[0] if isinstance(out, tuple) else out
     if out.shape != x.shape:
         raise ValueError(f"model output has shape {tuple(out.shape)}; expected the shape of x_t, {tuple(x.shape)} "

@@ -40,7 +40,6 @@ def _planned_outputs(inputs: list[Path], out_dir: Path, suffix: str = ".png") ->
     return outs
 
 def cmd_degrade(args) -> int:
-    import torch
     from tqdm.auto import tqdm
     from restoration_nb.core import read_image, save_image, check_output_path, atomic_write_json, make_generator, get_device, setting
     from restoration_nb.degradations import classical_degrade, second_order_degrade, DEGRADATION_RANGES

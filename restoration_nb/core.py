@@ -346,21 +346,25 @@ def face_data_dir(data_dir: str | Path | None = None) -> Path:
         raise FileNotFoundError(f"face data not found: no {UTKFACE_ZIP} in '{data_dir}'; set RESTORATION_NB_DATA or data_dir in settings.ini to the folder that holds it")
     return data_dir
 
-def face_names(split: str = "heldout", data_dir: str | Path | None = None) -> list[str]:
-    "Names of the UTKFace faces in `split` ('heldout', 'train' or 'all'), in sorted order."
+def _split(names: list[str], split: str) -> list[str]:
+    "The names of `split` among the name-sorted `names`, by the held-out rule."
     if split not in ("heldout", "train", "all"):
         raise ValueError(f"split={split!r} is not a split; expected 'heldout', 'train' or 'all'")
-    with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z: names = sorted(z.namelist())
+    names = sorted(names)
     if split == "all": return names
     return [n for i, n in enumerate(names) if (i % HELDOUT_EVERY == 0) == (split == "heldout")]
+
+def face_names(split: str = "heldout", data_dir: str | Path | None = None) -> list[str]:
+    "Names of the UTKFace faces in `split` ('heldout', 'train' or 'all'), in sorted order."
+    with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z: return _split(z.namelist(), split)
 
 def load_faces(n: int = 8, split: str = "heldout", start: int = 0, size: int | None = None,
                data_dir: str | Path | None = None) -> torch.Tensor:
     "`n` faces of `split` from index `start`, as a (n, 3, 64, 64) tensor in [-1, 1] (or `size` px)."
-    names = face_names(split, data_dir)
-    if n < 1 or start < 0 or start + n > len(names):
-        raise ValueError(f"asked for faces {start}..{start + n - 1} of split {split!r}, which has {len(names)} (n >= 1 and start >= 0 expected)")
     with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z:
+        names = _split(z.namelist(), split)
+        if n < 1 or start < 0 or start + n > len(names):
+            raise ValueError(f"asked for faces {start}..{start + n - 1} of split {split!r}, which has {len(names)} (n >= 1 and start >= 0 expected)")
         imgs = [Image.open(io.BytesIO(z.read(name))) for name in names[start:start + n]]
     return torch.cat([pil_to_tensor(im if size is None else im.resize((size, size), Image.LANCZOS)) for im in imgs])
 

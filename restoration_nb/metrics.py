@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import Table, check_images
+from .core import Table, check_images, tensor_to_pil
 
 # %% auto #0
 __all__ = ['SSIM_MAX_WIN', 'MS_SSIM_HALVINGS', 'FACES_INSTALL_HINT', 'FACE_MODEL_FILES', 'DLIB_SAME_PERSON_DISTANCE', 'LPIPS_ENV',
@@ -118,12 +118,12 @@ class FaceEmbedder:
     def _pixels(self, image: torch.Tensor) -> np.ndarray:
         "One image as contiguous 8-bit RGB, bicubic-resized so its shorter side is at least `upscale_to`."
         from PIL import Image
-        arr = ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        h, w = arr.shape[:2]
+        img = tensor_to_pil(image)
+        w, h = img.size
         if min(h, w) < self.upscale_to:
             f = self.upscale_to / min(h, w)
-            arr = np.asarray(Image.fromarray(arr).resize((round(w * f), round(h * f)), Image.BICUBIC))
-        return np.ascontiguousarray(arr)
+            img = img.resize((round(w * f), round(h * f)), Image.BICUBIC)
+        return np.ascontiguousarray(np.asarray(img))
 
     def _embed_one(self, image: torch.Tensor) -> np.ndarray | None:
         detector, shape_predictor, recognizer = load_face_models(self.landmarks)
