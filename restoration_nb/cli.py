@@ -9,7 +9,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'COMMANDS', 'CLIError', 'image_files', 'cmd_degrade', 'cmd_evaluate', 'cmd_sweep', 'cmd_demo',
-           'build_parser', 'main']
+           'cmd_sample', 'cmd_train_prior', 'cmd_save_prior', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #c005
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -104,7 +104,8 @@ def cmd_demo(args) -> int:
     import io
     from restoration_nb.core import (load_faces, save_image, get_device, make_generator, setting,
                                      check_output_path, atomic_write_bytes, comparison_grid, Table)
-    from restoration_nb.backbones import load_unet_prior, restore_from_step
+    from restoration_nb.backbones import restore_from_step
+    from restoration_nb.priors import load_prior
     from restoration_nb.degradations import second_order_degrade
     from restoration_nb.metrics import check_metrics, evaluate, summarize
     out_dir = Path(args.out or Path(setting("output_dir")) / "demo")
@@ -115,7 +116,10 @@ def cmd_demo(args) -> int:
     K, num_steps, prior = int(setting("K", args.K)), int(setting("num_steps", args.num_steps)), setting("prior", args.prior)
     t0 = time.time()
     try:
-        model, scheduler = load_unet_prior(prior, device=device)
+        loaded = load_prior(prior, device=device)
+        if loaded.conditional:
+            raise CLIError(f"prior {prior!r} is a {type(loaded.model).__name__}; the demo restores with an unconditional UNet2DModel prior such as micro-ddpm-faces64")
+        model, scheduler = loaded.model, loaded.scheduler
     except (OSError, ValueError) as e:
         model = None
         print(f"restoration skipped: prior {prior!r} could not be loaded ({str(e).splitlines()[0]})\n"
@@ -142,6 +146,52 @@ def cmd_demo(args) -> int:
     return 0
 
 # %% ../nbs/05_cli.ipynb #c017
+def cmd_sample(args) -> int:
+    from restoration_nb.core import get_device, setting, save_image, check_output_path, atomic_write_json
+    from restoration_nb.priors import load_prior, sample_prior
+    out_dir = Path(args.out)
+    outs = [out_dir / f"sample{i}.png" for i in range(args.n)] + [out_dir / "samples.json"]
+    if args.n < 1: raise CLIError(f"--n {args.n}: expected at least 1 sample")
+    for out in outs: check_output_path(out, overwrite=args.overwrite)
+    prior = load_prior(setting("prior", args.prior), device=get_device(args.device))
+    if args.prompt is not None and not prior.conditional:
+        raise CLIError(f"--prompt given but prior {prior.name!r} is unconditional; use a conditional prior such as micro-sd-faces64")
+    seed = int(setting("seed", args.seed))
+    x = sample_prior(prior, args.n, num_steps=args.num_steps, prompt=args.prompt or "face", guidance_scale=args.guidance,
+                     seed=seed, progress=not args.quiet)
+    for i, out in enumerate(outs[:-1]): save_image(x[i], out, overwrite=args.overwrite)
+    record = dict(prior=prior.name, seed=seed, num_steps=args.num_steps, sampler=type(prior.scheduler).__name__,
+                  prompt=(args.prompt or "face") if prior.conditional else None, guidance_scale=args.guidance if prior.conditional else None,
+                  files=[o.name for o in outs[:-1]])
+    atomic_write_json(outs[-1], record)
+    print(f"sampled {args.n} face(s) from {prior.name} into '{out_dir}' (seed {seed}, {args.num_steps} steps)")
+    return 0
+
+def _channels(text: str) -> tuple:
+    try: return tuple(int(c) for c in text.split(","))
+    except ValueError: raise CLIError(f"--channels {text!r}: expected four comma-separated integers, e.g. 32,64,128,128") from None
+
+def cmd_train_prior(args) -> int:
+    from restoration_nb.priors import train_prior, load_training_faces, CHECKPOINT
+    out_dir = Path(args.out or Path("runs") / args.name)
+    if (out_dir / CHECKPOINT).exists():
+        if args.overwrite: (out_dir / CHECKPOINT).unlink()
+        else: print(f"resuming from '{out_dir / CHECKPOINT}' (pass --overwrite to start again)")
+    overrides = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, max_minutes=args.max_minutes, lr=args.lr).items() if v is not None}
+    if args.channels: overrides["channels"] = _channels(args.channels)
+    faces = load_training_faces(limit=args.faces, progress=not args.quiet) if args.faces else None
+    log = train_prior(args.name, out_dir, args.preset, faces=faces, device=args.device, progress=not args.quiet, **overrides)
+    state = "finished" if log["finished"] else "stopped (time budget or signal); run the same command to resume"
+    print(f"{args.name}: step {log['step']} of {log['config']['steps']}, {log['minutes']:.1f} min on {log['device']}: {state}")
+    return 0
+
+def cmd_save_prior(args) -> int:
+    from restoration_nb.priors import save_prior
+    folder = save_prior(args.run, args.to, overwrite=args.overwrite)
+    print(f"saved the prior trained in '{args.run}' to '{folder}'")
+    return 0
+
+# %% ../nbs/05_cli.ipynb #c019
 def build_parser() -> argparse.ArgumentParser:
     from restoration_nb import __version__
     p = argparse.ArgumentParser(prog="restoration-nb", description="Diffusion-based face restoration: degrade, evaluate, sweep, demo.")
@@ -183,22 +233,48 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="degrade, restore and evaluate held-out faces with the lab's prior")
     m.add_argument("-o", "--out", default=None, help="output folder (default: <output_dir>/demo)")
     m.add_argument("--n", type=int, default=4, help="number of held-out faces")
-    m.add_argument("--prior", default=None, help="diffusers UNet2DModel folder or hub id (default: settings.ini)")
+    m.add_argument("--prior", default=None, help="micro prior name, or a diffusers UNet2DModel folder or hub id (default: settings.ini)")
     m.add_argument("--K", type=int, default=None, help="noise level to restore from (default: settings.ini)")
     m.add_argument("--num-steps", type=int, default=None, help="DDIM steps from K (default: settings.ini)")
     m.add_argument("--metrics", default="psnr,ssim,identity")
     m.add_argument("--seed", type=int, default=None)
     common(m)
+
+    sa = sub.add_parser("sample", help="sample faces from a prior")
+    sa.add_argument("-o", "--out", required=True, help="output folder")
+    sa.add_argument("--prior", default=None, help="micro prior name or prior folder (default: settings.ini)")
+    sa.add_argument("--n", type=int, default=8, help="number of faces")
+    sa.add_argument("--num-steps", type=int, default=50, help="sampling steps")
+    sa.add_argument("--prompt", default=None, help="conditional prior: e.g. 'face woman old'")
+    sa.add_argument("--guidance", type=float, default=2.0, help="conditional prior: classifier-free guidance scale")
+    sa.add_argument("--seed", type=int, default=None)
+    common(sa)
+
+    tp = sub.add_parser("train-prior", help="train a micro prior (resumes from the checkpoint in --out)")
+    tp.add_argument("name", help="micro-ddpm-faces64 or micro-sd-faces64")
+    tp.add_argument("-o", "--out", default=None, help="run folder (default: runs/NAME)")
+    tp.add_argument("--preset", default="cpu", help="training preset: gpu, cpu or test")
+    tp.add_argument("--steps", type=int, default=None); tp.add_argument("--batch-size", type=int, default=None)
+    tp.add_argument("--lr", type=float, default=None); tp.add_argument("--max-minutes", type=float, default=None)
+    tp.add_argument("--channels", default=None, help="UNet block_out_channels, e.g. 32,64,128,128")
+    tp.add_argument("--faces", type=int, default=None, help="train on the first N training faces only (a quick trial)")
+    common(tp)
+
+    sp = sub.add_parser("save-prior", help="save a training run as a prior folder")
+    sp.add_argument("run", help="run folder written by train-prior")
+    sp.add_argument("--to", required=True, help="prior folder to write")
+    common(sp, device=False)
     return p
 
-COMMANDS = dict(degrade=cmd_degrade, evaluate=cmd_evaluate, sweep=cmd_sweep, demo=cmd_demo)
+COMMANDS = dict(degrade=cmd_degrade, evaluate=cmd_evaluate, sweep=cmd_sweep, demo=cmd_demo,
+                sample=cmd_sample, train_prior=cmd_train_prior, save_prior=cmd_save_prior)
 
 def main(argv=None) -> int:
     "Run `restoration-nb` with `argv` (default: sys.argv); returns the exit status."
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command.replace("-", "_")](args)
     except (CLIError, FileNotFoundError, FileExistsError, ValueError, TypeError, RuntimeError, OSError) as e:
         print(f"restoration-nb {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -16,8 +16,8 @@ from .core import Table, check_images, tensor_to_pil
 __all__ = ['SSIM_MAX_WIN', 'MS_SSIM_HALVINGS', 'FACES_INSTALL_HINT', 'FACE_MODEL_FILES', 'DLIB_SAME_PERSON_DISTANCE', 'LPIPS_ENV',
            'LPIPS_MIN_SIZE', 'METRICS', 'MetricUnavailable', 'check_pair', 'psnr', 'ssim_win_size', 'ssim', 'ms_ssim',
            'face_models_dir', 'load_face_models', 'FaceEmbeddings', 'FaceEmbedder', 'identity_similarity',
-           'rank1_identification', 'LPIPSAlex', 'lpips_weights_path', 'load_lpips', 'lpips', 'check_metrics',
-           'evaluate', 'summarize']
+           'rank1_identification', 'frechet_distance', 'LPIPSAlex', 'lpips_weights_path', 'load_lpips', 'lpips',
+           'check_metrics', 'evaluate', 'summarize']
 
 # %% ../nbs/03_metrics.ipynb #c005
 class MetricUnavailable(RuntimeError):
@@ -174,6 +174,23 @@ def rank1_identification(embeddings: torch.Tensor, gallery_embeddings: torch.Ten
     return hit.masked_fill(embeddings.isnan().any(1), float("nan"))
 
 # %% ../nbs/03_metrics.ipynb #c037
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    "Frechet distance between Gaussians fitted to the rows of `a` (N, D) and `b` (M, D); rows must be finite (drop undetected faces first)."
+    a, b = (torch.as_tensor(v) for v in (a, b))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"a {tuple(a.shape)} and b {tuple(b.shape)}; expected (N, D) and (M, D) with N, M >= 2")
+    for name, v in (("a", a), ("b", b)):
+        bad = (~v.isfinite().all(1)).nonzero().flatten().tolist()
+        if bad: raise ValueError(f"{name} has non-finite rows {bad[:5]}{'...' if len(bad) > 5 else ''} (faces not detected?); drop them first")
+    a, b = a.double().numpy(), b.double().numpy()
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(s1)
+    s1_half = (v * np.sqrt(w.clip(min=0))) @ v.T
+    tr_sqrt = np.sqrt(np.linalg.eigvalsh(s1_half @ s2 @ s1_half).clip(min=0)).sum()
+    diff = a.mean(0) - b.mean(0)
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
+
+# %% ../nbs/03_metrics.ipynb #c041
 LPIPS_ENV = "RESTORATION_NB_LPIPS"
 LPIPS_MIN_SIZE = 32
 _LPIPS_CHANNELS = (64, 192, 384, 256, 256)
@@ -244,7 +261,7 @@ def lpips(x: torch.Tensor, y: torch.Tensor, weights: str | Path | None = None) -
     net = load_lpips(weights)
     with torch.no_grad(): return net.to(x.device)(x.float(), y.float()).cpu()
 
-# %% ../nbs/03_metrics.ipynb #c042
+# %% ../nbs/03_metrics.ipynb #c046
 METRICS = ("psnr", "ssim", "ms_ssim", "identity", "lpips")
 
 def check_metrics(metrics) -> tuple[str, ...]:

@@ -1,0 +1,79 @@
+"""Evidence for the micro priors: sample grids, dlib detection rate and Frechet distance against held-out
+faces (with the floor of two held-out batches), and the time of one 64 px face with 50 DDIM steps.
+
+    python benchmarks/prior_report.py [--device cpu|cuda] [--n 256] [--priors NAME_OR_FOLDER ...] [--overwrite]
+
+writes benchmarks/results/priors_<device>.json and prior_samples_<name>_<device>.png.
+Needs the face data (RESTORATION_NB_DATA or settings.ini) and the `faces` extra (dlib).
+"""
+from __future__ import annotations
+import argparse, json, sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine, timed  # noqa: E402
+
+from restoration_nb.core import get_device, load_faces, face_names, show_images, check_output_path, atomic_write_json  # noqa: E402
+from restoration_nb.metrics import FaceEmbedder  # noqa: E402
+from restoration_nb.priors import load_prior, sample_prior, prior_quality, caption, face_labels  # noqa: E402
+
+GUIDANCE = 2.0
+STEPS = 50
+
+
+def sample_batches(prior, n: int, prompts, seed: int, batch: int) -> torch.Tensor:
+    "n samples in batches of `batch` (seed + batch index), on the CPU."
+    out = []
+    for b, start in enumerate(range(0, n, batch)):
+        k = min(batch, n - start)
+        p = prompts[start:start + k] if prompts is not None else "face"
+        out.append(sample_prior(prior, k, num_steps=STEPS, prompt=p, guidance_scale=GUIDANCE, seed=seed + b, progress=False).float().cpu())
+    return torch.cat(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--n", type=int, default=256, help="samples per prior (and held-out faces per batch)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--priors", nargs="+", default=["micro-ddpm-faces64", "micro-sd-faces64"])
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    device = get_device(args.device)
+    out = check_output_path(RESULTS / f"priors_{device.type}.json", overwrite=args.overwrite)
+    if len(face_names("heldout")) < 3 * args.n:
+        raise SystemExit(f"--n {args.n}: the held-out split has {len(face_names('heldout'))} faces; need 3 x n")
+    reference, floor = load_faces(args.n, start=0), load_faces(args.n, start=args.n)
+    captions = [caption(face_labels(n)) for n in face_names("heldout")[2 * args.n:3 * args.n]]   # labels only
+    embedder = FaceEmbedder()
+    report = dict(machine=machine(device), n=args.n, sampler="DDIM", steps=STEPS,
+                  reference=f"held-out faces 0..{args.n - 1}", floor=f"held-out faces {args.n}..{2 * args.n - 1} against the reference",
+                  priors={})
+    for name in args.priors:
+        prior = load_prior(name, sampler="ddim", device=device, dtype=torch.float32)
+        prompts = captions if prior.conditional else None
+        samples = sample_batches(prior, args.n, prompts, seed=0, batch=args.batch)
+        quality = prior_quality(samples, reference, floor, embedder)
+        one = timed(lambda i: sample_prior(prior, 1, num_steps=STEPS, prompt="face", guidance_scale=GUIDANCE, seed=i, progress=False),
+                    device, warmup=1, runs=5)
+        training = json.loads((prior.folder / "training.json").read_text()) if prior.folder and (prior.folder / "training.json").is_file() else {}
+        slug = Path(name).name
+        fig = show_images(samples[:64], ncols=16, scale=0.7, titles=None,
+                          suptitle=f"{slug}: 64 of {args.n} samples, {STEPS} DDIM steps" + (f", held-out captions, guidance {GUIDANCE}" if prompts else ""))
+        png = RESULTS / f"prior_samples_{slug}_{device.type}.png"
+        fig.savefig(check_output_path(png, overwrite=args.overwrite), dpi=110)
+        report["priors"][slug] = dict(quality={k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()},
+                                      one_face_50_ddim_steps=one, conditional=prior.conditional,
+                                      guidance_scale=GUIDANCE if prompts else None, figure=png.name,
+                                      training={k: training.get(k) for k in ("step", "minutes", "device", "finished", "train_faces")},
+                                      params=sum(p.numel() for p in prior.model.parameters()))
+        print(slug, json.dumps(report["priors"][slug]["quality"]), f"one face: {one['median_s']} s", flush=True)
+    atomic_write_json(out, report)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The shipped micro priors: the demo uses them by default, and a built wheel carries them."""
+import subprocess, sys, zipfile
+from pathlib import Path
+from conftest import ROOT, run_cli
+
+
+def test_demo_restores_with_the_shipped_micro_prior(tmp_path):
+    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "2", "--metrics", "psnr,ssim", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "prior: micro-ddpm-faces64" in r.stdout and "restoration skipped" not in r.stdout
+    assert (tmp_path / "demo" / "metrics.csv").read_text().count("restored (K=200)") == 2
+
+
+def test_sample_is_seeded_and_never_overwrites(tmp_path):
+    for out in ("a", "b"):
+        assert run_cli("sample", "-o", tmp_path / out, "--n", "2", "--num-steps", "4", "--seed", "7", "--quiet").returncode == 0
+    assert (tmp_path / "a" / "sample1.png").read_bytes() == (tmp_path / "b" / "sample1.png").read_bytes()
+    before = (tmp_path / "a" / "sample0.png").read_bytes()
+    r = run_cli("sample", "-o", tmp_path / "a", "--n", "2", "--num-steps", "4", "--seed", "8", "--quiet")
+    assert r.returncode == 2 and "exists; pass overwrite=True" in r.stderr
+    assert (tmp_path / "a" / "sample0.png").read_bytes() == before
+
+
+def test_wheel_ships_the_weights(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)], check=True,
+                   capture_output=True, timeout=600)
+    wheel = next(tmp_path.glob("restoration_nb-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = [p.relative_to(ROOT).as_posix() for p in (ROOT / "restoration_nb" / "weights").rglob("*") if p.is_file()]
+    assert len(shipped) >= 12, shipped
+    assert not [p for p in shipped if p not in names], "files missing from the wheel"
+    total = sum((ROOT / p).stat().st_size for p in shipped if p.endswith(".safetensors"))
+    assert total <= 40 * 2 ** 20, f"shipped weights are {total / 2 ** 20:.1f} MiB; the limit is 40 MiB"
