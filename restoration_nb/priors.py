@@ -279,7 +279,7 @@ DDPM linear schedule with 1000 steps. Weights are the EMA of training, stored in
 {"Conditioned on a 3-token learned prompt (`prompt_embedding.safetensors`, vocabulary " + ", ".join(PROMPT_VOCAB[1:]) + "); the empty prompt is the null prompt for classifier-free guidance." if log['model_config']['_class_name'] == 'UNet2DConditionModel' else "Unconditional."}
 
 ## Data
-`utkface64.zip` (UTKFace aligned and cropped faces, 64x64), train split only: {log['train_faces']} faces.
+`utkface64.zip` (UTKFace aligned and cropped faces, 64x64), train split only ({log.get('train_faces') or 'all its'} faces).
 {HELDOUT_RULE}; those faces were never used in training.
 
 ## Licence
