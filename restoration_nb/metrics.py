@@ -188,7 +188,7 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     s1_half = (v * np.sqrt(w.clip(min=0))) @ v.T
     tr_sqrt = np.sqrt(np.linalg.eigvalsh(s1_half @ s2 @ s1_half).clip(min=0)).sum()
     diff = a.mean(0) - b.mean(0)
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
+    return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt))   # >= 0 up to rounding
 
 # %% ../nbs/03_metrics.ipynb #c041
 LPIPS_ENV = "RESTORATION_NB_LPIPS"
