@@ -32,7 +32,7 @@ def _norm_groups(channels) -> int: return 32 if min(channels) >= 32 else 8
 def micro_ddpm_faces64_config(channels=MICRO_CHANNELS) -> dict:
     "UNet2DModel of `micro-ddpm-faces64`: 64 px RGB, four levels of `channels`, self-attention at 8 px."
     return dict(_class_name="UNet2DModel", sample_size=64, in_channels=3, out_channels=3, norm_num_groups=_norm_groups(channels),
-                block_out_channels=tuple(channels), layers_per_block=1, attention_head_dim=32,
+                block_out_channels=tuple(channels), layers_per_block=1, attention_head_dim=min(32, channels[-1]),
                 down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
                 up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"))
 

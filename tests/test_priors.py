@@ -27,7 +27,10 @@ def test_wheel_ships_the_weights(tmp_path):
     wheel = next(tmp_path.glob("restoration_nb-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = [p.relative_to(ROOT).as_posix() for p in (ROOT / "restoration_nb" / "weights").rglob("*") if p.is_file()]
-    assert len(shipped) >= 12, shipped
+    needed = [f"restoration_nb/weights/{name}/{f}" for name in ("micro-ddpm-faces64", "micro-sd-faces64") for f in
+              ("unet/config.json", "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json", "MODEL_CARD.md", "training.json")]
+    needed.append("restoration_nb/weights/micro-sd-faces64/prompt_embedding.safetensors")
+    assert not [p for p in needed if p not in shipped], "files missing from the package folder"
     assert not [p for p in shipped if p not in names], "files missing from the wheel"
     total = sum((ROOT / p).stat().st_size for p in shipped if p.endswith(".safetensors"))
     assert total <= 40 * 2 ** 20, f"shipped weights are {total / 2 ** 20:.1f} MiB; the limit is 40 MiB"
