@@ -187,7 +187,7 @@ def cmd_train_prior(args) -> int:
 
 def cmd_save_prior(args) -> int:
     from restoration_nb.priors import save_prior
-    folder = save_prior(args.run, args.to, overwrite=args.overwrite)
+    folder = save_prior(args.run, args.to, overwrite=args.overwrite, note=args.note)
     print(f"saved the prior trained in '{args.run}' to '{folder}'")
     return 0
 
@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("save-prior", help="save a training run as a prior folder")
     sp.add_argument("run", help="run folder written by train-prior")
     sp.add_argument("--to", required=True, help="prior folder to write")
+    sp.add_argument("--note", default=None, help="a paragraph for the model card (where and how it was trained)")
     common(sp, device=False)
     return p
 
