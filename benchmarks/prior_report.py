@@ -42,8 +42,11 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--priors", nargs="+", default=["micro-ddpm-faces64", "micro-sd-faces64"])
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only time one face (50 DDIM steps) per prior, with and without guidance: priors_timing_<device>.json")
     args = ap.parse_args(argv)
     device = get_device(args.device)
+    if args.timing_only: return timing_only(args, device)
     out = check_output_path(RESULTS / f"priors_{device.type}.json", overwrite=args.overwrite)
     if len(face_names("heldout")) < 3 * args.n:
         raise SystemExit(f"--n {args.n}: the held-out split has {len(face_names('heldout'))} faces; need 3 x n")
@@ -82,6 +85,22 @@ def main(argv=None) -> int:
         report.setdefault("gpu_preset_architecture_random_weights", {})[name] = dict(
             channels=list(TRAIN_PRESETS["gpu"].channels), params=sum(q.numel() for q in model.parameters()), one_face_50_ddim_steps=one)
         print(name, "gpu-preset architecture:", f"one face: {one['median_s']} s", flush=True)
+    atomic_write_json(out, report)
+    print(f"wrote {out}")
+    return 0
+
+
+def timing_only(args, device) -> int:
+    out = check_output_path(RESULTS / f"priors_timing_{device.type}.json", overwrite=args.overwrite)
+    report = dict(machine=machine(device), steps=STEPS, sampler="DDIM", priors={})
+    for name in args.priors:
+        prior = load_prior(name, sampler="ddim", device=device, dtype=torch.float32)
+        for scale in ((GUIDANCE, 1.0) if prior.conditional else (None,)):
+            one = timed(lambda i: sample_prior(prior, 1, num_steps=STEPS, guidance_scale=scale or 1.0, seed=i, progress=False),
+                        device, warmup=1, runs=5)
+            key = Path(name).name + ("" if scale is None else f"@guidance{scale:g}")
+            report["priors"][key] = one
+            print(key, f"one face: {one['median_s']} s", flush=True)
     atomic_write_json(out, report)
     print(f"wrote {out}")
     return 0

@@ -96,7 +96,7 @@ def load_training_faces(split: str = "train", data_dir=None, limit: int | None =
     out = torch.empty((len(names), 3, 64, 64), dtype=torch.uint8)
     with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z:
         for i, n in enumerate(tqdm(names, desc=f"decoding {split} faces", disable=not progress)):
-            out[i] = torch.from_numpy(np.asarray(Image.open(io.BytesIO(z.read(n))).convert("RGB"))).permute(2, 0, 1)
+            out[i] = torch.from_numpy(np.array(Image.open(io.BytesIO(z.read(n))).convert("RGB"))).permute(2, 0, 1)
     return out, names
 
 # %% ../nbs/06_priors.ipynb #c017
