@@ -6,13 +6,13 @@
 # %% ../nbs/06_priors.ipynb #c002
 from __future__ import annotations
 import importlib.resources, json, os, re, shutil, signal, time, zipfile
-from dataclasses import dataclass, asdict, field, replace
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import (Table, atomic_write_json, face_data_dir, face_names, UTKFACE_ZIP, HELDOUT_RULE,
-                                 get_device, get_dtype, make_generator, setting)
+from .core import (atomic_write_json, face_data_dir, face_names, UTKFACE_ZIP, HELDOUT_RULE,
+                                 get_device, make_generator, setting)
 from .backbones import (build_model, make_scheduler, load_model, load_scheduler, load_unet_prior, scheduler_class,
                                       sample_from_step)
 from .metrics import FaceEmbedder, frechet_distance
