@@ -2,11 +2,14 @@
 
   speed:   seconds per image of each recipe, end to end (album, fine-tune, restore), on a prior with random weights
            (`--config ddpm-celebahq-256`, the full 256 px DDPM model the issue names, or `micro` for the micro prior's size).
+  personal: for each person of albums256, three references held aside, the prior constrained on the others (fast recipe), and the
+           identity of the restored low-quality photos to the held-aside references, against the input and the unconstrained prior.
   quality: on the shipped micro prior, both recipes on held-out faces with second-order degradations: PSNR, SSIM, MS-SSIM
            and identity against the degraded input and the unconstrained prior, and the fast-minus-published gap.
 
   python benchmarks/bench_gen2res.py speed --device cuda --config ddpm-celebahq-256      # on the H100 (benchmarks/gpu_gen2res.sh)
   python benchmarks/bench_gen2res.py quality --faces 4                                   # CPU is fine: about 12 min per face
+  python benchmarks/bench_gen2res.py personal                                            # personal albums: identity, CPU ~15 min
 Each writes benchmarks/results/gen2res_<mode>_<config>_<device>.json (refused if it exists, unless --overwrite).
 """
 from __future__ import annotations
@@ -19,7 +22,9 @@ from common import RESULTS, machine
 from restoration_nb.backbones import build_model, ddpm_celebahq_256_config, make_scheduler
 from restoration_nb.core import atomic_write_json, get_device, load_faces, make_generator
 from restoration_nb.degradations import second_order_degrade
-from restoration_nb.gen2res import CONSTRAIN_PRESETS, RECIPES, compare_restorations, restore_by_generation, restore_with_album
+from restoration_nb.gen2res import (CONSTRAIN_PRESETS, RECIPES, album_identity, album_people, compare_restorations, load_album,
+                                    restore_by_generation, restore_with_album)
+from restoration_nb.metrics import FaceEmbedder
 from restoration_nb.metrics import summarize
 from restoration_nb.priors import Prior, load_prior, micro_ddpm_faces64_config
 
@@ -44,7 +49,7 @@ def speed(args, device) -> dict:
         prior = random_prior(args.config, device, torch.float32 if name == "published" else dtype)
         if name == "fast" and args.compile: prior.model.compile()
         times = []
-        for run in range(args.runs):
+        for run in range(args.runs if name == "fast" else 1):      # the published recipe runs minutes: once
             if device.type == "cuda": torch.cuda.synchronize()
             start = time.perf_counter()
             out = restore_with_album(prior, y, name, seed=run, progress=False, **overrides)
@@ -90,18 +95,42 @@ def quality(args, device) -> dict:
                 summary=summary.rows, fast_minus_published=gap, per_face=table.rows)
 
 
+def personal(args, device) -> dict:
+    from dataclasses import replace
+    from restoration_nb.core import Table
+    prior = load_prior("micro-ddpm-faces64", device=device, dtype=torch.float32)
+    embedder, recipe, rows = FaceEmbedder(), RECIPES["fast"], []
+    constrain = replace(CONSTRAIN_PRESETS[recipe.constrain], steps=args.finetune_steps or CONSTRAIN_PRESETS[recipe.constrain].steps)
+    for person in album_people():
+        refs, lq = load_album(person)
+        held, train = refs[:3], refs[3:]
+        plain = restore_by_generation(prior, lq, recipe.restore_K, recipe.restore_steps, recipe.restore_sampler, seed=args.seed, progress=False)
+        out = restore_with_album(prior, lq, recipe, album=train, seed=args.seed, progress=False, constrain=constrain)
+        for method, x in (("low-quality input", lq), (f"prior, K={recipe.restore_K}", plain), ("constrained on the personal album", out["restored"])):
+            ids = album_identity(x.cpu(), held, embedder)
+            rows.append(dict(person=person, method=method, identity=ids.nanmean().item(), detected=int((~ids.isnan()).sum()),
+                             faces=len(x), train_refs=len(train)))
+        print(person, [round(r["identity"], 3) for r in rows[-3:]], flush=True)
+    summary = Table(rows).mean(by="method")
+    print(summary.to_markdown())
+    return dict(mode="personal", config="micro-ddpm-faces64", recipe=asdict(replace(recipe, constrain=constrain)),
+                held_aside="the first 3 references of each person (sorted names); the rest are the album",
+                summary=summary.rows, per_person=rows)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("speed", "quality"))
+    p.add_argument("mode", choices=("speed", "quality", "personal"))
     p.add_argument("--device", default=None)
     p.add_argument("--config", default="ddpm-celebahq-256", choices=("ddpm-celebahq-256", "micro"), help="speed: model size")
     p.add_argument("--recipes", nargs="+", default=["published", "fast"], choices=list(RECIPES))
-    p.add_argument("--runs", type=int, default=2, help="speed: end-to-end runs per recipe (the first warms up)")
+    p.add_argument("--runs", type=int, default=2, help="speed: end-to-end runs of the fast recipe (the first warms up and compiles)")
     p.add_argument("--compile", action="store_true", help="speed: torch.compile the fast recipe's model")
     p.add_argument("--fp32", action="store_true", help="speed: keep the fast recipe in float32 on cuda")
     p.add_argument("--faces", type=int, default=4, help="quality: held-out faces")
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--finetune-steps", type=int, default=None, help="personal: fine-tune steps (default: the fast preset's)")
     p.add_argument("--out", default=None)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args()
@@ -109,7 +138,7 @@ def main():
     name = args.config if args.mode == "speed" else "micro"
     out = RESULTS / (args.out or f"gen2res_{args.mode}_{name}_{device.type}.json")
     if out.exists() and not args.overwrite: raise SystemExit(f"{out} exists; pass --overwrite to replace it")
-    result = (speed if args.mode == "speed" else quality)(args, device)
+    result = dict(speed=speed, quality=quality, personal=personal)[args.mode](args, device)
     atomic_write_json(out, dict(result, machine=machine(device)))
     print(f"wrote {out}")
 

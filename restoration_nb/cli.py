@@ -8,8 +8,8 @@ import argparse, json, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'COMMANDS', 'CLIError', 'image_files', 'cmd_degrade', 'cmd_evaluate', 'cmd_sweep', 'cmd_demo',
-           'cmd_sample', 'cmd_train_prior', 'cmd_save_prior', 'build_parser', 'main']
+__all__ = ['IMAGE_SUFFIXES', 'RESTORE_RECIPES', 'COMMANDS', 'CLIError', 'image_files', 'cmd_degrade', 'cmd_evaluate', 'cmd_sweep',
+           'cmd_demo', 'cmd_sample', 'cmd_train_prior', 'cmd_save_prior', 'cmd_restore', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #c005
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -192,9 +192,41 @@ def cmd_save_prior(args) -> int:
     return 0
 
 # %% ../nbs/05_cli.ipynb #c019
+RESTORE_RECIPES = ("fast", "published", "none")
+
+def cmd_restore(args) -> int:
+    from restoration_nb.core import read_images, save_image, check_output_path, atomic_write_json, get_device, setting
+    from restoration_nb.priors import load_prior
+    from dataclasses import replace
+    from restoration_nb.gen2res import restore_by_generation, restore_with_album, RECIPES, CONSTRAIN_PRESETS
+    inputs = image_files(args.inputs)
+    album_files = image_files([args.album]) if args.album else []
+    out_dir = Path(args.out)
+    outs = _planned_outputs(inputs, out_dir)
+    for out in outs + [out_dir / "restore.json"]: check_output_path(out, inputs=inputs + album_files, overwrite=args.overwrite)
+    device, seed = get_device(args.device), int(setting("seed", args.seed))
+    prior = load_prior(setting("prior", args.prior), device=device)
+    y = read_images(inputs, size=prior.size, square=args.square).to(device)
+    K = int(setting("K", args.K)) if args.recipe == "none" or args.K is not None else RECIPES[args.recipe].restore_K
+    record = dict(prior=prior.name, recipe=args.recipe, K=K, seed=seed, album=[str(p) for p in album_files], images=[])
+    if args.recipe == "none":
+        restored = restore_by_generation(prior, y, K, num_steps=args.num_steps, seed=seed, progress=not args.quiet)
+    else:
+        album = read_images(album_files, size=prior.size, square=args.square).to(device) if album_files else None
+        steps = {} if args.finetune_steps is None else dict(constrain=replace(CONSTRAIN_PRESETS[RECIPES[args.recipe].constrain], steps=args.finetune_steps))
+        result = restore_with_album(prior, y, args.recipe, album=album, seed=seed, out_dir=args.run_dir, progress=not args.quiet, restore_K=K, **steps)
+        restored, record["seconds"], record["recipe_settings"] = result["restored"], result["seconds"], result["recipe"]
+    for inp, out, x in zip(inputs, outs, restored):
+        save_image(x, out, overwrite=args.overwrite, inputs=inputs + album_files)
+        record["images"].append(dict(input=str(inp), output=str(out)))
+    atomic_write_json(out_dir / "restore.json", record)
+    print(f"restored {len(inputs)} image(s) into '{out_dir}' (recipe {args.recipe}, K={K}, seed {seed})")
+    return 0
+
+# %% ../nbs/05_cli.ipynb #c021
 def build_parser() -> argparse.ArgumentParser:
     from restoration_nb import __version__
-    p = argparse.ArgumentParser(prog="restoration-nb", description="Diffusion-based face restoration: degrade, evaluate, sweep, demo.")
+    p = argparse.ArgumentParser(prog="restoration-nb", description="Diffusion-based face restoration: degrade, evaluate, sweep, demo, restore.")
     p.add_argument("--version", action="version", version=f"restoration-nb {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     def common(sp, device=True):
@@ -240,6 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=None)
     common(m)
 
+    r = sub.add_parser("restore", help="restore faces by generation (gen2res): album, constrained prior, restoration")
+    r.add_argument("inputs", nargs="+", help="degraded image files or folders")
+    r.add_argument("-o", "--out", required=True, help="output folder")
+    r.add_argument("--recipe", choices=RESTORE_RECIPES, default="fast", help="fast, published (the paper's), or none (unconstrained prior)")
+    r.add_argument("--album", default=None, help="folder of clean photos of the same person: a personal album for every input")
+    r.add_argument("--prior", default=None, help="micro prior name, or a diffusers UNet2DModel folder or hub id (default: settings.ini)")
+    r.add_argument("--K", type=int, default=None, help="restoration step (default: the recipe's; settings.ini for --recipe none)")
+    r.add_argument("--num-steps", type=int, default=None, help="--recipe none: sampling steps from K (default: settings.ini)")
+    r.add_argument("--finetune-steps", type=int, default=None, help="fine-tune steps (default: the recipe's, fast 300, published 3000)")
+    r.add_argument("--run-dir", default=None, help="keep fine-tune checkpoints here (a re-run resumes from them)")
+    r.add_argument("--square", default="error", choices=["error", "center_crop", "pad", "resize"], help="how to square non-square images")
+    r.add_argument("--seed", type=int, default=None)
+    common(r)
+
     sa = sub.add_parser("sample", help="sample faces from a prior")
     sa.add_argument("-o", "--out", required=True, help="output folder")
     sa.add_argument("--prior", default=None, help="micro prior name or prior folder (default: settings.ini)")
@@ -267,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp, device=False)
     return p
 
-COMMANDS = dict(degrade=cmd_degrade, evaluate=cmd_evaluate, sweep=cmd_sweep, demo=cmd_demo,
+COMMANDS = dict(degrade=cmd_degrade, evaluate=cmd_evaluate, sweep=cmd_sweep, demo=cmd_demo, restore=cmd_restore,
                 sample=cmd_sample, train_prior=cmd_train_prior, save_prior=cmd_save_prior)
 
 def main(argv=None) -> int:

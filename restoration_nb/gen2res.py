@@ -339,10 +339,14 @@ def restore_with_album(prior, y: torch.Tensor, recipe: Recipe | str = "published
                        seed: int | None = None, out_dir=None, progress: bool = True, **overrides) -> dict:
     "Restore each face of `y`: its generative album (or the personal `album` for all), the prior constrained on it, then restoration at restore_K."
     recipe = _recipe(recipe, overrides)
-    model, _ = as_denoiser(prior)
+    model, scheduler = as_denoiser(prior)
     y = check_input(y, model)
     seed = int(setting("seed", seed))
     if album is not None: album = check_input(album, model, "album")
+    for name in ("album_K", "restore_K"): check_K(getattr(recipe, name), scheduler, name)          # every setting is checked before any work
+    for sampler in (recipe.album_sampler, recipe.restore_sampler): as_denoiser(prior, sampler)
+    if recipe.skip_period is not None: SkipGuidance(y[:1], recipe.skip_period, recipe.scale, recipe.norm)
+    _constrain_config(recipe.constrain, {})
     out = dict(restored=[], albums=[], logs=[], seconds=[], recipe=asdict(recipe))
     groups = [(None, y)] if album is not None else [(i, y[i:i + 1]) for i in range(len(y))]
     for i, faces in tqdm(groups, desc="restoring by generation", disable=not progress or len(groups) == 1):
@@ -358,7 +362,7 @@ def restore_with_album(prior, y: torch.Tensor, recipe: Recipe | str = "published
     out["restored"] = torch.cat(out["restored"])
     return out
 
-# %% ../nbs/07_gen2res.ipynb #c058
+# %% ../nbs/07_gen2res.ipynb #c060
 def compare_restorations(clean: torch.Tensor, outputs: dict, metrics=("psnr", "ssim", "ms_ssim", "identity"),
                          embedder: FaceEmbedder | None = None) -> Table:
     "Each method's outputs (`outputs`: name -> (N, 3, H, W)) against `clean`: one row per face and method."
