@@ -13,7 +13,7 @@
 Each writes benchmarks/results/gen2res_<mode>_<config>_<device>.json (refused if it exists, unless --overwrite).
 """
 from __future__ import annotations
-import argparse, json, time
+import argparse, time
 from dataclasses import asdict
 
 import torch
@@ -47,7 +47,6 @@ def speed(args, device) -> dict:
     for name in args.recipes:
         overrides = (PAPER_256 if name == "published" else FAST_256) if args.config == "ddpm-celebahq-256" else {}
         prior = random_prior(args.config, device, torch.float32 if name == "published" else dtype)
-        if name == "fast" and args.compile: prior.model.compile()
         times = []
         for run in range(args.runs if name == "fast" else 1):      # the published recipe runs minutes: once
             if device.type == "cuda": torch.cuda.synchronize()
@@ -57,7 +56,7 @@ def speed(args, device) -> dict:
             times.append(round(time.perf_counter() - start, 2))
             print(f"{name}: run {run}: {times[-1]} s", flush=True)
         runs[name] = dict(recipe=out["recipe"], constrain=constrain_settings(out["recipe"]["constrain"]),
-                          model_dtype=str(prior.model.dtype), compiled=name == "fast" and args.compile,
+                          model_dtype=str(prior.model.dtype),
                           seconds_per_image=times, last_run_s=times[-1])
     return dict(mode="speed", config=args.config, image_size=size, recipes=runs)
 
@@ -71,14 +70,16 @@ def quality(args, device) -> dict:
     prior = load_prior("micro-ddpm-faces64", device=device, dtype=torch.float32)
     clean = load_faces(args.faces, start=args.start)
     degraded, _ = second_order_degrade(clean, make_generator(args.seed))
-    outputs, seconds = {"degraded": degraded}, {}
+    outputs, seconds, finetune_minutes = {"degraded": degraded}, {}, {}
     recipe = RECIPES["published"]
     outputs["unconstrained prior"] = restore_by_generation(prior, degraded, recipe.restore_K, recipe.restore_steps, recipe.restore_sampler,
                                                            seed=args.seed, progress=False).cpu()
     for name in args.recipes:
         start = time.perf_counter()
-        out = restore_with_album(prior, degraded, name, seed=args.seed, progress=True)
+        run_dir = None if args.run_dir is None else f"{args.run_dir}/{name}"
+        out = restore_with_album(prior, degraded, name, seed=args.seed, out_dir=run_dir, progress=True)
         seconds[name] = round((time.perf_counter() - start) / args.faces, 1)
+        finetune_minutes[name] = [round(log["minutes"], 2) for log in out["logs"]]      # training time, across resumed runs too
         outputs[f"{name} recipe"] = out["restored"]
         print(f"{name}: {seconds[name]} s per face", flush=True)
     table = compare_restorations(clean, outputs)
@@ -92,6 +93,8 @@ def quality(args, device) -> dict:
     return dict(mode="quality", config="micro-ddpm-faces64", faces=dict(split="heldout", start=args.start, n=args.faces),
                 degradation=f"second_order_degrade, generator seed {args.seed}, ranges scaled to 64 px",
                 recipes={k: asdict(RECIPES[k]) for k in args.recipes}, seconds_per_face=seconds,
+                seconds_per_face_note="wall time of this run; a resumed run skips finished fine-tunes, see finetune_minutes",
+                finetune_minutes=finetune_minutes,
                 summary=summary.rows, fast_minus_published=gap, per_face=table.rows)
 
 
@@ -124,13 +127,13 @@ def main():
     p.add_argument("--device", default=None)
     p.add_argument("--config", default="ddpm-celebahq-256", choices=("ddpm-celebahq-256", "micro"), help="speed: model size")
     p.add_argument("--recipes", nargs="+", default=["published", "fast"], choices=list(RECIPES))
-    p.add_argument("--runs", type=int, default=2, help="speed: end-to-end runs of the fast recipe (the first warms up and compiles)")
-    p.add_argument("--compile", action="store_true", help="speed: torch.compile the fast recipe's model")
+    p.add_argument("--runs", type=int, default=2, help="speed: end-to-end runs of the fast recipe (the first warms up)")
     p.add_argument("--fp32", action="store_true", help="speed: keep the fast recipe in float32 on cuda")
     p.add_argument("--faces", type=int, default=4, help="quality: held-out faces")
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--finetune-steps", type=int, default=None, help="personal: fine-tune steps (default: the fast preset's)")
+    p.add_argument("--run-dir", default="runs/gen2res_quality", help="quality: fine-tune checkpoints, so a killed run resumes")
     p.add_argument("--out", default=None)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args()

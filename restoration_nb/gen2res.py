@@ -23,7 +23,7 @@ from .core import (Table, atomic_write_json, check_images, comparison_grid, face
                                  make_generator, read_images, setting)
 from .backbones import (EmpiricalDenoiser, StepState, _model_output, noise_to_step, predict_x0,
                                       sample_from_step, scheduler_class)
-from .metrics import FaceEmbedder, evaluate, identity_similarity, psnr, summarize
+from .metrics import FaceEmbedder, evaluate, psnr
 from .priors import CHECKPOINT, Prior, _save_checkpoint, _Stop
 
 # %% ../nbs/07_gen2res.ipynb #c007
@@ -289,7 +289,8 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
     bar.close()
     log["finished"] = log["step"] >= cfg.steps
     if cfg.method == "lora": net = net.merge_and_unload()
-    net = net.eval().requires_grad_(False).to(dtype=next(model.parameters()).dtype)
+    net, dtype = net.eval().requires_grad_(False), next(model.parameters()).dtype
+    if dtype != torch.float32: net = net.to(dtype=dtype)                  # back to the prior's precision
     return Prior(name=f"{prior.name}+album", model=net, scheduler=prior.scheduler), log
 
 # %% ../nbs/07_gen2res.ipynb #c050
