@@ -288,6 +288,9 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
             if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or stop.requested: checkpoint()
     bar.close()
     log["finished"] = log["step"] >= cfg.steps
+    if stop.requested:       # SIGTERM: the checkpoint is written; stop the whole job, not just this fine-tune
+        raise InterruptedError(f"fine-tune stopped by SIGTERM at step {log['step']} of {cfg.steps}"
+                               + (f"; its checkpoint is in '{folder}', run again with the same out_dir to resume" if folder else ""))
     if cfg.method == "lora": net = net.merge_and_unload()
     net, dtype = net.eval().requires_grad_(False), next(model.parameters()).dtype
     if dtype != torch.float32: net = net.to(dtype=dtype)                  # back to the prior's precision

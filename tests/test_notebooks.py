@@ -1,5 +1,5 @@
 """Every notebook runs as a test (its cells hold the library's tests), one pytest case per notebook.
-Cells flagged `#| gpu` are skipped here, as in `nbdev-test`."""
+Cells flagged `#| gpu` or `#| slow` are skipped here, as in `nbdev-test` (pyproject tst_flags)."""
 import filecmp, shutil, subprocess
 from pathlib import Path
 import pytest
