@@ -3,7 +3,7 @@
   train:   train FLIPNET on the micro conditional prior with a preset (cpu, gpu) and save its weights;
            writes benchmarks/results/flipnet_train_<preset>_<device>.json (steps, minutes, last losses).
   speed:   one training step (forward + backward) and one sampling step (forward) of the dual-stream batch through the UNet
-           with BoostHub and LoRA, against the bare UNet on the same batch; `--config sd21` is the full SD 2.1-base UNet
+           with BoostHub and LoRA, against the bare UNet with the same LoRA on the same batch; `--config sd21` is the full SD 2.1-base UNet
            (random weights, 64x64 latents = 512 px), `micro` the micro prior's. Writes flipnet_speed_<config>_<device>.json.
   phi:     held-out faces, second-order degraded (seed 0), restored at each phi: PSNR, SSIM, identity against the LQ input;
            writes flipnet_phi_micro_<device>.json.
@@ -58,15 +58,16 @@ def speed(args, device) -> dict:
     t = torch.randint(1000, (2 * n,), generator=g).to(device)
     ctx = torch.randn(2 * n, ctx_len, config["cross_attention_dim"], generator=g).to(device, dtype)
     runs = {}
-    for name in ("bare UNet", "BoostHub + LoRA"):
+    rank = 64 if big else 8
+    for name in ("bare UNet + LoRA", "BoostHub + LoRA"):       # the same trainable LoRA in both: the difference is BoostHub
         model = build_model(config, seed=0, device=device, dtype=dtype)
-        if name != "bare UNet":
-            model.requires_grad_(False); add_boost_hub(model); add_attention_lora(model, rank=64 if big else 8)
-            model.to(device, dtype)
-        else: model.requires_grad_(True)
+        model.requires_grad_(False)
+        boosted = name == "BoostHub + LoRA"
+        if boosted: add_boost_hub(model)
+        add_attention_lora(model, rank=rank)
+        if dtype != torch.float32: model.to(device, dtype)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=1e-5)
-        boosted = name != "bare UNet"
         def call():
             if boosted:
                 with dual_stream(model): return model(x, t, encoder_hidden_states=ctx).sample
@@ -81,9 +82,9 @@ def speed(args, device) -> dict:
                           train_step=timed(train_step, device, args.warmup, args.runs), sample_step=timed(sample_step, device, args.warmup, args.runs))
         print(name, runs[name]["train_step"]["median_s"], runs[name]["sample_step"]["median_s"], flush=True)
         del model, opt
-    bare, hub = runs["bare UNet"], runs["BoostHub + LoRA"]
+    bare, hub = runs["bare UNet + LoRA"], runs["BoostHub + LoRA"]
     overhead = {k: round(100 * (hub[k]["median_s"] / bare[k]["median_s"] - 1), 1) for k in ("train_step", "sample_step")}
-    out = dict(mode="speed", config=args.config, dtype=str(dtype), dual_stream_batch=2 * n, input=[2 * n, channels, size, size], runs=runs,
+    out = dict(mode="speed", config=args.config, dtype=str(dtype), lora_rank=rank, dual_stream_batch=2 * n, input=[2 * n, channels, size, size], runs=runs,
                overhead_percent=overhead, goal="overhead <= 35%", machine=machine(device))
     atomic_write_json(path, out)
     return out

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .core import Table, atomic_write_bytes, atomic_write_json, check_images, comparison_grid, knob_widget, make_generator, setting
 from .backbones import build_model, noise_to_step, predict_x0, sample_from_step
 from .degradations import second_order_degrade
-from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, summarize
+from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
 from .priors import (CHECKPOINT, LICENCE, WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, caption, face_labels,
                                    load_prior, tokenize)
 
@@ -157,9 +157,12 @@ def add_attention_lora(model, rank: int = 8, seed: int = 0) -> list[str]:
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1: raise ValueError(f"rank={rank!r}; expected an int >= 1")
     targets = [f"{n}.{p}" for n, m in model.named_modules() if isinstance(m, Attention) for p in ATTENTION_PROJECTIONS]
     if not targets: raise ValueError(f"{type(model).__name__} has no attention layers to put LoRA on")
+    trainable = {n: p.requires_grad for n, p in model.named_parameters()}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, init_lora_weights=True, target_modules=targets))
+    for n, p in model.named_parameters():      # peft freezes every non-LoRA weight: keep what was trainable (the BoostHubs)
+        if trainable.get(n): p.requires_grad_(True)
     return targets
 
 # %% ../nbs/08_flipnet.ipynb #c025
@@ -272,6 +275,7 @@ class FlipConfig:
     ae_perceptual_weight: float = 0.5
     ae_adversarial_weight: float = 0.8
     temperature: float = 0.1         # of the association cross-entropy
+    grad_clip: float = 1.0           # max gradient norm of the FLIPNET stage
     checkpoint_every: int = 100
     seed: int = 0
 
@@ -284,7 +288,7 @@ class FlipConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r}; expected an int >= 1")
         for k in ("prompt_drop", "embedding_drop", "degradation_share"):
             if not 0 <= getattr(self, k) <= 1: raise ValueError(f"{k}={getattr(self, k)!r}; expected a probability in [0, 1]")
-        for k in ("ae_lr", "lr", "temperature"):
+        for k in ("ae_lr", "lr", "temperature", "grad_clip"):
             if not getattr(self, k) > 0: raise ValueError(f"{k}={getattr(self, k)!r}; expected a number > 0")
         check_phi(self.phi)
 
@@ -321,11 +325,10 @@ def flipnet_loss(net: FlipNet, hq: torch.Tensor, lq: torch.Tensor, mode: str, pr
         eps = net.model(x_t, t, encoder_hidden_states=torch.cat([ctx, ctx])).sample
     parts = dict(diffusion=F.mse_loss(eps.float(), noise.float()))
     if mode == "restoration":
-        abar = scheduler.alphas_cumprod.to(device)[t[:n]].view(-1, 1, 1, 1).float()
         x0_hat = predict_x0(eps[:n], x_t[:n], t[:n], scheduler).float()
-        parts["mse"] = cfg.mse_weight * (abar * (x0_hat - x.float()).square()).mean()
+        parts["mse"] = cfg.mse_weight * (x0_hat - x.float()).square().mean()
         if perceptual is not None and cfg.perceptual_weight > 0:
-            parts["perceptual"] = cfg.perceptual_weight * (abar.flatten() * perceptual(x0_hat.clamp(-1, 1), x.float())).mean()
+            parts["perceptual"] = cfg.perceptual_weight * perceptual(x0_hat.clamp(-1, 1), x.float()).mean()
     return sum(parts.values()), {k: round(v.item(), 5) for k, v in parts.items()}
 
 # %% ../nbs/08_flipnet.ipynb #c039
@@ -416,7 +419,8 @@ def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None =
             if stage == "flipnet":
                 mode = "degradation" if torch.rand(1, generator=g).item() < cfg.degradation_share else "restoration"
                 loss, parts = flipnet_loss(net, hq, lq, mode, [captions[j] for j in idx.tolist()], g, cfg, perceptual)
-                opts["flip"].zero_grad(set_to_none=True); loss.backward(); opts["flip"].step()
+                opts["flip"].zero_grad(set_to_none=True); loss.backward()
+                torch.nn.utils.clip_grad_norm_(flip_params, cfg.grad_clip); opts["flip"].step()
                 parts = dict(parts, mode=mode[0])
             else:
                 loss, parts, d_loss = _autoencoder_loss(net, disc, hq, lq, stage, i, cfg, perceptual)
@@ -588,7 +592,6 @@ def phi_widget(net: FlipNet, lq: torch.Tensor, hq: torch.Tensor | None = None, p
         cols = {"LQ": lq, f"phi={phi:g}": out}
         title = f"phi = {phi:g}"
         if hq is not None:
-            from restoration_nb.metrics import psnr
             cols = {"HQ": hq, **cols}; title += f": PSNR {psnr(out, hq).mean().item():.2f} dB"
         return comparison_grid(cols, suptitle=title)
     return knob_widget(render, phi=phi)

@@ -54,7 +54,7 @@ def test_a_fresh_boost_hub_on_a_tiny_unet_changes_nothing_and_phi_zero_switches_
     (lambda: set_phi(add_hubbed(), "1"), "phi='1'; expected a number >= 0"),
     (lambda: flip(torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 32, 32)), "hq has shape (1, 3, 64, 64) but lq has shape (1, 3, 32, 32)"),
     (lambda: flip(torch.zeros(2, 3, 64, 64), torch.zeros(1, 3, 64, 64)), "expected the same shape"),
-    (lambda: add_boost_hub(build_model(dict(_class_name="UNet2DModel", sample_size=16, block_out_channels=(8, 16), norm_num_groups=8,
+    (lambda: add_boost_hub(build_model(dict(_class_name="UNet2DModel", sample_size=16, block_out_channels=(8, 16), norm_num_groups=8, add_attention=False,
                                             down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2))),
      "UNet2DModel has no self-attention layers"),
     (lambda: build_flipnet("micro-ddpm-faces64"), "needs a conditional prior"),
