@@ -14,7 +14,7 @@ __all__ = ['MODES', 'ATTENTION_PROJECTIONS', 'EMBED_CHANNELS', 'FLIP_PRESETS', '
            'evaluate_over_phi', 'phi_figure', 'phi_widget']
 
 # %% ../nbs/08_flipnet.ipynb #c004
-import copy, json, math, time
+import copy, math, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import Table, atomic_write_bytes, atomic_write_json, check_images, comparison_grid, knob_widget, make_generator, setting
+from .core import Table, atomic_write_json, check_images, comparison_grid, knob_widget, make_generator, setting
 from .backbones import build_model, noise_to_step, predict_x0, sample_from_step
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
-from .priors import (CHECKPOINT, LICENCE, WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, caption, face_labels,
-                                   load_prior, tokenize)
+from .priors import (WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, caption, face_labels, load_prior, load_weights, open_run,
+                                   save_weights, trained_card)
 
 # %% ../nbs/08_flipnet.ipynb #c007
 MODES = ("restoration", "degradation")
@@ -388,20 +388,11 @@ def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None =
     total = cfg.ae_steps + cfg.assoc_steps + cfg.steps
     log = dict(prior=net.config["prior"], config=asdict(cfg), step=0, minutes=0.0, losses={s: [] for s in STAGES},
                perceptual="lpips" if perceptual is not None else "none (no LPIPS weights)", device=str(device), faces=len(images))
-    folder = Path(out_dir) if out_dir is not None else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        ckpt = folder / CHECKPOINT
-        if ckpt.exists() and overwrite: ckpt.unlink()
-        if ckpt.exists():
-            state = torch.load(ckpt, map_location=device, weights_only=False)
-            for key in ("lora_rank", "batch_size", "seed"):
-                if state["log"]["config"][key] != log["config"][key]:
-                    raise ValueError(f"'{ckpt}' was trained with {key}={state['log']['config'][key]!r}, not {log['config'][key]!r}; "
-                                     "use another out_dir or overwrite=True")
-            _load_trainable(net, state["trainable"]); disc.load_state_dict(state["disc"])
-            for k, o in opts.items(): o.load_state_dict(state["opts"][k])
-            g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg))
+    folder, state = open_run(out_dir, log["config"], ("lora_rank", "batch_size", "seed"), overwrite, device)
+    if state is not None:
+        _load_trainable(net, state["trainable"]); disc.load_state_dict(state["disc"])
+        for k, o in opts.items(): o.load_state_dict(state["opts"][k])
+        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg))
     def checkpoint():
         if folder is None: return
         _save_checkpoint(folder, dict(trainable=_trainable_state(net), disc=disc.state_dict(), opts={k: o.state_dict() for k, o in opts.items()},
@@ -461,35 +452,16 @@ FLIPNET_WEIGHTS = "flipnet-micro-sd-faces64"
 
 def save_flipnet(net: FlipNet, folder, log: dict | None = None, overwrite: bool = False) -> Path:
     "Write `net`'s trained weights (safetensors) and config to `folder`."
-    from safetensors.torch import save_file
-    folder = Path(folder)
-    if (folder / "flipnet.safetensors").exists() and not overwrite:
-        raise FileExistsError(f"'{folder / 'flipnet.safetensors'}' exists; pass overwrite=True to replace it")
-    folder.mkdir(parents=True, exist_ok=True)
-    flat = {f"{part}.{k}": v.detach().contiguous().cpu() for part, sd in _trainable_state(net, inference_only=True).items() for k, v in sd.items()}
-    save_file(flat, folder / "flipnet.safetensors.tmp"); (folder / "flipnet.safetensors.tmp").replace(folder / "flipnet.safetensors")
     training = {k: v for k, v in (log or {}).items() if k != "losses"}
-    atomic_write_json(folder / "flipnet.json", dict(net.config, training=training))
-    card = (f"# FLIPNET on {net.config['prior']}\n\nBoostHub beside every self-attention, LoRA rank {net.config['lora_rank']} on all attention, "
-            f"the LQ face encoder and the identity adapter (paper 001), trained by `restoration_nb.flipnet.train_flipnet`"
-            + (f" for {training['step']} steps ({training['minutes']:.1f} min on {training['device']}; config in flipnet.json)" if training else "")
-            + f".\n\nTraining data: UTKFace training split, degraded on the fly with `second_order_degrade`.\n\n{LICENCE}\n")
-    atomic_write_bytes(folder / "MODEL_CARD.md", card.encode())
-    return folder
+    card = trained_card(f"FLIPNET on {net.config['prior']}", f"BoostHub beside every self-attention, LoRA rank {net.config['lora_rank']} on all "
+                        "attention, the LQ face encoder and the identity adapter (paper 001)", "restoration_nb.flipnet.train_flipnet", "flipnet", training)
+    return save_weights(folder, "flipnet", _trainable_state(net, inference_only=True), dict(net.config, training=training), card, overwrite)
 
 def load_flipnet(folder=None, prior: Prior | str = "micro-sd-faces64", device=None) -> FlipNet:
     "A FLIPNET saved by `save_flipnet` (default: the shipped one) on `prior`."
-    from safetensors.torch import load_file
     from restoration_nb.core import get_device
-    folder = Path(folder) if folder is not None else WEIGHTS_DIR / FLIPNET_WEIGHTS
-    if not (folder / "flipnet.safetensors").is_file() or not (folder / "flipnet.json").is_file():
-        raise FileNotFoundError(f"no FLIPNET in '{folder}'; expected flipnet.safetensors and flipnet.json (written by save_flipnet)")
-    config = json.loads((folder / "flipnet.json").read_text())
+    config, state = load_weights(folder if folder is not None else WEIGHTS_DIR / FLIPNET_WEIGHTS, "flipnet", "FLIPNET", "save_flipnet")
     net = build_flipnet(prior, config["phi"], config["lora_rank"], config["seed"])
-    state = {}
-    for key, value in load_file(folder / "flipnet.safetensors").items():
-        part, name = key.split(".", 1)
-        state.setdefault(part, {})[name] = value
     _load_trainable(net, dict(unet=state.get("unet", {}), autoencoders=state.get("autoencoders", {}), adapter=state.get("adapter", {})))
     for m in net.modules().values(): m.eval().requires_grad_(False)
     return net.to(get_device(device))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import (atomic_write_json, face_data_dir, face_names, UTKFACE_ZIP, HELDOUT_RULE,
+from .core import (atomic_write_bytes, atomic_write_json, face_data_dir, face_names, UTKFACE_ZIP, HELDOUT_RULE,
                                  get_device, make_generator, setting)
 from .backbones import (build_model, make_scheduler, load_model, load_scheduler, load_unet_prior, scheduler_class,
                                       sample_from_step)
@@ -21,8 +21,8 @@ from .metrics import FaceEmbedder, frechet_distance
 __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_VOCAB', 'PROMPT_LENGTH', 'TRAIN_PRESETS',
            'PRIOR_SPECS', 'CHECKPOINT', 'WEIGHTS_DIR', 'LICENCE', 'micro_ddpm_faces64_config',
            'micro_sd_faces64_config', 'face_labels', 'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces',
-           'TrainConfig', 'prior_scheduler', 'train_prior', 'save_prior', 'Prior', 'prior_folder', 'load_prior',
-           'GuidedDenoiser', 'sample_prior', 'prior_quality']
+           'TrainConfig', 'prior_scheduler', 'train_prior', 'save_prior', 'open_run', 'save_weights', 'load_weights',
+           'trained_card', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on our 2-core CPU: over budget
@@ -318,6 +318,53 @@ def save_prior(run_dir, folder, overwrite: bool = False, note: str | None = None
     if folder.exists(): shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder
+
+# %% ../nbs/06_priors.ipynb #c025b
+def open_run(out_dir, config: dict, keys=(), overwrite: bool = False, device=None) -> tuple[Path | None, dict | None]:
+    "A training run's folder (made if needed) and the checkpoint to resume from (None: start afresh); refuses one trained with other `keys` of `config`."
+    if out_dir is None: return None, None
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt = folder / CHECKPOINT
+    if ckpt.exists() and overwrite: ckpt.unlink()
+    if not ckpt.exists(): return folder, None
+    state = torch.load(ckpt, map_location=device, weights_only=False)
+    for key in keys:
+        if state["log"]["config"][key] != config[key]:
+            raise ValueError(f"'{ckpt}' was trained with {key}={state['log']['config'][key]!r}, not {config[key]!r}; use another out_dir or overwrite=True")
+    return folder, state
+
+def save_weights(folder, stem: str, parts: dict, config: dict, card: str, overwrite: bool = False, half: bool = False) -> Path:
+    "`parts` ({part: state dict}) as `stem`.safetensors (fp16 if `half`), `config` as `stem`.json and `card` as MODEL_CARD.md in `folder`."
+    from safetensors.torch import save_file
+    folder = Path(folder)
+    path = folder / f"{stem}.safetensors"
+    if path.exists() and not overwrite: raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it")
+    folder.mkdir(parents=True, exist_ok=True)
+    flat = {f"{part}.{k}": (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
+            for part, sd in parts.items() for k, v in sd.items()}
+    save_file(flat, folder / f"{stem}.safetensors.tmp"); (folder / f"{stem}.safetensors.tmp").replace(path)
+    atomic_write_json(folder / f"{stem}.json", config)
+    atomic_write_bytes(folder / "MODEL_CARD.md", card.encode())
+    return folder
+
+def load_weights(folder, stem: str, what: str, writer: str) -> tuple[dict, dict]:
+    "(config, {part: state dict}) of a folder written by `save_weights`; the error names `what` it should hold and the `writer` that makes one."
+    from safetensors.torch import load_file
+    folder = Path(folder)
+    if not (folder / f"{stem}.safetensors").is_file() or not (folder / f"{stem}.json").is_file():
+        raise FileNotFoundError(f"no {what} in '{folder}'; expected {stem}.safetensors and {stem}.json (written by {writer})")
+    parts = {}
+    for key, value in load_file(folder / f"{stem}.safetensors").items():
+        part, name = key.split(".", 1)
+        parts.setdefault(part, {})[name] = value
+    return json.loads((folder / f"{stem}.json").read_text()), parts
+
+def trained_card(title: str, what: str, trainer: str, stem: str, training: dict | None) -> str:
+    "A model card for weights trained on the UTKFace training split: what, by which function, for how long, and the licence."
+    return (f"# {title}\n\n{what}, trained by `{trainer}`"
+            + (f" for {training['step']} steps ({training['minutes']:.1f} min on {training['device']}; config in {stem}.json)" if training else "")
+            + f".\n\nTraining data: UTKFace training split, degraded on the fly with `second_order_degrade`.\n\n{LICENCE}\n")
 
 # %% ../nbs/06_priors.ipynb #c027
 @dataclass

@@ -15,7 +15,7 @@ __all__ = ['LORA_PROJECTIONS', 'OBJECTIVES', 'ADAPTER_PRESETS', 'ADAPTER_WEIGHTS
            'adapter_restore', 'threshold_widget', 'adapter_parameter_table', 'evaluate_rss_grid', 'rss_grid_figure']
 
 # %% ../nbs/09_restoration_adapter.ipynb #c004
-import inspect, json, math, time
+import inspect, math, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import (Table, atomic_write_bytes, atomic_write_json, check_images, comparison_grid, get_device, knob_widget,
+from .core import (Table, atomic_write_json, check_images, get_device, knob_widget,
                                  make_generator, setting)
-from .backbones import build_model, noise_to_step
+from .backbones import noise_to_step
 from .degradations import second_order_degrade
-from .metrics import check_pair, evaluate, psnr, summarize
-from .priors import (CHECKPOINT, LICENCE, WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, caption, face_labels,
-                                   load_prior, load_training_faces)
+from .metrics import check_pair, evaluate, psnr
+from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, caption, face_labels, load_prior,
+                                   load_training_faces, load_weights, open_run, save_weights, trained_card)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c007
 def _groups(channels: int) -> int: return next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
@@ -335,19 +335,10 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
     g = make_generator(cfg.seed)
     log = dict(prior=ap.config["prior"], config=asdict(cfg), blocks=ap.adapters.blocks, step=0, minutes=0.0, losses=[], device=str(device), faces=len(images))
-    folder = Path(out_dir) if out_dir is not None else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        ckpt = folder / CHECKPOINT
-        if ckpt.exists() and overwrite: ckpt.unlink()
-        if ckpt.exists():
-            state = torch.load(ckpt, map_location=device, weights_only=False)
-            for key in ("lora_rank", "max_width", "batch_size", "seed"):
-                if state["log"]["config"][key] != log["config"][key]:
-                    raise ValueError(f"'{ckpt}' was trained with {key}={state['log']['config'][key]!r}, not {log['config'][key]!r}; "
-                                     "use another out_dir or overwrite=True")
-            _load_trainable(ap, state["trainable"]); opt.load_state_dict(state["opt"])
-            g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg))
+    folder, state = open_run(out_dir, log["config"], ("lora_rank", "max_width", "batch_size", "seed"), overwrite, device)
+    if state is not None:
+        _load_trainable(ap, state["trainable"]); opt.load_state_dict(state["opt"])
+        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg))
     def checkpoint():
         if folder is None: return
         _save_checkpoint(folder, dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(), log=log))
@@ -380,35 +371,17 @@ ADAPTER_WEIGHTS = "restoration-adapter-micro-sd-faces64"
 
 def save_restoration_adapter(ap: AdaptedPrior, folder, log: dict | None = None, overwrite: bool = False) -> Path:
     "Write the adapters' and LoRA's weights (fp16 safetensors), the config and a model card to `folder`."
-    from safetensors.torch import save_file
-    folder = Path(folder)
-    if (folder / "adapter.safetensors").exists() and not overwrite:
-        raise FileExistsError(f"'{folder / 'adapter.safetensors'}' exists; pass overwrite=True to replace it")
-    folder.mkdir(parents=True, exist_ok=True)
-    flat = {f"{part}.{k}": v.detach().half().contiguous().cpu() for part, sd in _trainable_state(ap).items() for k, v in sd.items()}
-    save_file(flat, folder / "adapter.safetensors.tmp"); (folder / "adapter.safetensors.tmp").replace(folder / "adapter.safetensors")
     training = {k: v for k, v in (log or {}).items() if k != "losses"}
-    atomic_write_json(folder / "adapter.json", dict(ap.config, training=training))
-    card = (f"# Diffusion Restoration Adapter on {ap.config['prior']}\n\nRestoration Adapters after {', '.join(ap.config['blocks'])} "
-            f"(max width {ap.config['max_width']}) and LoRA rank {ap.config['lora_rank']} on self-attention (paper 003), trained by "
-            "`restoration_nb.restoration_adapter.train_restoration_adapter`"
-            + (f" for {training['step']} steps ({training['minutes']:.1f} min on {training['device']}; config in adapter.json)" if training else "")
-            + f".\n\nTraining data: UTKFace training split, degraded on the fly with `second_order_degrade`.\n\n{LICENCE}\n")
-    atomic_write_bytes(folder / "MODEL_CARD.md", card.encode())
-    return folder
+    card = trained_card(f"Diffusion Restoration Adapter on {ap.config['prior']}", f"Restoration Adapters after {', '.join(ap.config['blocks'])} "
+                        f"(max width {ap.config['max_width']}) and LoRA rank {ap.config['lora_rank']} on self-attention (paper 003)",
+                        "restoration_nb.restoration_adapter.train_restoration_adapter", "adapter", training)
+    return save_weights(folder, "adapter", _trainable_state(ap), dict(ap.config, training=training), card, overwrite, half=True)
 
 def load_restoration_adapter(folder=None, prior: Prior | str = "micro-sd-faces64", device=None) -> AdaptedPrior:
     "An adapted prior saved by `save_restoration_adapter` (default: the shipped one) on `prior`."
-    from safetensors.torch import load_file
-    folder = Path(folder) if folder is not None else WEIGHTS_DIR / ADAPTER_WEIGHTS
-    if not (folder / "adapter.safetensors").is_file() or not (folder / "adapter.json").is_file():
-        raise FileNotFoundError(f"no restoration adapter in '{folder}'; expected adapter.safetensors and adapter.json (written by save_restoration_adapter)")
-    config = json.loads((folder / "adapter.json").read_text())
+    config, state = load_weights(folder if folder is not None else WEIGHTS_DIR / ADAPTER_WEIGHTS, "adapter", "restoration adapter",
+                                 "save_restoration_adapter")
     ap = build_adapted_prior(prior, config["blocks"], config["max_width"], config["lora_rank"], config["seed"])
-    state = {}
-    for key, value in load_file(folder / "adapter.safetensors").items():
-        part, name = key.split(".", 1)
-        state.setdefault(part, {})[name] = value
     _load_trainable(ap, dict(lora=state.get("lora", {}), adapters=state.get("adapters", {})))
     ap.model.eval().requires_grad_(False); ap.adapters.eval().requires_grad_(False)
     return ap.to(get_device(device))
