@@ -268,7 +268,8 @@ class AdaptedPrior:
         if self.prior.prompt_embedding is not None: self.prior.prompt_embedding.to(device)
         return self
     def trainable(self) -> list:
-        return [p for p in self.model.parameters() if p.requires_grad] + list(self.adapters.parameters())
+        "The adapters' and the LoRA's parameters (what training changes)."
+        return [p for n, p in self.model.named_parameters() if "lora_" in n] + list(self.adapters.parameters())
 
 def build_adapted_prior(prior: Prior | str = "micro-sd-faces64", blocks=None, max_width: int = 320, lora_rank: int = 32, seed: int = 0) -> AdaptedPrior:
     "Fresh adapters (default: the paper's placement) and rank-`lora_rank` LoRA on a copy of the conditional `prior`; the prior is untouched."
