@@ -28,7 +28,7 @@ from .backbones import build_model, noise_to_step, predict_x0, sample_from_step
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
 from .priors import (WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, caption, face_labels, load_prior, load_weights, open_run,
-                                   save_weights, trained_card)
+                                   preset_config, save_weights, trained_card)
 
 # %% ../nbs/08_flipnet.ipynb #c007
 MODES = ("restoration", "degradation")
@@ -298,13 +298,7 @@ FLIP_PRESETS = dict(
     cpu=FlipConfig(ae_adversarial_weight=0.05),
     test=FlipConfig(ae_steps=2, assoc_steps=2, steps=3, batch_size=2, checkpoint_every=2))
 
-def _flip_config(cfg, overrides: dict) -> FlipConfig:
-    if isinstance(cfg, str):
-        if cfg not in FLIP_PRESETS: raise ValueError(f"unknown FLIPNET preset {cfg!r}; expected one of {', '.join(FLIP_PRESETS)}")
-        cfg = FLIP_PRESETS[cfg]
-    unknown = set(overrides) - set(FlipConfig.__dataclass_fields__)
-    if unknown: raise ValueError(f"unknown FlipConfig fields {sorted(unknown)}; expected some of {', '.join(FlipConfig.__dataclass_fields__)}")
-    return replace(cfg, **overrides)
+def _flip_config(cfg, overrides: dict) -> FlipConfig: return preset_config(cfg, FLIP_PRESETS, overrides, "FLIPNET")
 
 def _perceptual():
     "LPIPS as a loss when its weights are installed, else None (the term is then left out)."

@@ -24,7 +24,7 @@ from .core import (Table, atomic_write_json, check_images, comparison_grid, face
 from .backbones import (EmpiricalDenoiser, StepState, _model_output, noise_to_step, predict_x0,
                                       sample_from_step, scheduler_class)
 from .metrics import FaceEmbedder, evaluate, psnr
-from .priors import CHECKPOINT, Prior, _save_checkpoint, _Stop
+from .priors import CHECKPOINT, Prior, _save_checkpoint, _Stop, preset_config
 
 # %% ../nbs/07_gen2res.ipynb #c007
 def check_K(K, scheduler, name: str = "K") -> int:
@@ -204,10 +204,7 @@ CONSTRAIN_PRESETS = dict(paper=ConstrainConfig(), personal=ConstrainConfig(steps
                          fast=ConstrainConfig(method="lora", steps=300, batch_size=8, lr=1e-3, lora_rank=8))
 
 def _constrain_config(cfg, overrides: dict) -> ConstrainConfig:
-    if isinstance(cfg, str):
-        if cfg not in CONSTRAIN_PRESETS: raise ValueError(f"unknown fine-tune preset {cfg!r}; expected one of {', '.join(CONSTRAIN_PRESETS)}")
-        cfg = CONSTRAIN_PRESETS[cfg]
-    cfg = replace(cfg, **overrides)
+    cfg = preset_config(cfg, CONSTRAIN_PRESETS, overrides, "fine-tune")
     if cfg.method not in CONSTRAIN_METHODS: raise ValueError(f"method={cfg.method!r}; expected one of {', '.join(CONSTRAIN_METHODS)}")
     for key in ("steps", "batch_size", "lora_rank", "checkpoint_every"):
         value = getattr(cfg, key)

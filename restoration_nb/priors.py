@@ -22,7 +22,8 @@ __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_
            'PRIOR_SPECS', 'CHECKPOINT', 'WEIGHTS_DIR', 'LICENCE', 'micro_ddpm_faces64_config',
            'micro_sd_faces64_config', 'face_labels', 'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces',
            'TrainConfig', 'prior_scheduler', 'train_prior', 'save_prior', 'open_run', 'save_weights', 'load_weights',
-           'trained_card', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality']
+           'trained_card', 'preset_config', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser', 'sample_prior',
+           'prior_quality']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on our 2-core CPU: over budget
@@ -365,6 +366,16 @@ def trained_card(title: str, what: str, trainer: str, stem: str, training: dict 
     return (f"# {title}\n\n{what}, trained by `{trainer}`"
             + (f" for {training['step']} steps ({training['minutes']:.1f} min on {training['device']}; config in {stem}.json)" if training else "")
             + f".\n\nTraining data: UTKFace training split, degraded on the fly with `second_order_degrade`.\n\n{LICENCE}\n")
+
+def preset_config(cfg, presets: dict, overrides: dict, what: str):
+    "A training config (a dataclass): `cfg` itself or the preset it names, with `overrides` of its fields."
+    if isinstance(cfg, str):
+        if cfg not in presets: raise ValueError(f"unknown {what} preset {cfg!r}; expected one of {', '.join(presets)}")
+        cfg = presets[cfg]
+    fields = type(cfg).__dataclass_fields__
+    unknown = set(overrides) - set(fields)
+    if unknown: raise ValueError(f"unknown {type(cfg).__name__} fields {sorted(unknown)}; expected some of {', '.join(fields)}")
+    return replace(cfg, **overrides)
 
 # %% ../nbs/06_priors.ipynb #c027
 @dataclass

@@ -31,7 +31,7 @@ from .backbones import noise_to_step
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate, psnr
 from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, caption, face_labels, load_prior,
-                                   load_training_faces, load_weights, open_run, save_weights, trained_card)
+                                   load_training_faces, load_weights, open_run, preset_config, save_weights, trained_card)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c007
 def _groups(channels: int) -> int: return next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
@@ -305,13 +305,7 @@ class AdapterConfig:
 ADAPTER_PRESETS = dict(gpu=AdapterConfig(steps=8000, batch_size=64, lr=5e-4, checkpoint_every=1000), cpu=AdapterConfig(),
                        test=AdapterConfig(steps=3, batch_size=2, checkpoint_every=2))
 
-def _adapter_config(cfg, overrides: dict) -> AdapterConfig:
-    if isinstance(cfg, str):
-        if cfg not in ADAPTER_PRESETS: raise ValueError(f"unknown adapter preset {cfg!r}; expected one of {', '.join(ADAPTER_PRESETS)}")
-        cfg = ADAPTER_PRESETS[cfg]
-    unknown = set(overrides) - set(AdapterConfig.__dataclass_fields__)
-    if unknown: raise ValueError(f"unknown AdapterConfig fields {sorted(unknown)}; expected some of {', '.join(AdapterConfig.__dataclass_fields__)}")
-    return replace(cfg, **overrides)
+def _adapter_config(cfg, overrides: dict) -> AdapterConfig: return preset_config(cfg, ADAPTER_PRESETS, overrides, "adapter")
 
 def _trainable_state(ap: AdaptedPrior) -> dict:
     return dict(lora=lora_state(ap.model), adapters=ap.adapters.state_dict())
