@@ -19,7 +19,7 @@ import argparse
 
 import torch
 
-from common import RESULTS, machine, timed
+from common import machine, result_path, timed
 from restoration_nb.backbones import build_model, sd21_base_unet_config
 from restoration_nb.core import atomic_write_json, get_device, load_faces, make_generator
 from restoration_nb.degradations import second_order_degrade
@@ -27,12 +27,6 @@ from restoration_nb.flipnet import (FLIP_PRESETS, PHI_GRID, add_attention_lora, 
                                     load_flipnet, save_flipnet, train_flipnet)
 from restoration_nb.metrics import summarize
 from restoration_nb.priors import load_prior, micro_sd_faces64_config
-
-
-def result_path(name: str, overwrite: bool):
-    path = RESULTS / name
-    if path.exists() and not overwrite: raise SystemExit(f"{path} exists; pass --overwrite to replace it")
-    return path
 
 
 def train(args, device) -> dict:

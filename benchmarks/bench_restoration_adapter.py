@@ -20,7 +20,7 @@ import argparse
 
 import torch
 
-from common import RESULTS, machine, timed
+from common import machine, result_path, timed
 from restoration_nb.backbones import build_model, make_scheduler, sd21_base_unet_config
 from restoration_nb.core import atomic_write_json, get_device, load_faces, make_generator
 from restoration_nb.degradations import second_order_degrade
@@ -29,12 +29,6 @@ from restoration_nb.priors import load_prior, micro_sd_faces64_config
 from restoration_nb.restoration_adapter import (A_GRID, ADAPTER_PRESETS, W_GRID, add_diffusion_adapter, add_restoration_adapters,
                                                 evaluate_rss_grid, load_restoration_adapter, make_sampler, restoration_sampling_strategy,
                                                 save_restoration_adapter, train_restoration_adapter)
-
-
-def result_path(name: str, overwrite: bool):
-    path = RESULTS / name
-    if path.exists() and not overwrite: raise SystemExit(f"{path} exists; pass --overwrite to replace it")
-    return path
 
 
 def train(args, device) -> dict:

@@ -36,3 +36,10 @@ def timed(fn, device: torch.device, warmup: int, runs: int) -> dict:
         if device.type == "cuda": torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t)
     return dict(median_s=round(statistics.median(times), 4), min_s=round(min(times), 4), runs_s=[round(t, 4) for t in times])
+
+
+def result_path(name: str, overwrite: bool) -> Path:
+    "Where result file `name` goes in benchmarks/results; refused if it exists, unless `overwrite`."
+    path = RESULTS / name
+    if path.exists() and not overwrite: raise SystemExit(f"{path} exists; pass --overwrite to replace it")
+    return path

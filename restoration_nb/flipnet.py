@@ -28,7 +28,7 @@ from .backbones import build_model, noise_to_step, predict_x0, sample_from_step
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
 from .priors import (WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, caption, face_labels, load_prior, load_weights, open_run,
-                                   preset_config, save_weights, trained_card)
+                                   preset_config, save_weights, trained_card, trainable_copy)
 
 # %% ../nbs/08_flipnet.ipynb #c007
 MODES = ("restoration", "degradation")
@@ -241,12 +241,7 @@ class FlipNet:
 def build_flipnet(prior: Prior | str = "micro-sd-faces64", phi: float = 1.0, lora_rank: int = 8, seed: int = 0) -> FlipNet:
     "A fresh FLIPNET on a copy of the conditional `prior` (a Prior or a name for load_prior); the prior itself is untouched."
     phi = check_phi(phi)
-    if isinstance(prior, (str, Path)): prior = load_prior(prior, sampler="ddim")
-    if not isinstance(prior, Prior) or not prior.conditional:
-        got = type(prior.model).__name__ if isinstance(prior, Prior) else type(prior).__name__
-        raise TypeError(f"FLIPNET needs a conditional prior (a Prior with a UNet2DConditionModel), got {got}")
-    model = copy.deepcopy(prior.model).float()
-    model.requires_grad_(False)
+    prior, model = trainable_copy(prior, "FLIPNET")
     add_boost_hub(model, phi)
     add_attention_lora(model, lora_rank, seed)
     size = prior.size

@@ -5,7 +5,7 @@
 
 # %% ../nbs/06_priors.ipynb #c002
 from __future__ import annotations
-import importlib.resources, json, os, re, shutil, signal, time, zipfile
+import copy, importlib.resources, json, os, re, shutil, signal, time, zipfile
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -22,8 +22,8 @@ __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_
            'PRIOR_SPECS', 'CHECKPOINT', 'WEIGHTS_DIR', 'LICENCE', 'micro_ddpm_faces64_config',
            'micro_sd_faces64_config', 'face_labels', 'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces',
            'TrainConfig', 'prior_scheduler', 'train_prior', 'save_prior', 'open_run', 'save_weights', 'load_weights',
-           'trained_card', 'preset_config', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser', 'sample_prior',
-           'prior_quality']
+           'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser',
+           'sample_prior', 'prior_quality']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on our 2-core CPU: over budget
@@ -366,6 +366,16 @@ def trained_card(title: str, what: str, trainer: str, stem: str, training: dict 
     return (f"# {title}\n\n{what}, trained by `{trainer}`"
             + (f" for {training['step']} steps ({training['minutes']:.1f} min on {training['device']}; config in {stem}.json)" if training else "")
             + f".\n\nTraining data: UTKFace training split, degraded on the fly with `second_order_degrade`.\n\n{LICENCE}\n")
+
+def trainable_copy(prior, what: str) -> tuple:
+    "(prior, a frozen float32 copy of its model) for a method `what` that trains add-ons on a conditional prior (a Prior or a name)."
+    if isinstance(prior, (str, Path)): prior = load_prior(prior, sampler="ddim")
+    if not isinstance(prior, Prior) or not prior.conditional:
+        got = type(prior.model).__name__ if isinstance(prior, Prior) else type(prior).__name__
+        raise TypeError(f"{what} needs a conditional prior (a Prior with a UNet2DConditionModel), got {got}")
+    model = copy.deepcopy(prior.model).float()
+    model.requires_grad_(False)
+    return prior, model
 
 def preset_config(cfg, presets: dict, overrides: dict, what: str):
     "A training config (a dataclass): `cfg` itself or the preset it names, with `overrides` of its fields."

@@ -19,7 +19,6 @@ import inspect, math, time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-import copy
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ from .backbones import noise_to_step
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate, psnr
 from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, caption, face_labels, load_prior,
-                                   load_training_faces, load_weights, open_run, preset_config, save_weights, trained_card)
+                                   load_training_faces, load_weights, open_run, preset_config, save_weights, trained_card, trainable_copy)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c007
 def _groups(channels: int) -> int: return next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
@@ -273,12 +272,7 @@ class AdaptedPrior:
 
 def build_adapted_prior(prior: Prior | str = "micro-sd-faces64", blocks=None, max_width: int = 320, lora_rank: int = 32, seed: int = 0) -> AdaptedPrior:
     "Fresh adapters (default: the paper's placement) and rank-`lora_rank` LoRA on a copy of the conditional `prior`; the prior is untouched."
-    if isinstance(prior, (str, Path)): prior = load_prior(prior, sampler="ddim")
-    if not isinstance(prior, Prior) or not prior.conditional:
-        got = type(prior.model).__name__ if isinstance(prior, Prior) else type(prior).__name__
-        raise TypeError(f"the adapter recipe needs a conditional prior (a Prior with a UNet2DConditionModel), got {got}")
-    model = copy.deepcopy(prior.model).float()
-    model.requires_grad_(False)
+    prior, model = trainable_copy(prior, "the adapter recipe")
     add_diffusion_adapter(model, lora_rank, seed)
     adapters = add_restoration_adapters(model, blocks, max_width, seed)
     config = dict(prior=prior.name, blocks=adapters.blocks, max_width=max_width, lora_rank=lora_rank, seed=seed, size=prior.size)

@@ -25,3 +25,13 @@ def faces_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("faces")
     for i, face in enumerate(load_faces(4)): save_image(face, d / f"face{i}.png")
     return d
+
+
+def run_example(notebook: Path, tmp_path: Path, name: str, **params) -> dict:
+    "Run an example notebook under papermill with `params` (plus a metrics_path) and return the metrics it recorded."
+    import json
+    import papermill as pm
+    metrics = tmp_path / f"{name}.json"
+    pm.execute_notebook(str(notebook), str(tmp_path / f"{name}.ipynb"), parameters=dict(params, metrics_path=str(metrics)),
+                        execution_timeout=600, start_timeout=120, progress_bar=False, cwd=str(notebook.parent))
+    return json.loads(metrics.read_text())

@@ -1,9 +1,7 @@
 """FLIPNET as a job and as an API: the phi sweep notebook under papermill, the sweep spec, and the errors users meet."""
-import json
-import papermill as pm
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, run_example
 from restoration_nb.backbones import build_model, tiny_unet2d_condition_config
 from restoration_nb.flipnet import add_boost_hub, build_flipnet, dual_stream, flip, flipnet_restore, load_flipnet, set_phi
 from restoration_nb.priors import load_prior
@@ -13,10 +11,7 @@ EXAMPLE = ROOT / "nbs" / "examples" / "flipnet_sweep.ipynb"
 
 
 def _run(tmp_path, name, **params):
-    metrics = tmp_path / f"{name}.json"
-    pm.execute_notebook(str(EXAMPLE), str(tmp_path / f"{name}.ipynb"), parameters=dict(n_faces=1, num_steps=3, metrics_path=str(metrics), **params),
-                        execution_timeout=600, start_timeout=120, progress_bar=False, cwd=str(EXAMPLE.parent))
-    return json.loads(metrics.read_text())
+    return run_example(EXAMPLE, tmp_path, name, n_faces=1, num_steps=3, **params)
 
 
 def test_sweep_point_writes_metrics_and_phi_changes_them(tmp_path):

@@ -1,10 +1,8 @@
 """The restoration adapter as a job and as an API: the a x w sweep notebook under papermill, the sweep spec,
 training resume, RSS around a stochastic sampler, and the errors users meet."""
-import json
-import papermill as pm
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, run_example
 from restoration_nb.backbones import build_model, make_scheduler, tiny_sd3_transformer_config, tiny_unet2d_condition_config
 from restoration_nb.core import make_generator
 from restoration_nb.priors import load_prior, load_training_faces
@@ -17,10 +15,7 @@ EXAMPLE = ROOT / "nbs" / "examples" / "adapter_sweep.ipynb"
 
 
 def _run(tmp_path, name, **params):
-    metrics = tmp_path / f"{name}.json"
-    pm.execute_notebook(str(EXAMPLE), str(tmp_path / f"{name}.ipynb"), parameters=dict(n_faces=2, num_steps=5, metrics_path=str(metrics), **params),
-                        execution_timeout=600, start_timeout=120, progress_bar=False, cwd=str(EXAMPLE.parent))
-    return json.loads(metrics.read_text())
+    return run_example(EXAMPLE, tmp_path, name, n_faces=2, num_steps=5, **params)
 
 
 def test_sweep_point_writes_metrics_and_a_changes_them(tmp_path):
