@@ -414,9 +414,7 @@ def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None =
             bar.update(1); bar.set_postfix(stage=stage, loss=f"{loss.item():.4f}")
             if log["step"] % cfg.checkpoint_every == 0 or log["step"] == total or stop.requested: checkpoint()
     bar.close()
-    if stop.requested:
-        raise InterruptedError(f"FLIPNET training stopped by SIGTERM at step {log['step']} of {total}"
-                               + (f"; its checkpoint is in '{folder}', run again with the same out_dir to resume" if folder else ""))
+    stop.check("FLIPNET", log["step"], total, folder)
     for m in net.modules().values(): m.eval().requires_grad_(False)
     return net, log
 

@@ -176,6 +176,11 @@ class _Stop:
         return self
     def __exit__(self, *exc):
         if self.old is not None: signal.signal(signal.SIGTERM, self.old)
+    def check(self, what: str, step: int, total: int, folder):
+        "After the loop: raise InterruptedError (naming the checkpoint to resume from) if SIGTERM stopped `what`'s training."
+        if self.requested:
+            raise InterruptedError(f"{what} training stopped by SIGTERM at step {step} of {total}"
+                                   + (f"; its checkpoint is in '{folder}', run again with the same out_dir to resume" if folder else ""))
 
 def _main_thread() -> bool:
     import threading

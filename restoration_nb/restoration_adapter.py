@@ -349,9 +349,7 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
             bar.update(1); bar.set_postfix(loss=f"{loss.item():.4f}")
             if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or stop.requested: checkpoint()
     bar.close()
-    if stop.requested:
-        raise InterruptedError(f"adapter training stopped by SIGTERM at step {log['step']} of {cfg.steps}"
-                               + (f"; its checkpoint is in '{folder}', run again with the same out_dir to resume" if folder else ""))
+    stop.check("adapter", log["step"], cfg.steps, folder)
     ap.model.eval().requires_grad_(False); ap.adapters.eval().requires_grad_(False)
     return ap, log
 

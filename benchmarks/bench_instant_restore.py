@@ -1,0 +1,117 @@
+"""InstantRestore (paper 002): training run, the reference cache's speed, and the references evaluation on real albums.
+
+  train:  train the one-step generator's LoRA on the micro conditional prior with a preset (cpu, gpu) and save the weights;
+          writes benchmarks/results/instant_train_<preset>_<device>.json (steps, minutes, loss curve summary).
+  speed:  time per image of one-step restoration with 4 references, with the reference cache (keys/values computed once) and
+          without it (references through the frozen copy every call); `--config sd-turbo` is SD-Turbo's UNet + VAE at 512 px
+          (random weights), `micro` the micro prior. Writes instant_speed_<config>_<device>.json (paper: 471 ms; goal <= 60 ms
+          with the cache, on the H100).
+  eval:   real albums (albums256): per person, one photo held out as the target, second-order degraded (seed 0), restored with
+          0 (no references), 1, 2, 3, 4 of the other photos, AdaIN on and off; PSNR and identity cosine to the target beside the
+          LQ input's; and the album's real LQ photos: identity to the album. Writes instant_eval_micro_<device>.json.
+
+  python benchmarks/bench_instant_restore.py train --preset cpu --weights restoration_nb/weights/instant-restore-micro-sd-faces64
+  python benchmarks/bench_instant_restore.py speed --config micro
+  python benchmarks/bench_instant_restore.py eval
+  bash benchmarks/gpu_instant_restore.sh          # on the H100: speed at SD-Turbo size, the gpu preset, its evaluation
+Each result file is refused if it exists, unless --overwrite.
+"""
+from __future__ import annotations
+import argparse
+
+import torch
+
+from common import machine, result_path
+from restoration_nb.core import atomic_write_json, get_device, make_generator
+from restoration_nb.gen2res import album_identity, album_people, load_album
+from restoration_nb.instant_restore import (INSTANT_PRESETS, encode_references, evaluate_references, instant_restore,
+                                            load_instant_restore, one_step, save_instant_restore, sd_turbo_restorer, time_per_image,
+                                            train_instant_restore)
+from restoration_nb.metrics import FaceEmbedder, summarize
+
+
+def train(args, device) -> dict:
+    path = result_path(f"instant_train_{args.preset}_{device.type}.json", args.overwrite)
+    ir, log = train_instant_restore("micro-sd-faces64", cfg=args.preset, out_dir=args.run_dir, device=device)
+    if args.weights: save_instant_restore(ir, args.weights, log, overwrite=True)
+    losses = log["losses"]
+    chunk = lambda key: [round(sum(r.get(key, 0) for r in losses[i:i + 100]) / len(losses[i:i + 100]), 5) for i in range(0, len(losses), 100)]
+    out = dict(mode="train", preset=args.preset, config=log["config"], steps=log["step"], minutes=round(log["minutes"], 2), faces=log["faces"],
+               trainable_params=sum(p.numel() for p in ir.trainable()), left_out=log["left_out"], discriminator=log["discriminator"],
+               loss_mean_per_100_steps={k: chunk(k) for k in ("loss", "ms_ssim", "l1", "las", "gan", "disc")}, weights=args.weights,
+               machine=machine(device))
+    atomic_write_json(path, out)
+    return out
+
+
+def speed(args, device) -> dict:
+    path = result_path(f"instant_speed_{args.config}_{device.type}.json", args.overwrite)
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    if args.config == "sd-turbo":
+        ir = sd_turbo_restorer(lora_rank=32)
+    else:
+        ir = build_instant_restorer("micro-sd-faces64", lora_rank=8)
+    ir.to(device, dtype)
+    for m in ir.modules().values(): m.eval().requires_grad_(False)
+    g = make_generator(0)
+    lq = (torch.rand(args.batch, 3, ir.size, ir.size, generator=g) * 2 - 1).to(device, dtype)
+    refs = (torch.rand(args.refs, 3, ir.size, ir.size, generator=g) * 2 - 1).to(device, dtype)
+    with torch.no_grad(): one_step(ir, lq, encode_references(ir, refs))           # warm-up
+    cached = time_per_image(ir, lq, refs, True, repeats=args.runs)
+    uncached = time_per_image(ir, lq, refs, False, repeats=args.runs)
+    cache = encode_references(ir, refs)
+    out = dict(mode="speed", config=args.config, size_px=ir.size, refs=args.refs, dtype=str(dtype), lora_rank=ir.config["lora_rank"],
+               vae=ir.vae is not None, unet_params=sum(p.numel() for p in ir.generator.parameters()),
+               ms_per_image_with_cache=round(1000 * cached, 2), ms_per_image_without_cache=round(1000 * uncached, 2),
+               cache_mib=round(cache.nbytes() / 2**20, 2), paper_ms=471, goal_ms_with_cache=60, machine=machine(device))
+    atomic_write_json(path, out)
+    print(out)
+    return out
+
+
+def evaluate(args, device) -> dict:
+    path = result_path(f"instant_eval_micro_{device.type}.json", args.overwrite)
+    ir = load_instant_restore(args.weights, device=device)
+    embedder = FaceEmbedder()
+    table, _ = evaluate_references(ir, embedder=embedder)
+    summary = summarize(type(table)([{k: v for k, v in r.items() if k != "adain"} for r in table.rows]), by="method")
+    real = []                                    # the albums' real LQ photos: no ground truth, identity to the album
+    for person in album_people():
+        album, lq = load_album(person, size=ir.size)
+        outs = {"LQ input": lq, "no references": None, "4 refs": album[:4]}
+        for method, refs in outs.items():
+            if method == "LQ input": x = lq
+            elif refs is None:
+                with torch.no_grad(): x = one_step(ir, lq, None, generator=make_generator(0)).clamp(-1, 1).cpu()
+            else: x = instant_restore(ir, lq, refs, seed=0, progress=False)
+            ids = album_identity(x, album[4:] if len(album) > 4 else album, embedder)
+            real += [dict(person=person, method=method, id_to_album=v) for v in ids.tolist()]
+    real_summary = summarize(type(table)(real), by="method")
+    out = dict(mode="eval", weights=args.weights or "shipped", people=len(album_people()), summary=summary.rows, rows=table.rows,
+               real_lq=dict(summary=real_summary.rows, rows=real,
+                            note="identity cosine to the album photos not used as references (album[4:])"), machine=machine(device))
+    atomic_write_json(path, out)
+    print(summary); print(real_summary)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=("train", "speed", "eval"))
+    p.add_argument("--device", default=None)
+    p.add_argument("--preset", default="cpu", choices=[k for k in INSTANT_PRESETS if k != "test"])
+    p.add_argument("--run-dir", default="runs/instant", help="checkpoints (train resumes from here)")
+    p.add_argument("--weights", default=None, help="train: where to save the weights; eval: which weights (default: shipped)")
+    p.add_argument("--config", default="micro", choices=("micro", "sd-turbo"))
+    p.add_argument("--batch", type=int, default=1, help="speed: images per call")
+    p.add_argument("--refs", type=int, default=4)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args()
+    device = get_device(args.device)
+    {"train": train, "speed": speed, "eval": evaluate}[args.mode](args, device)
+
+
+if __name__ == "__main__":
+    main()
