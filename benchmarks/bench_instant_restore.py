@@ -24,7 +24,7 @@ import torch
 from common import machine, result_path
 from restoration_nb.core import atomic_write_json, get_device, make_generator
 from restoration_nb.gen2res import album_identity, album_people, load_album
-from restoration_nb.instant_restore import (INSTANT_PRESETS, encode_references, evaluate_references, instant_restore,
+from restoration_nb.instant_restore import (INSTANT_PRESETS, build_instant_restorer, encode_references, evaluate_references, instant_restore,
                                             load_instant_restore, one_step, save_instant_restore, sd_turbo_restorer, time_per_image,
                                             train_instant_restore)
 from restoration_nb.metrics import FaceEmbedder, summarize
@@ -56,7 +56,8 @@ def speed(args, device) -> dict:
     g = make_generator(0)
     lq = (torch.rand(args.batch, 3, ir.size, ir.size, generator=g) * 2 - 1).to(device, dtype)
     refs = (torch.rand(args.refs, 3, ir.size, ir.size, generator=g) * 2 - 1).to(device, dtype)
-    with torch.no_grad(): one_step(ir, lq, encode_references(ir, refs))           # warm-up
+    for _ in range(args.warmup):
+        with torch.no_grad(): one_step(ir, lq, encode_references(ir, refs))
     cached = time_per_image(ir, lq, refs, True, repeats=args.runs)
     uncached = time_per_image(ir, lq, refs, False, repeats=args.runs)
     cache = encode_references(ir, refs)

@@ -390,6 +390,7 @@ class InstantConfig:
     gan_weight: float = 0.5
     las_weight: float = 5000.0
     landmark_sigma: float = 1.0      # of the ideal maps, in tokens
+    train_steps: tuple = TRAINING_STEPS   # the noise steps a batch draws from
     adain: bool = True
     checkpoint_every: int = 100
     seed: int = 0
@@ -401,10 +402,13 @@ class InstantConfig:
         if not 1 <= self.max_refs <= MAX_REFERENCES: raise ValueError(f"max_refs={self.max_refs!r}; expected 1 to {MAX_REFERENCES}")
         for k in ("lr", "disc_lr", "landmark_sigma"):
             if not getattr(self, k) > 0: raise ValueError(f"{k}={getattr(self, k)!r}; expected a number > 0")
+        if not self.train_steps or not all(isinstance(t, int) and 0 <= t < 1000 for t in self.train_steps):
+            raise ValueError(f"train_steps={self.train_steps!r}; expected a non-empty tuple of steps in [0, 1000)")
 
 INSTANT_PRESETS = dict(paper=InstantConfig(steps=50_000, batch_size=16, lora_rank=32, checkpoint_every=1000),
                        gpu=InstantConfig(steps=4000, batch_size=32, lora_rank=16, checkpoint_every=500),
-                       cpu=InstantConfig(), test=InstantConfig(steps=3, batch_size=2, lora_rank=2, checkpoint_every=2))
+                       cpu=InstantConfig(las_weight=500.0, gan_weight=0.05, train_steps=(INFERENCE_STEP,)),
+                       test=InstantConfig(steps=3, batch_size=2, lora_rank=2, checkpoint_every=2))
 
 def _landmarks(cache: dict, idx: list, hq: torch.Tensor) -> torch.Tensor:
     "Landmarks of training faces `idx`, detected once per face."
@@ -468,7 +472,7 @@ def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple 
             lq, _ = second_order_degrade(hq, generator=g)
             n_refs = int(torch.randint(1, cfg.max_refs + 1, (1,), generator=g))
             refs, theta = reference_views(hq, n_refs, g)
-            t = torch.tensor(TRAINING_STEPS)[torch.randint(len(TRAINING_STEPS), (cfg.batch_size,), generator=g)]
+            t = torch.tensor(cfg.train_steps)[torch.randint(len(cfg.train_steps), (cfg.batch_size,), generator=g)]
             points = _landmarks(landmarks, idx.tolist(), hq) if cfg.las_weight > 0 else torch.full((cfg.batch_size, 68, 2), float("nan"))
             ref_points = warp_points(points, theta, hq.shape[-1])
             loss, d_loss, parts = instant_loss(ir, hq.to(device), lq.to(device), refs.to(device), points.to(device), ref_points.to(device),
@@ -616,7 +620,7 @@ def references_widget(ir: InstantRestorer, lq: torch.Tensor, references: torch.T
     caches = {k: encode_references(ir, refs[:k]) for k in range(1, len(refs) + 1)}       # one cache per count, reused while you slide
     slider = W.IntSlider(min=1, max=len(refs), value=min(n_refs, len(refs)), description="references", continuous_update=False)
     toggle = W.Checkbox(value=adain, description="AdaIN")
-    out = W.Output()
+    out, state = W.Output(), {}
     def redraw(_=None):
         out.clear_output(wait=True)
         x = instant_restore(ir, lq, cache=caches[slider.value], adain=toggle.value, seed=seed, progress=False)
@@ -624,6 +628,7 @@ def references_widget(ir: InstantRestorer, lq: torch.Tensor, references: torch.T
         if target is not None:
             ident = identity_similarity(x, target)["cosine"]
             title += f": PSNR {psnr(x, target).mean().item():.2f} dB, identity {ident.nanmean().item():.3f}"
+        state.update(title=title, restored=x)
         with out:
             print(title)
             fig = comparison_grid({"LQ": lq, **({"target": target} if target is not None else {}), "restored": x,
@@ -632,7 +637,7 @@ def references_widget(ir: InstantRestorer, lq: torch.Tensor, references: torch.T
     slider.observe(redraw, names="value"); toggle.observe(redraw, names="value")
     redraw()
     box = W.VBox([W.HBox([slider, toggle]), out])
-    box.slider, box.toggle, box.out = slider, toggle, out
+    box.slider, box.toggle, box.state = slider, toggle, state     # state: the title and restoration on show
     return box
 
 # %% ../nbs/10_instant_restore.ipynb #c065b
