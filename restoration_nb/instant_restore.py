@@ -144,7 +144,8 @@ class InstantRestorer:
     @property
     def device(self): return self.generator.device
     def trainable(self) -> list:
-        return [p for m in (self.generator, self.vae) if m is not None for p in m.parameters() if p.requires_grad]
+        "The weights training changes (by name, so the count holds after training froze them): LoRA, and the VAE's first conv."
+        return [p for part in _trainable_state(self).values() for p in part.values()]
 
 def build_instant_restorer(prior: Prior | str = "micro-sd-faces64", lora_rank: int = 8, vae=None, prompt: str = "face",
                            seed: int = 0, context: torch.Tensor | None = None) -> InstantRestorer:
@@ -489,8 +490,8 @@ def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple 
     return ir, log
 
 def _trainable_state(ir: InstantRestorer) -> dict:
-    parts = dict(generator={k: v for k, v in ir.generator.state_dict().items() if "lora_" in k})
-    if ir.vae is not None: parts["vae"] = {k: v for k, v in ir.vae.state_dict().items() if "lora_" in k or k.startswith("encoder.conv_in.")}
+    parts = dict(generator={k: v for k, v in ir.generator.named_parameters() if "lora_" in k})
+    if ir.vae is not None: parts["vae"] = {k: v for k, v in ir.vae.named_parameters() if "lora_" in k or k.startswith("encoder.conv_in.")}
     return parts
 
 def _load_trainable(ir: InstantRestorer, state: dict):
