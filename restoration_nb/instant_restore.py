@@ -147,6 +147,11 @@ class InstantRestorer:
         "The weights training changes (by name, so the count holds after training froze them): LoRA, and the VAE's first conv."
         return [p for part in _trainable_state(self).values() for p in part.values()]
 
+def _trainable_state(ir: InstantRestorer) -> dict:
+    parts = dict(generator={k: v for k, v in ir.generator.named_parameters() if "lora_" in k})
+    if ir.vae is not None: parts["vae"] = {k: v for k, v in ir.vae.named_parameters() if "lora_" in k or k.startswith("encoder.conv_in.")}
+    return parts
+
 def build_instant_restorer(prior: Prior | str = "micro-sd-faces64", lora_rank: int = 8, vae=None, prompt: str = "face",
                            seed: int = 0, context: torch.Tensor | None = None) -> InstantRestorer:
     "A fresh InstantRestorer on a copy of a conditional `prior` (a Prior or a name); with `vae`, LoRA and a trainable first conv on it too."
@@ -488,11 +493,6 @@ def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple 
     stop.check("InstantRestore", log["step"], cfg.steps, folder)
     for m in ir.modules().values(): m.eval().requires_grad_(False)
     return ir, log
-
-def _trainable_state(ir: InstantRestorer) -> dict:
-    parts = dict(generator={k: v for k, v in ir.generator.named_parameters() if "lora_" in k})
-    if ir.vae is not None: parts["vae"] = {k: v for k, v in ir.vae.named_parameters() if "lora_" in k or k.startswith("encoder.conv_in.")}
-    return parts
 
 def _load_trainable(ir: InstantRestorer, state: dict):
     for part, sd in state.items():
