@@ -205,6 +205,8 @@ class ReferenceCache:
     n_refs: int
     size: int
 
+    @property
+    def sets(self) -> int: return next(iter(self.kv.values()))[0].shape[0]      # 1 (shared) or one per input
     def nbytes(self) -> int: return sum(t.numel() * t.element_size() for kv in self.kv.values() for t in kv)
     def to(self, device=None, dtype=None) -> "ReferenceCache":
         return replace(self, kv={n: tuple(t.to(device=device, dtype=dtype) for t in kv) for n, kv in self.kv.items()})
@@ -257,9 +259,9 @@ def instant_restore(ir: InstantRestorer, lq: torch.Tensor, references=None, cach
         part = cache
         if part is None:
             part = encode_references(ir, refs if len(refs) == 1 else refs[i:i + batch_size])
-        elif next(iter(part.kv.values()))[0].shape[0] not in (1, len(lq)):
-            raise ValueError(f"the cache holds {next(iter(part.kv.values()))[0].shape[0]} reference sets for {len(lq)} inputs; expected 1 or {len(lq)}")
-        elif next(iter(part.kv.values()))[0].shape[0] > 1:
+        elif part.sets not in (1, len(lq)):
+            raise ValueError(f"the cache holds {part.sets} reference sets for {len(lq)} inputs; expected 1 or {len(lq)}")
+        elif part.sets > 1:
             part = replace(part, kv={n: tuple(x[i:i + batch_size] for x in kv) for n, kv in part.kv.items()})
         with torch.no_grad(): out.append(one_step(ir, lq[i:i + batch_size], part, t, g, adain).clamp(-1, 1).cpu())
     return torch.cat(out)
@@ -581,8 +583,8 @@ def evaluate_references(ir: InstantRestorer, people=None, counts=REFERENCE_COUNT
         lq, _ = second_order_degrade(target, generator=make_generator(seed + i))
         outs = {("LQ input", -1, None): lq}
         for k in counts:
+            cache = encode_references(ir, others[:k]) if k else None        # once per count, for both AdaIN modes
             for a in (adain_modes if k else (None,)):
-                cache = encode_references(ir, others[:k]) if k else None
                 label = f"{k} refs, AdaIN {'on' if a else 'off'}" if k else "no references"
                 with torch.no_grad(): outs[(label, k, a)] = one_step(ir, lq, cache, INFERENCE_STEP, make_generator(seed), a is not False).clamp(-1, 1).cpu()
         for (label, k, a), x in outs.items():
