@@ -9,7 +9,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'RESTORE_RECIPES', 'COMMANDS', 'CLIError', 'image_files', 'cmd_degrade', 'cmd_evaluate', 'cmd_sweep',
-           'cmd_demo', 'cmd_sample', 'cmd_train_prior', 'cmd_save_prior', 'cmd_restore', 'build_parser', 'main']
+           'cmd_demo', 'cmd_sample', 'cmd_train_prior', 'cmd_save_prior', 'cmd_restore', 'cmd_lab', 'build_parser',
+           'main']
 
 # %% ../nbs/05_cli.ipynb #c005
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -223,10 +224,28 @@ def cmd_restore(args) -> int:
     print(f"restored {len(inputs)} image(s) into '{out_dir}' (recipe {args.recipe}, K={K}, seed {seed})")
     return 0
 
+# %% ../nbs/05_cli.ipynb #c018b
+def cmd_lab(args) -> int:
+    from restoration_nb.labs import build_labs, grade_submission
+    from restoration_nb.core import atomic_write_json, check_output_path
+    if args.lab_command == "build":
+        built = build_labs(args.out, args.labs, overwrite=args.overwrite)
+        for lab, (solution, student) in built.items(): print(f"{lab}: {solution} (solution), {student} (student)")
+        print(f"built {len(built)} lab(s)")
+        return 0
+    if args.timeout <= 0: raise CLIError(f"--timeout {args.timeout:g}; expected seconds > 0 (the most one cell may run)")
+    if args.out: check_output_path(args.out, inputs=args.submissions, overwrite=args.overwrite)
+    reports = [grade_submission(path, timeout=args.timeout) for path in args.submissions]
+    for report in reports: print(repr(report), end="\n\n")
+    if args.out:
+        atomic_write_json(args.out, [dict(path=r.path, lab=r.lab, score=r.score, total=r.total, problem=r.problem, exercises=r.rows) for r in reports])
+        print(f"reports written to {args.out}")
+    return 0
+
 # %% ../nbs/05_cli.ipynb #c021
 def build_parser() -> argparse.ArgumentParser:
     from restoration_nb import __version__
-    p = argparse.ArgumentParser(prog="restoration-nb", description="Diffusion-based face restoration: degrade, evaluate, sweep, demo, restore.")
+    p = argparse.ArgumentParser(prog="restoration-nb", description="Diffusion-based face restoration: degrade, evaluate, sweep, demo, restore, course labs.")
     p.add_argument("--version", action="version", version=f"restoration-nb {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     def common(sp, device=True):
@@ -311,10 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--to", required=True, help="prior folder to write")
     sp.add_argument("--note", default=None, help="a paragraph for the model card (where and how it was trained)")
     common(sp, device=False)
+
+    lab = sub.add_parser("lab", help="course labs: build the student notebooks, grade submissions")
+    labs = lab.add_subparsers(dest="lab_command", required=True, metavar="LAB_COMMAND")
+    lb = labs.add_parser("build", help="write the solution and student notebook of every lab")
+    lb.add_argument("--labs", default=None, help="folder of solution notebooks (default: nbs/labs beside settings.ini)")
+    lb.add_argument("-o", "--out", default=None, help="output folder (default: <output_dir>/labs)")
+    lb.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    lg = labs.add_parser("grade", help="run submissions and print a score table per exercise")
+    lg.add_argument("submissions", nargs="+", help="submitted lab notebooks")
+    lg.add_argument("--timeout", type=float, default=120, help="seconds one cell may run before it is stopped (default 120)")
+    lg.add_argument("-o", "--out", default=None, help="also write the reports to this JSON file")
+    lg.add_argument("--overwrite", action="store_true", help="replace an existing report file")
     return p
 
 COMMANDS = dict(degrade=cmd_degrade, evaluate=cmd_evaluate, sweep=cmd_sweep, demo=cmd_demo, restore=cmd_restore,
-                sample=cmd_sample, train_prior=cmd_train_prior, save_prior=cmd_save_prior)
+                sample=cmd_sample, train_prior=cmd_train_prior, save_prior=cmd_save_prior, lab=cmd_lab)
 
 def main(argv=None) -> int:
     "Run `restoration-nb` with `argv` (default: sys.argv); returns the exit status."

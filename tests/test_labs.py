@@ -1,0 +1,109 @@
+"""Course labs: every solution passes its checks, every student version fails each check with its message,
+and grading a correct, a wrong and a broken submission gives the expected scores (papermill runs, no GPU)."""
+import json
+import nbformat
+import pytest
+from conftest import ROOT
+from restoration_nb.labs import LABS, build_labs, grade_submission, lab_notebook_problems
+
+LAB_FILES = sorted((ROOT / "nbs" / "labs").glob("lab*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    "Every lab built into a fresh folder: {lab: (solution, student)}."
+    return build_labs(tmp_path_factory.mktemp("course"), ROOT / "nbs" / "labs")
+
+
+def test_every_lab_has_a_solution_notebook():
+    assert sorted(p.stem for p in LAB_FILES) == sorted(lab.notebook for lab in LABS.values())
+    for path in LAB_FILES: assert lab_notebook_problems(path) == [], path
+
+
+@pytest.mark.parametrize("lab", sorted(LABS))
+def test_student_version_fails_each_check_with_its_message(course, lab):
+    report = grade_submission(course[lab][1], timeout=120)
+    assert report.lab == lab and report.problem is None
+    assert [r["exercise"] for r in report.rows] == list(LABS[lab].exercises)
+    for row in report.rows:
+        assert row["status"] == "failed" and row["points"] == 0, row
+        assert f"`{row['exercise']}` is not written yet: replace the `raise NotImplementedError` line" in row["message"], row
+
+
+def _edit(nb_path, out_path, replace: dict, drop_check: str | None = None):
+    "A copy of the notebook with code replaced in the cells that define the named functions (and one check cell deleted)."
+    nb = nbformat.read(str(nb_path), as_version=4)
+    for name, code in replace.items():
+        cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith(f"def {name}("))
+        cell.source = code
+    if drop_check: nb.cells = [c for c in nb.cells if c.source.strip() != f'check("{drop_check}", {drop_check})']
+    nbformat.write(nb, str(out_path))
+    return out_path
+
+
+ABAR_LAST_BUG = '''def ddim_update(x0_hat, eps, prev_t, abar):
+    a = abar[prev_t]
+    return a.sqrt() * x0_hat + (1 - a).sqrt() * eps'''
+
+
+def test_grade_correct_submission_with_course_settings(course, tmp_path, monkeypatch):
+    "The solution scores full marks, and the lab reads K, steps and the output folder from the course's settings.ini."
+    settings = (ROOT / "settings.ini").read_text().replace("K = 200", "K = 60").replace("num_steps = 20", "num_steps = 4")
+    settings = settings.replace("output_dir = outputs", f"output_dir = {tmp_path / 'course-out'}")
+    (tmp_path / "settings.ini").write_text(settings)
+    monkeypatch.setenv("RESTORATION_NB_SETTINGS", str(tmp_path / "settings.ini"))
+    report = grade_submission(course["foundation"][0], timeout=300, executed=tmp_path / "executed.ipynb")
+    assert (report.score, report.total) == (4, 4), report
+    assert set(report.table["status"]) == {"passed"}
+    printed = "".join(o.get("text", "") for c in nbformat.read(str(tmp_path / "executed.ipynb"), 4).cells for o in c.get("outputs", []))
+    assert "K = 60, 4 steps" in printed, printed[:500]
+    assert (tmp_path / "course-out" / "labs" / "lab0_foundation" / "restored.png").is_file()
+
+
+def test_grade_wrong_submission(course, tmp_path):
+    "abar[-1] for the clean step: ddim_update fails with the slip named, and the loop built on it fails too."
+    sub = _edit(course["foundation"][0], tmp_path / "lab0_foundation_wrong.ipynb", {"ddim_update": ABAR_LAST_BUG})
+    report = grade_submission(sub, timeout=300)
+    assert (report.score, report.total) == (2, 4), report
+    rows = {r["exercise"]: r for r in report.rows}
+    assert rows["noise_to_step"]["status"] == rows["predict_x0"]["status"] == "passed"
+    assert "abar[-1] is the LAST entry of the table" in rows["ddim_update"]["message"]
+    assert "fix those first" in rows["sampling_loop"]["message"] and rows["sampling_loop"]["status"] == "failed"
+
+
+def test_grade_broken_submission(course, tmp_path):
+    "A syntax error, a deleted check cell, a wrong answer and an endless loop in one submission: graded, no crash."
+    sub = _edit(course["foundation"][0], tmp_path / "lab0_foundation_broken.ipynb", {
+        "noise_to_step": "def noise_to_step(x0, K, abar, noise):\n    return abar[K].sqrt() * x0 +",
+        "ddim_update": ABAR_LAST_BUG,
+        "sampling_loop": "def sampling_loop(model, x_K, timesteps, abar):\n    while True: pass"}, drop_check="predict_x0")
+    before = sub.read_bytes()
+    report = grade_submission(sub, timeout=30)
+    assert sub.read_bytes() == before                                  # the grader never writes over a submission
+    assert (report.score, report.total) == (0, 4), report
+    rows = {r["exercise"]: r for r in report.rows}
+    assert rows["noise_to_step"]["status"] == "error"
+    assert "NameError: name 'noise_to_step' is not defined" in rows["noise_to_step"]["message"]
+    assert "SyntaxError" in rows["noise_to_step"]["message"]          # names the cell that failed first
+    assert rows["predict_x0"]["status"] == "check cell deleted"
+    assert 'the cell `check("predict_x0", predict_x0)` is missing' in rows["predict_x0"]["message"]
+    assert rows["ddim_update"]["status"] == "failed" and "abar[-1]" in rows["ddim_update"]["message"]
+    assert rows["sampling_loop"]["status"] == "timed out"
+    assert "ran past 30 s and was stopped" in rows["sampling_loop"]["message"]
+
+
+def test_grade_files_that_are_not_labs(tmp_path):
+    "Not there, a folder, not JSON, empty, JSON that is no notebook, a notebook that is no lab: a report, never a crash."
+    (tmp_path / "folder.ipynb").mkdir()
+    (tmp_path / "notes.ipynb").write_text("these are my notes")
+    (tmp_path / "empty.ipynb").write_text("")
+    (tmp_path / "data.ipynb").write_text(json.dumps({"answers": [1, 2, 3]}))
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")]), str(tmp_path / "homework.ipynb"))
+    problems = {name: grade_submission(tmp_path / name).problem for name in
+                ("missing.ipynb", "folder.ipynb", "notes.ipynb", "empty.ipynb", "data.ipynb", "homework.ipynb")}
+    assert problems["missing.ipynb"] == f"{tmp_path / 'missing.ipynb'} is not a file"
+    assert problems["folder.ipynb"] == f"{tmp_path / 'folder.ipynb'} is not a file"
+    for name in ("notes.ipynb", "empty.ipynb", "data.ipynb"): assert problems[name].startswith("not a Jupyter notebook ("), problems
+    assert problems["homework.ipynb"].startswith("not a restoration-nb lab: no lab in its metadata"), problems
+    report = grade_submission(tmp_path / "notes.ipynb")
+    assert (report.score, report.total, report.rows) == (0, 0, []) and "not graded" in repr(report)
