@@ -4,11 +4,10 @@
 
 # %% ../nbs/11_labs.ipynb #c002
 from __future__ import annotations
-import copy, json, math, os, re, shutil, tempfile, time
+import copy, json, os, re, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-import torch.nn.functional as F
 from .core import Table, atomic_write_bytes, check_output_path, find_settings_file, lab_settings, make_generator
 from .backbones import (EmpiricalDenoiser, StepState, ddim_step, make_scheduler, noise_to_step, predict_x0,
                                       sample_from_step, sampling_timesteps)
@@ -246,10 +245,6 @@ def check_flip(fn):
     raise _Wrong("flip(hq, lq, 'sideways') returned without an error; raise a ValueError that names the unknown mode")
 
 # %% ../nbs/11_labs.ipynb #c021
-def _attention(q, k, v, heads: int) -> torch.Tensor:
-    from restoration_nb.instant_restore import _heads
-    return F.scaled_dot_product_attention(_heads(q, heads), _heads(k, heads), _heads(v, heads)).transpose(1, 2).flatten(2)
-
 def _population_adain(v_ref, v, eps: float = 1e-5):
     mu_r, sd_r = v_ref.mean(2, keepdim=True), v_ref.std(2, keepdim=True, unbiased=False) + eps
     return (v_ref - mu_r) / sd_r * v.std(1, unbiased=False)[:, None, None] + v.mean(1)[:, None, None]
@@ -268,15 +263,16 @@ def check_adain(fn):
 
 def check_extended_attention(fn):
     "Lab 3: `fn(q, k, v, k_refs, v_refs, heads)`: the input's queries over the references' concatenated keys/values only."
+    from restoration_nb.flipnet import _attend                   # multi-head attention on (B, L, C) tokens
     q, k, v = (_randn(2, 12, 16, seed=s) for s in (0, 1, 2))
     k_refs, v_refs = _randn(2, 3, 12, 16, seed=3), _randn(2, 3, 12, 16, seed=4)
     kr, vr = k_refs.flatten(1, 2), v_refs.flatten(1, 2)
     got = _call(fn, "extended_attention", q.clone(), k.clone(), v.clone(), k_refs.clone(), v_refs.clone(), 2)
-    _expect(got, _attention(q, kr, vr, 2), "extended_attention(q, k, v, k_refs, v_refs, heads)", {
-        "you kept the input's own keys/values: InstantRestore's queries attend only to the references": _attention(q, torch.cat([k, kr], 1), torch.cat([v, vr], 1), 2),
-        "your output ignores the references: this is the input's plain self-attention": _attention(q, k, v, 2),
-        "you used only the first reference; concatenate the tokens of all R references, (B, R*L, C)": _attention(q, k_refs[:, 0], v_refs[:, 0], 2),
-        "you used one attention head; split the channels into `heads` heads": _attention(q, kr, vr, 1)},
+    _expect(got, _attend(q, kr, vr, 2), "extended_attention(q, k, v, k_refs, v_refs, heads)", {
+        "you kept the input's own keys/values: InstantRestore's queries attend only to the references": _attend(q, torch.cat([k, kr], 1), torch.cat([v, vr], 1), 2),
+        "your output ignores the references: this is the input's plain self-attention": _attend(q, k, v, 2),
+        "you used only the first reference; concatenate the tokens of all R references, (B, R*L, C)": _attend(q, k_refs[:, 0], v_refs[:, 0], 2),
+        "you used one attention head; split the channels into `heads` heads": _attend(q, kr, vr, 1)},
         hint="concatenate the references' tokens, (B, R, L, C) -> (B, R*L, C), and attend to them", atol=1e-4)
 
 def check_shared_image_attention(fn):
@@ -505,12 +501,12 @@ def _cell_timed_out(cell, timeout: float) -> bool:
     meta = cell.get("metadata", {}).get("papermill", {})
     return (meta.get("duration") or 0) >= timeout * 0.98 or (_error_summary(cell) or "").startswith("KeyboardInterrupt")
 
-def _execute(path: Path, executed: Path, log: Path, timeout: float, kernel_name: str | None):
+def _execute(path: Path, executed: Path, log: Path, timeout: float, kernel_name: str | None, cwd: Path):
     import papermill
     from papermill.exceptions import PapermillExecutionError
     os.environ[GRADE_LOG_ENV] = str(log)
     try:
-        papermill.execute_notebook(str(path), str(executed), kernel_name=kernel_name or "python3", cwd=str(path.parent),
+        papermill.execute_notebook(str(path), str(executed), kernel_name=kernel_name or "python3", cwd=str(cwd),
                                    execution_timeout=timeout, start_timeout=120, progress_bar=False,
                                    allow_errors=True, interrupt_on_timeout=True)
     except PapermillExecutionError: pass                     # errors are graded from the executed notebook
@@ -536,7 +532,7 @@ def grade_submission(path: str | Path, timeout: float = 120, executed: str | Pat
         if out.resolve() == path.resolve(): raise ValueError(f"executed={out} is the submission itself; the grader never writes over a submission")
         run = Path(tmp) / path.name
         run.write_bytes(path.read_bytes())
-        _execute(run, out, log, timeout, kernel_name)
+        _execute(run, out, log, timeout, kernel_name, cwd=path.resolve().parent)   # the course's settings.ini applies
         results = {}
         for line in (log.read_text().splitlines() if log.exists() else []):
             record = json.loads(line)
