@@ -4,7 +4,8 @@ One JupyterLab server (127.0.0.1, a free port, a random token) serves a TEMPORAR
 notebooks under test and the repository's settings.ini (the library finds its settings upward from the kernel's
 working directory); the repository is never the server's root, so nothing JupyterLab writes lands in `nbs/`.
 The kernels inherit this process's environment, with RESTORATION_NB_DATA set from settings.ini's data_dir when it
-is not set already.
+is not set already, and OMP_WAIT_POLICY=PASSIVE unless set (torch's threads must not spin against Chromium for the
+2 cores: see browser_support.JupyterLab.env).
 
 The copies are what `nbdev-test` runs, made with nbformat: code cells flagged with a skipped test flag
 (`#| slow`, `#| gpu`: pyproject's `[tool.nbdev] tst_flags`), `#| eval: false` cells, nbclient's
@@ -124,6 +125,8 @@ class NotebookRun:
             self.progress = run_all_cells(self.page, timeout=RUN_TIMEOUT)
             self.seconds = time.monotonic() - t0
             self.errors = error_outputs(self.page)
+            widget = self.page.locator(".widget-vbox").first
+            if widget.count(): widget.scroll_into_view_if_needed()            # the page screenshot shows the first widget
             self.page.screenshot(path=str(artifacts_dir() / f"{self.name}.png"))
         except BaseException:
             self.close(); raise
@@ -132,7 +135,7 @@ class NotebookRun:
               f"code cells; slowest: {slowest})")
 
     def close(self):
-        "Close the tab and shut down its kernel (interrupting a cell still running)."
+        "Close the tab and shut down its kernel (which stops a cell still running)."
         try: self.page.close()
         finally: self.lab.shutdown_kernels_of(f"nbs/{self.rel}")
 
@@ -168,8 +171,9 @@ class WidgetsInJupyterLab(RunsInJupyterLab):
         assert was != now, f"{control!r}: the control did not move (still {was!r})"
         after = wait_for_redraw(box, before)
         box.screenshot(path=str(artifacts_dir() / f"{run.name}-{control}.png"))
-        assert after["images"] and after["images"] != before["images"], (
-            f"{control!r} moved from {was!r} to {now!r} but the widget's image did not change; its output text: {after['text']!r}")
+        changed = bool(after["images"]) and after["images"] != before["images"]
+        assert changed, (f"{control!r} moved from {was!r} to {now!r} but the widget's image did not change "
+                         f"({len(after['images'])} image(s) shown); its output text: {after['text']!r}")
 
 
 def pytest_generate_tests(metafunc):
