@@ -72,11 +72,12 @@ def skipped_by_nbdev_test(cell, flags: set[str]) -> bool:
     return d.get("eval") in ("false", "False") or bool(flags & d.keys())
 
 
-def browser_copy(src: Path, dst: Path, flags: set[str] | None = None) -> dict:
+def browser_copy(src: Path, dst: Path, flags: set[str] | None = None, parameters: dict | None = None) -> dict:
     """Write the copy of notebook `src` that the browser runs to `dst`: code cells `nbdev-test` skips (`#| slow`,
     `#| gpu`, `#| eval: false`, ...) removed, blank code cells removed (JupyterLab gives them no execution count),
     saved outputs and widget state cleared, a python3 kernelspec added when there is none (else JupyterLab asks
-    for a kernel in a dialog). Returns what was done, for messages."""
+    for a kernel in a dialog). `parameters` go in as papermill puts them, in an `injected-parameters` cell after the
+    `parameters` cell; each must be one the notebook declares. Returns what was done, for messages."""
     import nbformat
     flags = tst_flags() if flags is None else flags
     nb = nbformat.read(src, as_version=4)
@@ -91,10 +92,19 @@ def browser_copy(src: Path, dst: Path, flags: set[str] | None = None) -> dict:
     nb.metadata.pop("widgets", None)
     added_kernelspec = "kernelspec" not in nb.metadata
     if added_kernelspec: nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    kept_code = [c.get("id") for c in nb.cells if c.cell_type == "code"]
+    if parameters:
+        from papermill.translators import translate_parameters
+        from restoration_nb.sweeps import notebook_parameters
+        declared = notebook_parameters(src)
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown: raise ValueError(f"{unknown} are not parameters of '{src}'; its parameters cell declares: {', '.join(declared)}")
+        at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+        source = translate_parameters("python3", "python", parameters, "Injected parameters (the browser suite's)")
+        nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
     dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
-    return {"removed": removed, "kept_code": [c.get("id") for c in kept if c.cell_type == "code"],
-            "added_kernelspec": added_kernelspec}
+    return {"removed": removed, "kept_code": kept_code, "added_kernelspec": added_kernelspec, "parameters": dict(parameters or {})}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -131,10 +141,8 @@ class JupyterLab:
     def env(self) -> dict:
         env = dict(os.environ)                              # the kernels inherit it: RESTORATION_NB_DATA and all
         if not env.get("RESTORATION_NB_DATA") and data_dir_default(): env["RESTORATION_NB_DATA"] = data_dir_default()
-        # Chromium and the server share the 2 cores with the kernel. With OpenMP's default spin-waiting, torch's two
-        # threads ran a training step 11x slower while other processes kept the cores busy (6.7 s; 0.6 s passive).
-        # Passive waiting changes no result, only how idle threads wait.
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # OpenMP's wait policy is left as it is: on an idle 2-core machine the whole suite took 419 s with its default
+        # (spinning) and 546 s with OMP_WAIT_POLICY=PASSIVE; passive only helps when other work shares the cores.
         env.update(JUPYTER_CONFIG_DIR=str(self.state_dir / "config"), JUPYTER_RUNTIME_DIR=str(self.state_dir / "runtime"),
                    JUPYTER_PLATFORM_DIRS="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
         return env
@@ -343,6 +351,8 @@ def wait_for_redraw(box, before: dict, timeout: float = 240, settle: float = 2.0
     while time.monotonic() < deadline:
         now = widget_output(box)
         if now != last: last, since = now, time.monotonic()
-        elif now["images"] and now["images"] != before["images"] and time.monotonic() - since >= settle: return now
+        elif now["images"] and now["images"] != before["images"] and time.monotonic() - since >= settle:
+            box.evaluate("b => Promise.all([...b.querySelectorAll('img')].map(i => i.decode().catch(() => null)))")   # drawn, for the screenshot
+            return now
         time.sleep(0.25)
     return last
