@@ -13,5 +13,5 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   elif command -v nvidia-smi >/dev/null 2>&1; then pip install "torch>=2.4"
   else pip install "torch==2.13.0"; fi
 fi
-pip install -e ".[faces,dev]"
+pip install -e ".[faces,dev,distributed]"
 echo "restoration-nb set up in .venv (torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_cli.ipynb #c002
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 
 # %% auto #0
@@ -96,7 +96,8 @@ def cmd_evaluate(args) -> int:
 # %% ../nbs/05_cli.ipynb #c013
 def cmd_sweep(args) -> int:
     from restoration_nb.sweeps import run_sweep_spec
-    table = run_sweep_spec(args.spec, out_dir=args.out, overwrite=args.overwrite, progress=not args.quiet)
+    table = run_sweep_spec(args.spec, out_dir=args.out, overwrite=args.overwrite, progress=not args.quiet,
+                           backend=args.backend, address=args.address)
     print(table.to_markdown())
     return 0
 
@@ -176,14 +177,17 @@ def cmd_train_prior(args) -> int:
     from restoration_nb.priors import train_prior, load_training_faces, CHECKPOINT
     out_dir = Path(args.out or Path("runs") / args.name)
     if (out_dir / CHECKPOINT).exists():
-        if args.overwrite: (out_dir / CHECKPOINT).unlink()
+        if args.overwrite: (out_dir / CHECKPOINT).unlink(missing_ok=True)     # missing_ok: N processes under accelerate launch
         else: print(f"resuming from '{out_dir / CHECKPOINT}' (pass --overwrite to start again)")
-    overrides = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, max_minutes=args.max_minutes, lr=args.lr).items() if v is not None}
+    overrides = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, max_minutes=args.max_minutes, lr=args.lr,
+                                       grad_accum=args.grad_accum).items() if v is not None}
     if args.channels: overrides["channels"] = _channels(args.channels)
     faces = load_training_faces(limit=args.faces, progress=not args.quiet) if args.faces else None
     log = train_prior(args.name, out_dir, args.preset, faces=faces, device=args.device, progress=not args.quiet, **overrides)
     state = "finished" if log["finished"] else "stopped (time budget or signal); run the same command to resume"
-    print(f"{args.name}: step {log['step']} of {log['config']['steps']}, {log['minutes']:.1f} min on {log['device']}: {state}")
+    if int(os.environ.get("RANK", 0)) == 0:             # under accelerate launch, the main process speaks for all
+        print(f"{args.name}: step {log['step']} of {log['config']['steps']}, {log['minutes']:.1f} min on {log['device']} "
+              f"({log['processes']} process{'es' if log['processes'] > 1 else ''}): {state}")
     return 0
 
 def cmd_save_prior(args) -> int:
@@ -277,8 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     images(e); common(e, device=False)
 
     s = sub.add_parser("sweep", help="run a notebook over a parameter grid (a JSON/YAML sweep spec)")
-    s.add_argument("spec", help="sweep spec file: {notebook, grid, fixed, timeout, out_dir}")
+    s.add_argument("spec", help="sweep spec file: {notebook, grid, fixed, timeout, out_dir, resources}")
     s.add_argument("-o", "--out", default=None, help="output folder (default: the spec's out_dir)")
+    s.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="who runs the points: here one at a time (local), or one Ray task each (ray; pip install 'restoration-nb[distributed]')")
+    s.add_argument("--address", default=None, help="the Ray cluster to use, e.g. 10.0.0.5:6379 (default: $RAY_ADDRESS, else a local Ray)")
     common(s, device=False)
 
     m = sub.add_parser("demo", help="degrade, restore and evaluate held-out faces with the lab's prior")
@@ -321,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--preset", default="cpu", help="training preset: gpu, cpu or test")
     tp.add_argument("--steps", type=int, default=None); tp.add_argument("--batch-size", type=int, default=None)
     tp.add_argument("--lr", type=float, default=None); tp.add_argument("--max-minutes", type=float, default=None)
+    tp.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step (gradient accumulation)")
     tp.add_argument("--channels", default=None, help="UNet block_out_channels, e.g. 32,64,128,128")
     tp.add_argument("--faces", type=int, default=None, help="train on the first N training faces only (a quick trial)")
     common(tp)
@@ -353,6 +361,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command.replace("-", "_")](args)
-    except (CLIError, FileNotFoundError, FileExistsError, ValueError, TypeError, RuntimeError, OSError) as e:
+    except (CLIError, FileNotFoundError, FileExistsError, ValueError, TypeError, RuntimeError, OSError, ImportError) as e:
         print(f"restoration-nb {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ from .core import (Table, atomic_write_json, check_images, comparison_grid, face
 from .backbones import (EmpiricalDenoiser, StepState, _model_output, noise_to_step, predict_x0,
                                       sample_from_step, scheduler_class)
 from .metrics import FaceEmbedder, evaluate, psnr
-from .priors import CHECKPOINT, Prior, _save_checkpoint, _Stop, preset_config
+from .priors import CHECKPOINT, Prior, _save_checkpoint, _Stop, any_process, micro_batch, preset_config, training_accelerator
 
 # %% ../nbs/07_gen2res.ipynb #c007
 def check_K(K, scheduler, name: str = "K") -> int:
@@ -237,14 +237,15 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
     album = check_input(album, model, "album")
     cfg = _constrain_config(cfg, overrides)
     if next(model.parameters(), None) is None: raise TypeError(f"the prior's {type(model).__name__} has no weights to fine-tune")
-    device = next(model.parameters()).device
-    net = _trainable(model, cfg)
+    acc = training_accelerator(next(model.parameters()).device)      # under accelerate launch: this process's device
+    device = acc.device
+    net = _trainable(model, cfg).to(device)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=0.0)
     abar = scheduler.alphas_cumprod.float().to(device)
     g = make_generator(cfg.seed)
     log = dict(prior=prior.name, config=asdict(cfg), album=_fingerprint(album), album_size=len(album), step=0, minutes=0.0, losses=[],
-               device=str(device), trainable_params=sum(p.numel() for p in params))
+               device=str(device), processes=acc.num_processes, trainable_params=sum(p.numel() for p in params))
     folder = Path(out_dir) if out_dir is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -260,34 +261,41 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
                     raise ValueError(f"'{ckpt}' was trained with {key}={old['config'][key]!r}, not {log['config'][key]!r}; use another out_dir or overwrite=True")
             net.load_state_dict(state["trainable"], strict=cfg.method == "full"); opt.load_state_dict(state["opt"])
             g.set_state(state["generator"]); log = dict(old, config=asdict(cfg))
+    wrapped, opt = acc.prepare(net, opt)                            # N processes: gradients averaged across them
     def checkpoint():
-        if folder is None: return
-        trainable = {k: v for k, v in net.state_dict().items() if cfg.method == "full" or "lora_" in k}
-        _save_checkpoint(folder, dict(trainable=trainable, opt=opt.state_dict(), generator=g.get_state(), log=log))
-        atomic_write_json(folder / "constrain.json", log)
+        if folder is not None and acc.is_main_process:
+            trainable = {k: v for k, v in net.state_dict().items() if cfg.method == "full" or "lora_" in k}
+            _save_checkpoint(folder, dict(trainable=trainable, opt=opt.state_dict(), generator=g.get_state(), log=log))
+            atomic_write_json(folder / "constrain.json", log)
+        acc.wait_for_everyone()
     data = album.to(device).float()
+    whole = cfg.batch_size * acc.num_processes                      # every process draws the whole batch, then takes its slice
     start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=cfg.steps, initial=min(log["step"], cfg.steps), desc=f"constraining ({cfg.method})", disable=not progress, leave=False)
+    bar = tqdm(total=cfg.steps, initial=min(log["step"], cfg.steps), desc=f"constraining ({cfg.method})",
+               disable=not progress or not acc.is_main_process, leave=False)
     with _Stop() as stop:
         while log["step"] < cfg.steps and not stop.requested:
-            idx = torch.randint(len(data), (cfg.batch_size,), generator=g)
-            t = torch.randint(len(abar), (cfg.batch_size,), generator=g)
-            noise = torch.randn((cfg.batch_size, *data.shape[1:]), generator=g).to(device)
-            a = abar[t.to(device)].view(-1, 1, 1, 1)
+            part = micro_batch(acc, cfg.batch_size)
+            idx = torch.randint(len(data), (whole,), generator=g)[part]
+            t = torch.randint(len(abar), (whole,), generator=g)[part].to(device)
+            noise = torch.randn((whole, *data.shape[1:]), generator=g)[part].to(device)
+            a = abar[t].view(-1, 1, 1, 1)
             x_t = a.sqrt() * data[idx.to(device)] + (1 - a).sqrt() * noise
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                out = net(x_t, t.to(device))
+            with acc.autocast():
+                out = wrapped(x_t, t)
             loss = ((out.sample if hasattr(out, "sample") else out).float() - noise).square().mean()
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            log["step"] += 1; log["losses"].append(round(loss.item(), 5))
+            opt.zero_grad(set_to_none=True); acc.backward(loss); opt.step()
+            log["step"] += 1; log["losses"].append(round(acc.gather(loss.detach()[None]).mean().item(), 5))
             log["minutes"] = minutes_before + (time.time() - start) / 60
             bar.update(1)
+            stop.requested = any_process(acc, stop.requested)
             if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or stop.requested: checkpoint()
     bar.close()
     log["finished"] = log["step"] >= cfg.steps
     if stop.requested:       # SIGTERM: the checkpoint is written; stop the whole job, not just this fine-tune
         raise InterruptedError(f"fine-tune stopped by SIGTERM at step {log['step']} of {cfg.steps}"
                                + (f"; its checkpoint is in '{folder}', run again with the same out_dir to resume" if folder else ""))
+    net = acc.unwrap_model(wrapped, keep_fp32_wrapper=False)              # the plain module, without accelerate's autocast
     if cfg.method == "lora": net = net.merge_and_unload()
     net, dtype = net.eval().requires_grad_(False), next(model.parameters()).dtype
     if dtype != torch.float32: net = net.to(dtype=dtype)                  # back to the prior's precision

@@ -18,12 +18,13 @@ from .backbones import (build_model, make_scheduler, load_model, load_scheduler,
 from .metrics import FaceEmbedder, frechet_distance
 
 # %% auto #0
-__all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_VOCAB', 'PROMPT_LENGTH', 'TRAIN_PRESETS',
-           'PRIOR_SPECS', 'CHECKPOINT', 'WEIGHTS_DIR', 'LICENCE', 'micro_ddpm_faces64_config',
+__all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_VOCAB', 'PROMPT_LENGTH', 'MIXED_PRECISIONS',
+           'TRAIN_PRESETS', 'PRIOR_SPECS', 'CHECKPOINT', 'WEIGHTS_DIR', 'LICENCE', 'micro_ddpm_faces64_config',
            'micro_sd_faces64_config', 'face_labels', 'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces',
-           'TrainConfig', 'prior_scheduler', 'train_prior', 'save_prior', 'open_run', 'save_weights', 'load_weights',
-           'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser',
-           'sample_prior', 'prior_quality']
+           'TrainConfig', 'prior_scheduler', 'launched_by_accelerate', 'training_accelerator', 'micro_batch',
+           'any_process', 'train_prior', 'save_prior', 'open_run', 'save_weights', 'load_weights', 'trained_card',
+           'trainable_copy', 'preset_config', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser', 'sample_prior',
+           'prior_quality']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on our 2-core CPU: over budget
@@ -101,6 +102,8 @@ def load_training_faces(split: str = "train", data_dir=None, limit: int | None =
     return out, names
 
 # %% ../nbs/06_priors.ipynb #c017
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
+
 @dataclass
 class TrainConfig:
     "How to train a micro prior; `presets` gives the ones used for the shipped weights."
@@ -116,18 +119,22 @@ class TrainConfig:
     checkpoint_every: int = 500
     max_minutes: float | None = None
     min_snr: float | None = 5.0     # min-SNR loss weighting (Hang et al. 2023): faster convergence; None = plain MSE
+    grad_accum: int = 1             # micro-batches per optimizer step (each process draws batch_size per micro-batch)
+    mixed_precision: str | None = None   # 'no', 'fp16', 'bf16'; None: bf16 on a GPU, else fp32; under accelerate launch, its config
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
         if len(self.channels) != 4 or any(not isinstance(c, int) or c < 8 or c % 8 for c in self.channels):
             raise ValueError(f"channels={self.channels!r}; expected four multiples of 8, e.g. {MICRO_CHANNELS}")
-        for k in ("steps", "batch_size", "checkpoint_every"):
+        for k in ("steps", "batch_size", "checkpoint_every", "grad_accum"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r}; expected an int >= 1")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0): raise ValueError(f"lr={self.lr!r}; expected a number > 0")
         for k in ("caption_drop", "attribute_drop"):
             if not 0 <= getattr(self, k) <= 1: raise ValueError(f"{k}={getattr(self, k)!r}; expected a probability in [0, 1]")
         if self.max_minutes is not None and not self.max_minutes > 0: raise ValueError(f"max_minutes={self.max_minutes!r}; expected > 0 or None")
+        if self.mixed_precision not in (None, *MIXED_PRECISIONS):
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}; expected one of {', '.join(MIXED_PRECISIONS)} or None")
 
 TRAIN_PRESETS = {
     "gpu": TrainConfig(steps=12_000, batch_size=128, lr=4e-4, checkpoint_every=1000, max_minutes=10),
@@ -186,6 +193,37 @@ def _main_thread() -> bool:
     import threading
     return threading.current_thread() is threading.main_thread()
 
+# %% ../nbs/06_priors.ipynb #c018b
+def launched_by_accelerate() -> bool:
+    "Is this process one of those `accelerate launch` (or torchrun) started?"
+    return any(k in os.environ for k in ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_USE_CPU", "LOCAL_RANK", "WORLD_SIZE"))
+
+def training_accelerator(device=None, grad_accum: int = 1, mixed_precision: str | None = None):
+    """The `accelerate.Accelerator` a training loop runs under. Launched by accelerate, its device, process and (unless
+    `mixed_precision` is given) precision are accelerate's; run plainly, it is one process on `device` (default: the
+    lab's), in bf16 on a GPU and fp32 on a CPU unless `mixed_precision` says otherwise, whatever an earlier training in
+    this kernel used (accelerate keeps one state per process, so a plain run resets it)."""
+    from accelerate import Accelerator
+    if launched_by_accelerate():       # N processes on a machine without GPUs are N CPU processes (gloo)
+        return Accelerator(cpu=not torch.cuda.is_available(), gradient_accumulation_steps=grad_accum, mixed_precision=mixed_precision)
+    from accelerate.state import AcceleratorState, GradientState
+    AcceleratorState._reset_state(reset_partial_state=True); GradientState._reset_state()
+    device = get_device(device)
+    if device.type == "cuda" and device.index is not None: torch.cuda.set_device(device)
+    mixed_precision = mixed_precision or ("bf16" if device.type == "cuda" else "no")
+    return Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=grad_accum, mixed_precision=mixed_precision)
+
+def micro_batch(accelerator, batch_size: int, micro: int = 0) -> slice:
+    """This process's part of micro-batch `micro` of a step's whole batch, drawn as grad_accum micro-batches of
+    `batch_size` items per process: N processes x B x k accumulation see what one process with batch N*B*k sees."""
+    start = (micro * accelerator.num_processes + accelerator.process_index) * batch_size
+    return slice(start, start + batch_size)
+
+def any_process(accelerator, flag: bool) -> bool:
+    "True on every process when `flag` is true on any of them (a stop must stop them all at the same step)."
+    if accelerator.num_processes == 1: return bool(flag)
+    return bool(accelerator.gather(torch.tensor([float(flag)], device=accelerator.device)).max() > 0)
+
 # %% ../nbs/06_priors.ipynb #c019
 CHECKPOINT = "checkpoint.pt"
 
@@ -195,17 +233,19 @@ def _save_checkpoint(folder: Path, state: dict):
 
 def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple | None = None, config: dict | None = None,
                 device=None, progress: bool = True, **overrides) -> dict:
-    "Train micro prior `name` in `out_dir`, resuming from its checkpoint; returns the run's log (steps, loss, minutes)."
+    """Train micro prior `name` in `out_dir`, resuming from its checkpoint; returns the run's log (steps, loss, minutes).
+    Runs unchanged under `accelerate launch` (then `device` is accelerate's and `batch_size` is per process)."""
     spec = _check_prior_name(name)
     if isinstance(cfg, str):
         if cfg not in TRAIN_PRESETS: raise ValueError(f"unknown training preset {cfg!r}; expected one of {', '.join(TRAIN_PRESETS)}")
         cfg = TRAIN_PRESETS[cfg]
     cfg = replace(cfg, **overrides)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    device = get_device(device)
     images, names = faces if faces is not None else load_training_faces(progress=progress)
     if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(names):
         raise ValueError(f"faces must be (uint8 (N, 3, H, W) images, N names), got {images.dtype} {tuple(images.shape)} and {len(names)} names")
+    acc = training_accelerator(device, cfg.grad_accum, cfg.mixed_precision)
+    device, whole = acc.device, cfg.batch_size * acc.num_processes * cfg.grad_accum
     device_images = images.to(device)                     # decoded once; uint8 keeps it at 230 MB
     torch.manual_seed(cfg.seed)
     config = config or spec["config"](cfg.channels)
@@ -218,7 +258,8 @@ def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     sched = prior_scheduler(); abar = sched.alphas_cumprod.to(device)
     g = make_generator(cfg.seed)
-    log = dict(name=name, config=asdict(cfg), model_config=json.loads(json.dumps(config)), train_faces=len(images), step=0, minutes=0.0, losses=[], device=str(device), torch=torch.__version__)
+    log = dict(name=name, config=asdict(cfg), model_config=json.loads(json.dumps(config)), train_faces=len(images), step=0, minutes=0.0, losses=[],
+               device=str(device), processes=acc.num_processes, torch=torch.__version__)
     ckpt = out_dir / CHECKPOINT
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
@@ -228,42 +269,56 @@ def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple
                              f"not {log['model_config']['block_out_channels']}; resume with the same channels or use another out_dir")
         model.load_state_dict(state["model"]); ema.load_state_dict(state["ema"]); opt.load_state_dict(state["opt"])
         if prompts: prompts.load_state_dict(state["prompts"]); ema_prompts.load_state_dict(state["ema_prompts"])
-        g.set_state(state["generator"]); log = state["log"]; log["config"] = asdict(cfg)
+        g.set_state(state["generator"]); log = {**state["log"], "config": asdict(cfg), "processes": acc.num_processes}
     elif prompts: ema_prompts.load_state_dict(prompts.state_dict())
+    trained = [model, prompts] if prompts else [model]
+    *wrapped, opt = acc.prepare(*trained, opt)            # one process: as they were; N processes: gradients averaged across them
     def checkpoint():
-        _save_checkpoint(out_dir, dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), generator=g.get_state(), log=log,
-                                       prompts=prompts.state_dict() if prompts else None, ema_prompts=ema_prompts.state_dict() if prompts else None))
+        if acc.is_main_process:
+            _save_checkpoint(out_dir, dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), generator=g.get_state(), log=log,
+                                           prompts=prompts.state_dict() if prompts else None, ema_prompts=ema_prompts.state_dict() if prompts else None))
+        acc.wait_for_everyone()
     start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=cfg.steps, initial=log["step"], desc=f"training {name}", disable=not progress)
+    bar = tqdm(total=cfg.steps, initial=log["step"], desc=f"training {name}", disable=not progress or not acc.is_main_process)
     with _Stop() as stop:
         while log["step"] < cfg.steps:
-            idx = torch.randint(len(images), (cfg.batch_size,), generator=g)   # every draw on the CPU generator: same run on any device
-            x0 = device_images[idx.to(device)].float().div(127.5).sub(1)
-            flip = (torch.rand(cfg.batch_size, generator=g) < 0.5).to(device)
-            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-            t = torch.randint(len(abar), (cfg.batch_size,), generator=g).to(device)
-            noise = torch.randn(x0.shape, generator=g).to(device)
-            a = abar[t].view(-1, 1, 1, 1)
-            x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-            kw = dict(encoder_hidden_states=prompts(_captions_to_ids([names[i] for i in idx], g, cfg).to(device))) if prompts else {}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                err = (model(x_t, t, **kw).sample.float() - noise).square().mean((1, 2, 3))
-            loss = (err * _loss_weights(abar[t], cfg.min_snr)).mean()
             for group in opt.param_groups: group["lr"] = cfg.lr * min(1.0, (log["step"] + 1) / cfg.warmup)
-            opt.zero_grad(set_to_none=True); loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+            # every process draws the whole step's batch on the CPU generator (the same run on any device and any number of
+            # processes), then trains on its slice of each micro-batch
+            idx = torch.randint(len(images), (whole,), generator=g)
+            flip = torch.rand(whole, generator=g) < 0.5
+            t = torch.randint(len(abar), (whole,), generator=g)
+            noise = torch.randn((whole, *images.shape[1:]), generator=g)
+            ids = _captions_to_ids([names[i] for i in idx], g, cfg) if prompts else None
+            step_losses = []
+            for micro in range(cfg.grad_accum):
+                part = micro_batch(acc, cfg.batch_size, micro)
+                x0 = device_images[idx[part].to(device)].float().div(127.5).sub(1)
+                x0 = torch.where(flip[part].to(device)[:, None, None, None], x0.flip(-1), x0)
+                tt, eps = t[part].to(device), noise[part].to(device)
+                a = abar[tt].view(-1, 1, 1, 1)
+                x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+                with acc.accumulate(*wrapped):
+                    kw = dict(encoder_hidden_states=wrapped[1](ids[part].to(device))) if prompts else {}
+                    with acc.autocast():
+                        err = (wrapped[0](x_t, tt, **kw).sample.float() - eps).square().mean((1, 2, 3))
+                    loss = (err * _loss_weights(abar[tt], cfg.min_snr)).mean()
+                    acc.backward(loss)
+                    if acc.sync_gradients: acc.clip_grad_norm_(params, 1.0)
+                    opt.step(); opt.zero_grad(set_to_none=True)
+                step_losses.append(acc.gather(loss.detach()[None]).mean().item())
             decay = _ema_decay(log["step"], cfg.ema_max_decay)
             with torch.no_grad():
                 pairs = [(ema, model)] + ([(ema_prompts, prompts)] if prompts else [])
                 for e, m in pairs:
                     for pe, pm in zip(e.parameters(), m.parameters()): pe.lerp_(pm, 1 - decay)
-            log["step"] += 1; log["losses"].append(round(loss.item(), 5))
+            log["step"] += 1; log["losses"].append(round(float(np.mean(step_losses)), 5))
             log["minutes"] = minutes_before + (time.time() - start) / 60
             bar.update(1); bar.set_postfix(loss=f"{np.mean(log['losses'][-50:]):.4f}")
-            out_of_time = cfg.max_minutes is not None and log["minutes"] >= cfg.max_minutes
-            if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or out_of_time or stop.requested:
+            halt = any_process(acc, (cfg.max_minutes is not None and log["minutes"] >= cfg.max_minutes) or stop.requested)
+            if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or halt:
                 checkpoint()
-            if out_of_time or stop.requested: break
+            if halt: break
     bar.close()
     log["finished"] = log["step"] >= cfg.steps
     return log

@@ -8,9 +8,9 @@ latent toward the LQ latent while t/T is above a threshold a."""
 __all__ = ['LORA_PROJECTIONS', 'OBJECTIVES', 'ADAPTER_PRESETS', 'ADAPTER_WEIGHTS', 'SAMPLERS', 'A_GRID', 'W_GRID', 'AdapterBlock',
            'RestorationAdapter', 'TokenAdapterBlock', 'patchify', 'DiTRestorationAdapter', 'adapter_block_names',
            'default_adapter_blocks', 'RestorationAdapters', 'add_restoration_adapters', 'self_attention_targets',
-           'add_diffusion_adapter', 'lora_state', 'adapter_loss', 'AdaptedPrior', 'build_adapted_prior',
-           'AdapterConfig', 'train_restoration_adapter', 'save_restoration_adapter', 'load_restoration_adapter',
-           'check_threshold', 'check_rss_weight', 'rss_g', 'RestorationSamplingStrategy',
+           'add_diffusion_adapter', 'lora_state', 'adapter_draws', 'adapter_loss', 'AdaptedPrior',
+           'build_adapted_prior', 'AdapterConfig', 'train_restoration_adapter', 'save_restoration_adapter',
+           'load_restoration_adapter', 'check_threshold', 'check_rss_weight', 'rss_g', 'RestorationSamplingStrategy',
            'restoration_sampling_strategy', 'rss_plot', 'make_sampler', 'sample_with_scheduler', 'replace_wrapped',
            'adapter_restore', 'threshold_widget', 'adapter_parameter_table', 'evaluate_rss_grid', 'rss_grid_figure']
 
@@ -29,8 +29,9 @@ from .core import (Table, atomic_write_json, check_images, get_device, knob_widg
 from .backbones import noise_to_step
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate, psnr
-from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, caption, face_labels, load_prior,
-                                   load_training_faces, load_weights, open_run, preset_config, save_weights, trained_card, trainable_copy)
+from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, any_process, caption, face_labels, load_prior,
+                                   load_training_faces, load_weights, micro_batch, open_run, preset_config, save_weights, trained_card,
+                                   trainable_copy, training_accelerator)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c007
 def _groups(channels: int) -> int: return next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
@@ -235,19 +236,28 @@ def lora_state(model) -> dict:
 # %% ../nbs/09_restoration_adapter.ipynb #c024
 OBJECTIVES = ("epsilon", "flow_matching")
 
-def adapter_loss(model, adapters: RestorationAdapters, x0: torch.Tensor, c_lq: torch.Tensor, generator: torch.Generator | None = None,
-                 objective: str = "epsilon", scheduler=None, **model_kwargs) -> torch.Tensor:
-    "The prior's own loss on clean `x0`, the adapters conditioned on `c_lq`: epsilon MSE (DDPM `scheduler`) or flow matching (SD3)."
+def adapter_draws(shape, generator: torch.Generator | None = None, objective: str = "epsilon", scheduler=None) -> tuple:
+    "The random part of one batch of `adapter_loss`: noise of `shape`, and timesteps (epsilon) or sigmas (flow matching)."
     if objective not in OBJECTIVES: raise ValueError(f"objective={objective!r}; expected one of {', '.join(OBJECTIVES)}")
-    n, device = len(x0), x0.device
-    noise = torch.randn(x0.shape, generator=generator).to(x0)
+    if objective == "epsilon" and scheduler is None:
+        raise ValueError("the epsilon objective needs the prior's DDPM/DDIM scheduler (scheduler=...)")
+    noise = torch.randn(shape, generator=generator)
+    if objective == "epsilon": return noise, torch.randint(int(scheduler.config.num_train_timesteps), (shape[0],), generator=generator)
+    return noise, torch.rand(shape[0], generator=generator)
+
+def adapter_loss(model, adapters: RestorationAdapters, x0: torch.Tensor, c_lq: torch.Tensor, generator: torch.Generator | None = None,
+                 objective: str = "epsilon", scheduler=None, draws: tuple | None = None, **model_kwargs) -> torch.Tensor:
+    """The prior's own loss on clean `x0`, the adapters conditioned on `c_lq`: epsilon MSE (DDPM `scheduler`) or flow matching (SD3).
+    `draws` (from `adapter_draws`) fixes the noise and timesteps; else they are drawn from `generator`."""
+    noise, t = draws if draws is not None else adapter_draws(x0.shape, generator, objective, scheduler)
+    if objective == "epsilon" and scheduler is None: raise ValueError("the epsilon objective needs the prior's DDPM/DDIM scheduler (scheduler=...)")
+    noise = noise.to(x0)
     if objective == "epsilon":
-        if scheduler is None: raise ValueError("the epsilon objective needs the prior's DDPM/DDIM scheduler (scheduler=...)")
-        t = torch.randint(int(scheduler.config.num_train_timesteps), (n,), generator=generator).to(device)
+        t = t.to(x0.device)
         with adapters.condition(c_lq): pred = model(noise_to_step(x0, t, scheduler, noise=noise), t, **model_kwargs).sample
         target = noise
     else:
-        sigma = torch.rand(n, generator=generator).to(x0).view(-1, 1, 1, 1)
+        sigma = t.to(x0).view(-1, 1, 1, 1)
         with adapters.condition(c_lq):
             pred = model(hidden_states=(1 - sigma) * x0 + sigma * noise, timestep=sigma.flatten() * 1000, **model_kwargs).sample
         target = noise - x0
@@ -310,11 +320,21 @@ def _load_trainable(ap: AdaptedPrior, state: dict):
             raise ValueError(f"the saved {part} weights do not fit this model (another prior, block list, max_width or LoRA rank?)")
         module.load_state_dict(state[part], strict=False)
 
+class _AdapterObjective(torch.nn.Module):
+    "The adapters' loss as one module (the LoRA'd model and the adapters), so that accelerate averages the gradients of both."
+    def __init__(self, ap: AdaptedPrior):
+        super().__init__()
+        self.model, self.adapters, self.scheduler = ap.model, ap.adapters, ap.prior.scheduler
+    def forward(self, hq, lq, draws, ctx):
+        return adapter_loss(self.model, self.adapters, hq, lq, objective="epsilon", scheduler=self.scheduler, draws=draws, encoder_hidden_states=ctx)
+
 def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: AdapterConfig | str = "cpu",
                               out_dir=None, overwrite: bool = False, device=None, progress: bool = True, **overrides) -> tuple[AdaptedPrior, dict]:
-    "Train adapters + LoRA on `faces` ((uint8 images, UTKFace names); default: the train split) degraded on the fly; resumes from `out_dir`."
+    """Train adapters + LoRA on `faces` ((uint8 images, UTKFace names); default: the train split) degraded on the fly; resumes from
+    `out_dir`. Runs unchanged under `accelerate launch` (then `batch_size` is per process)."""
     cfg = _adapter_config(cfg, overrides)
-    device = get_device(device)
+    acc = training_accelerator(device)
+    device = acc.device
     ap = build_adapted_prior(prior, max_width=cfg.max_width, lora_rank=cfg.lora_rank, seed=cfg.seed).to(device)
     images, names = faces if faces is not None else load_training_faces(progress=progress)
     if len(images) == 0: raise ValueError("no training faces; expected (images, names) with at least one face")
@@ -323,33 +343,43 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
     params = ap.trainable()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
     g = make_generator(cfg.seed)
-    log = dict(prior=ap.config["prior"], config=asdict(cfg), blocks=ap.adapters.blocks, step=0, minutes=0.0, losses=[], device=str(device), faces=len(images))
+    log = dict(prior=ap.config["prior"], config=asdict(cfg), blocks=ap.adapters.blocks, step=0, minutes=0.0, losses=[], device=str(device),
+               processes=acc.num_processes, faces=len(images))
     folder, state = open_run(out_dir, log["config"], ("lora_rank", "max_width", "batch_size", "seed"), overwrite, device)
     if state is not None:
         _load_trainable(ap, state["trainable"]); opt.load_state_dict(state["opt"])
-        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg))
+        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+    objective, opt = acc.prepare(_AdapterObjective(ap), opt)        # N processes: gradients averaged across them
     def checkpoint():
-        if folder is None: return
-        _save_checkpoint(folder, dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(), log=log))
-        atomic_write_json(folder / "adapter_training.json", log)
+        if folder is not None and acc.is_main_process:
+            _save_checkpoint(folder, dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(), log=log))
+            atomic_write_json(folder / "adapter_training.json", log)
+        acc.wait_for_everyone()
     ap.model.train(); ap.adapters.train()
+    whole, part = cfg.batch_size * acc.num_processes, micro_batch(acc, cfg.batch_size)   # every process draws the whole batch, trains on its part
     start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=cfg.steps, initial=min(log["step"], cfg.steps), desc="training adapters + LoRA", disable=not progress, leave=False)
+    bar = tqdm(total=cfg.steps, initial=min(log["step"], cfg.steps), desc="training adapters + LoRA",
+               disable=not progress or not acc.is_main_process, leave=False)
     with _Stop() as stop:
         while log["step"] < cfg.steps and not stop.requested:
-            idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
+            idx = torch.randint(len(images), (whole,), generator=g)
             hq = images[idx].float().div(127.5).sub(1).to(device) if images.dtype == torch.uint8 else images[idx].float().to(device)
             lq, _ = second_order_degrade(hq, generator=g)
-            drop = (torch.rand(cfg.batch_size, generator=g) < cfg.prompt_drop).tolist()
-            ctx = ap.prior.encode(["" if d else captions[j] for j, d in zip(idx.tolist(), drop)])
-            loss = adapter_loss(ap.model, ap.adapters, hq, lq, g, "epsilon", ap.prior.scheduler, encoder_hidden_states=ctx)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            log["losses"].append(round(loss.item(), 5)); log["step"] += 1
+            drop = (torch.rand(whole, generator=g) < cfg.prompt_drop).tolist()
+            noise, t = adapter_draws(hq.shape, g, "epsilon", ap.prior.scheduler)
+            ctx = ap.prior.encode(["" if d else captions[j] for j, d in zip(idx[part].tolist(), drop[part])])
+            with acc.autocast():
+                loss = objective(hq[part], lq[part], (noise[part], t[part]), ctx)
+            opt.zero_grad(set_to_none=True); acc.backward(loss); opt.step()
+            value = acc.gather(loss.detach()[None]).mean().item()
+            log["losses"].append(round(value, 5)); log["step"] += 1
             log["minutes"] = minutes_before + (time.time() - start) / 60
-            bar.update(1); bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.update(1); bar.set_postfix(loss=f"{value:.4f}")
+            stop.requested = any_process(acc, stop.requested)
             if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or stop.requested: checkpoint()
     bar.close()
     stop.check("adapter", log["step"], cfg.steps, folder)
+    acc.unwrap_model(objective, keep_fp32_wrapper=False)            # drops accelerate's wrappers; ap's modules were trained in place
     ap.model.eval().requires_grad_(False); ap.adapters.eval().requires_grad_(False)
     return ap, log
 

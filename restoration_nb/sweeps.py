@@ -6,6 +6,7 @@
 from __future__ import annotations
 import hashlib, itertools, json, keyword, math, numbers, os, re, socket, time, warnings
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,8 +15,9 @@ from .core import Table, atomic_write_json, setting
 
 # %% auto #0
 __all__ = ['MAX_POINT_ID', 'MANIFEST_FILE', 'POINT_FILE', 'METRICS_FILE', 'DEFAULT_TIMEOUT', 'STATUS_OK', 'STATUS_SKIPPED',
-           'LOCK_FILE', 'SPEC_KEYS', 'expand_grid', 'point_id', 'record_metrics', 'notebook_parameters', 'sweep_lock',
-           'run_sweep', 'collect_results', 'plot_sweep', 'check_sweep_spec', 'load_sweep_spec', 'run_sweep_spec']
+           'LOCK_FILE', 'BACKENDS', 'RESOURCES', 'RAY_INSTALL', 'SPEC_KEYS', 'expand_grid', 'point_id',
+           'record_metrics', 'notebook_parameters', 'sweep_lock', 'local_executor', 'run_sweep', 'collect_results',
+           'plot_sweep', 'check_resources', 'ray_executor', 'check_sweep_spec', 'load_sweep_spec', 'run_sweep_spec']
 
 # %% ../nbs/04_sweeps.ipynb #c005
 def _json_value(value, where: str):
@@ -191,8 +193,8 @@ def _kernel_arguments(notebook: Path, kernel_name: str | None) -> list[str]:
     return ["--IPKernelApp.log_level=CRITICAL"] if any("ipykernel" in a for a in argv) else []
 
 # %% ../nbs/04_sweeps.ipynb #c024
-def _run_point(notebook: Path, params: dict, fixed: dict, folder: Path, timeout, start_timeout, kernel_name, kernel_args) -> tuple[str, float]:
-    "Run `notebook` at one point into `folder`; returns (status, seconds)."
+def _run_point(notebook: Path, fixed: dict, timeout, start_timeout, kernel_name, kernel_args, params: dict, folder: Path) -> tuple[str, float]:
+    "Run `notebook` at one point (`params` plus `fixed`) into `folder`; returns (status, seconds). Every backend runs points with this."
     import papermill
     folder.mkdir(parents=True, exist_ok=True)
     metrics, executed = folder / METRICS_FILE, folder / notebook.name
@@ -244,28 +246,53 @@ def sweep_lock(out_dir: str | Path):
     try: yield lock
     finally: lock.unlink(missing_ok=True)
 
+# %% ../nbs/04_sweeps.ipynb #c029b
+def local_executor(jobs, run_point):
+    "Run each (params, folder) job here, one after another; yields (folder, status, seconds) as each finishes."
+    for params, folder in jobs: yield (folder, *run_point(params, folder))
+
 # %% ../nbs/04_sweeps.ipynb #c029
+BACKENDS = ("local", "ray")
+
+def _executor(backend: str, address: str | None, resources: dict | None):
+    "The executor for `backend`, checked before anything runs."
+    if backend == "local":
+        if address is not None: raise ValueError(f"address={address!r} is for backend='ray'; the local backend runs points here")
+        return local_executor
+    if backend == "ray":
+        _import_ray()
+        return partial(ray_executor, address=address, **check_resources(resources))
+    raise ValueError(f"backend={backend!r}; expected one of {', '.join(BACKENDS)}")
+
 def run_sweep(notebook: str | Path, grid: dict[str, list], out_dir: str | Path, fixed: dict | None = None,
               timeout: float = DEFAULT_TIMEOUT, start_timeout: float = 60, kernel_name: str | None = None,
-              progress: bool = True, overwrite: bool = False) -> Table:
-    "Run `notebook` with papermill at every point of `grid` (plus `fixed`) into `out_dir/<point_id>/`; skip done points unless `overwrite`."
+              progress: bool = True, overwrite: bool = False, backend: str = "local", address: str | None = None,
+              resources: dict | None = None) -> Table:
+    """Run `notebook` with papermill at every point of `grid` (plus `fixed`) into `out_dir/<point_id>/`; skip done points
+    unless `overwrite`. `backend`: 'local' (here, one point at a time) or 'ray' (one Ray task per point, asking for
+    `resources`, on the cluster at `address` or a local one)."""
     notebook, points, fixed, out_dir, kernel_args = _check_sweep(notebook, grid, fixed, out_dir, timeout, start_timeout, kernel_name)
+    executor = _executor(backend, address, resources)
     out_dir.mkdir(parents=True, exist_ok=True)
     with sweep_lock(out_dir):
         atomic_write_json(out_dir / MANIFEST_FILE, dict(notebook=str(notebook.resolve()), grid={k: list(v) for k, v in grid.items()},
                                                         parameters=list(grid), fixed=fixed, timeout=timeout,
                                                         start_timeout=start_timeout, kernel_name=kernel_name))
-        runs = []
-        bar = tqdm(points, desc=f"sweep {notebook.stem}", unit="point", disable=not progress)
-        for params in bar:
-            folder = out_dir / point_id(params)
-            bar.set_postfix_str(folder.name)
-            if _is_done(folder) and not overwrite:
-                status, seconds = STATUS_SKIPPED, _read_json(folder / POINT_FILE).get("duration_s")
-            else:
-                status, seconds = _run_point(notebook, params, fixed, folder, timeout, start_timeout, kernel_name, kernel_args)
-            metrics = _read_json(folder / METRICS_FILE) if status in (STATUS_OK, STATUS_SKIPPED) else {}
-            runs.append((folder.name, params, metrics, status, seconds))
+        folders = {point_id(params): out_dir.resolve() / point_id(params) for params in points}
+        finished = {} if overwrite else {pid: (STATUS_SKIPPED, _read_json(f / POINT_FILE).get("duration_s"))
+                                         for pid, f in folders.items() if _is_done(f)}
+        jobs = [(params, folders[point_id(params)]) for params in points if point_id(params) not in finished]
+        run_point = partial(_run_point, notebook.resolve(), fixed, timeout, start_timeout, kernel_name, kernel_args)
+        with tqdm(total=len(points), initial=len(finished), desc=f"sweep {notebook.stem} ({backend})", unit="point",
+                  disable=not progress) as bar:
+            for folder, status, seconds in executor(jobs, run_point):
+                finished[folder.name] = (status, seconds)
+                bar.update(1); bar.set_postfix_str(f"{folder.name}: {status[:40]}")
+    runs = []
+    for params in points:
+        pid = point_id(params); status, seconds = finished[pid]
+        metrics = _read_json(folders[pid] / METRICS_FILE) if status in (STATUS_OK, STATUS_SKIPPED) else {}
+        runs.append((pid, params, metrics, status, seconds))
     names = list(dict.fromkeys(k for _, params, metrics, _, _ in runs for k in metrics if k not in params))
     return Table([{"point": pid, **params, **{k: metrics.get(k) for k in names}, "status": status, "duration_s": seconds}
                   for pid, params, metrics, status, seconds in runs])
@@ -320,8 +347,66 @@ def plot_sweep(table: Table | list, x: str, y: str, hue: str | None = None):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/04_sweeps.ipynb #c055b
+RESOURCES = dict(num_cpus=1, num_gpus=0)    # what each point asks of Ray unless the spec says otherwise
+RAY_INSTALL = "pip install 'restoration-nb[distributed]' (or pip install 'ray>=2.9')"
+
+def check_resources(resources: dict | None) -> dict:
+    "What each point asks of Ray: `num_cpus` (> 0) and `num_gpus` (>= 0), defaults from RESOURCES."
+    if resources is None: return dict(RESOURCES)
+    if not isinstance(resources, dict): raise ValueError(f"resources is {resources!r}; expected a mapping like {RESOURCES}")
+    unknown = [k for k in resources if k not in RESOURCES]
+    if unknown: raise ValueError(f"resources: unknown keys {unknown}; expected {', '.join(RESOURCES)}")
+    for key, value in resources.items():
+        low = 0 if key == "num_gpus" else None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or (value < 0 if low == 0 else value <= 0):
+            raise ValueError(f"resources: {key}={value!r}; expected a number {'>= 0' if low == 0 else '> 0'}")
+    return {**RESOURCES, **resources}
+
+def _import_ray():
+    try: import ray
+    except ImportError: raise ImportError(f"backend='ray' needs Ray, which is not installed here: {RAY_INSTALL}") from None
+    return ray
+
+# %% ../nbs/04_sweeps.ipynb #c055e
+def _point_task(run_point, params, folder):
+    return run_point(params, folder)
+
+def _mark_failed(folder: Path, status: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    record = _read_json(folder / POINT_FILE) if (folder / POINT_FILE).is_file() else dict(point=folder.name)
+    (folder / METRICS_FILE).unlink(missing_ok=True)
+    atomic_write_json(folder / POINT_FILE, {**record, "status": status})
+
+def ray_executor(jobs, run_point, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0):
+    "Run each (params, folder) job as one Ray task asking for `num_cpus`/`num_gpus`; yields (folder, status, seconds) as each finishes."
+    if not jobs: return                                   # every point is done: no cluster needed
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started: ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    pending = {}
+    try:
+        total = ray.cluster_resources()
+        for key, want in (("CPU", num_cpus), ("GPU", num_gpus)):
+            if want > total.get(key, 0):          # else the tasks would wait forever for a worker that cannot exist
+                raise ValueError(f"each point asks Ray for {want:g} {key}(s) but the cluster has {total.get(key, 0):g}; "
+                                 f"lower resources.num_{key.lower()}s in the spec, or use a cluster that has them")
+        task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(_point_task)
+        pending.update({task.remote(run_point, params, folder): folder for params, folder in jobs})
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            folder = pending.pop(ref)
+            try: status, seconds = ray.get(ref)
+            except ray.exceptions.RayError as e:          # the task never returned: its worker died or it could not be placed
+                status, seconds = f"failed: Ray task lost ({_first_line(e)})", None
+                _mark_failed(folder, status)
+            yield folder, status, seconds
+    finally:
+        for ref in pending: ray.cancel(ref, force=True)
+        if started: ray.shutdown()
+
 # %% ../nbs/04_sweeps.ipynb #c057
-SPEC_KEYS = ("notebook", "grid", "fixed", "timeout", "out_dir")
+SPEC_KEYS = ("notebook", "grid", "fixed", "timeout", "out_dir", "resources")
 
 def check_sweep_spec(spec: dict, base: str | Path | None = None, source: str = "sweep spec") -> dict:
     "Validate a sweep spec and fill its defaults; relative paths are taken from `base`."
@@ -340,10 +425,11 @@ def check_sweep_spec(spec: dict, base: str | Path | None = None, source: str = "
     try:
         expand_grid(spec["grid"])
         timeout = _positive(spec.get("timeout", DEFAULT_TIMEOUT), "timeout")
+        resources = check_resources(spec.get("resources"))
     except (TypeError, ValueError) as e: raise ValueError(f"{source}: {e}") from None
     out_dir = spec.get("out_dir")
     return dict(notebook=base / spec["notebook"], grid=spec["grid"], fixed=fixed, timeout=timeout,
-                out_dir=base / out_dir if out_dir is not None else None)
+                out_dir=base / out_dir if out_dir is not None else None, resources=resources)
 
 def load_sweep_spec(path: str | Path) -> dict:
     "Read and check a sweep spec from a .json, .yaml or .yml file."
@@ -361,9 +447,10 @@ def load_sweep_spec(path: str | Path) -> dict:
     else: raise ValueError(f"'{path}' is not a sweep spec file; expected .json, .yaml or .yml")
     return check_sweep_spec(spec, base=path.parent, source=f"'{path}'")
 
-def run_sweep_spec(spec_or_path, out_dir: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> Table:
-    "Run the sweep a spec (a dict, or a .json/.yaml file) describes; `out_dir` wins over the spec's."
+def run_sweep_spec(spec_or_path, out_dir: str | Path | None = None, overwrite: bool = False, progress: bool = True,
+                   backend: str = "local", address: str | None = None) -> Table:
+    "Run the sweep a spec (a dict, or a .json/.yaml file) describes on `backend`; `out_dir` wins over the spec's."
     spec = load_sweep_spec(spec_or_path) if isinstance(spec_or_path, (str, Path)) else check_sweep_spec(spec_or_path)
     out_dir = out_dir or spec["out_dir"] or Path(setting("output_dir")) / "sweeps" / spec["notebook"].stem
     return run_sweep(spec["notebook"], spec["grid"], out_dir, fixed=spec["fixed"], timeout=spec["timeout"],
-                     progress=progress, overwrite=overwrite)
+                     progress=progress, overwrite=overwrite, backend=backend, address=address, resources=spec["resources"])

@@ -1,0 +1,105 @@
+"""Past one machine, measured: the Ray sweep backend against the local one, and a training step under accelerate.
+
+  python benchmarks/bench_distributed.py sweep      # CPU: Ray's overhead per grid point (6 points of the degradation sweep)
+  python benchmarks/bench_distributed.py sweep --gpu --points 8   # GPU: 8 points on one GPU, 2 Ray workers against 1
+  python benchmarks/bench_distributed.py train --label accelerate   # seconds per train_prior step, this checkout
+  PYTHONPATH=/path/to/checkout-before-accelerate python benchmarks/bench_distributed.py train --label plain   # the loop before
+
+Each writes benchmarks/results/distributed_<what>_<cpu|gpu>[_label].json (refused if it exists, unless --overwrite); the
+train results record which restoration_nb they timed.
+"""
+from __future__ import annotations
+import argparse, json, sys, tempfile, time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, result_path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "nbs" / "examples"
+
+
+def _job(points: int, gpu: bool) -> tuple:
+    "(notebook, grid, fixed) of the benchmark sweep: the degradation sweep on a CPU, gen2res points (the lab's GPU) on a GPU."
+    if gpu:
+        return (EXAMPLES / "gen2res_sweep.ipynb", {"K": [50, 100, 200, 400, 600, 800][: max(1, points // 2)], "skip_period": [1, 3]},
+                {"n_faces": 2, "album_size": 4, "album_steps": 20, "finetune_steps": 40})
+    return EXAMPLES / "degradation_sweep.ipynb", {"sigma": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0][: max(1, points // 2)], "quality": [40, 90]}, {"n_faces": 4}
+
+
+def _sweep(out: Path, job: tuple, backend: str, resources: dict | None = None) -> dict:
+    from restoration_nb.sweeps import run_sweep
+    notebook, grid, fixed = job
+    t = time.perf_counter()
+    table = run_sweep(notebook, grid, out, fixed=fixed, timeout=1200, progress=False, backend=backend, resources=resources)
+    wall = time.perf_counter() - t
+    assert table["status"] == ["ok"] * len(table), table.rows
+    metric = next(k for k in table.columns if k not in grid and k not in ("point", "status", "duration_s"))
+    return dict(wall_s=round(wall, 2), points=len(table), point_s_sum=round(sum(table["duration_s"]), 2),
+                wall_per_point_s=round(wall / len(table), 3), metric=metric, values=table[metric])
+
+
+def bench_sweep(args) -> dict:
+    import ray
+    job = _job(args.points, args.gpu)
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        local = _sweep(d / "local", job, "local")
+        t = time.perf_counter()
+        cpus = 2 if not args.gpu else 4
+        ray.init(num_cpus=cpus, num_gpus=1 if args.gpu else 0, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray_start_s = time.perf_counter() - t
+        try:
+            if args.gpu:       # the notebook's kernel sees the GPU Ray gives the task; degradations run there
+                one = _sweep(d / "ray1", job, "ray", {"num_cpus": 1, "num_gpus": 1})
+                two = _sweep(d / "ray2", job, "ray", {"num_cpus": 1, "num_gpus": 0.5})
+                runs = {"ray, 1 worker on the GPU": one, "ray, 2 workers share the GPU": two}
+            else:
+                serial = _sweep(d / "ray_serial", job, "ray", {"num_cpus": cpus})      # one task at a time, like the local backend
+                parallel = _sweep(d / "ray_parallel", job, "ray", {"num_cpus": 1})     # two at a time
+                runs = {"ray, one task at a time": serial, "ray, two tasks at a time": parallel}
+        finally:
+            ray.shutdown()
+    same = {name: r["values"] == local["values"] for name, r in runs.items()}      # a GPU may differ in the last bits
+    first = next(iter(runs.values()))
+    return dict(notebook=job[0].name, grid=job[1], fixed=job[2], local=local, same_values_as_local=same, ray_init_s=round(ray_start_s, 2), **runs,
+                ray_overhead_per_point_s=round((first["wall_s"] - local["wall_s"]) / local["points"], 3),
+                note="overhead per point: (wall of the first Ray run - wall of the local run) / points; ray.init is apart")
+
+
+def bench_train(args) -> dict:
+    "Seconds per train_prior step of the restoration_nb this Python imports (the difference of an N- and a 2N-step run)."
+    import restoration_nb
+    from restoration_nb.priors import train_prior, load_training_faces
+    faces = load_training_faces(limit=256, progress=False)
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for i, steps in enumerate((args.steps, 2 * args.steps)):       # the difference removes set-up time
+            t = time.perf_counter()
+            log = train_prior("micro-sd-faces64", f"{d}/{i}", "cpu" if not torch.cuda.is_available() else "gpu", faces=faces,
+                              steps=steps, checkpoint_every=10**6, progress=False, max_minutes=None)
+            out[steps] = time.perf_counter() - t
+    per_step = (out[2 * args.steps] - out[args.steps]) / args.steps
+    return dict(step_s=round(per_step, 4), steps=args.steps, runs_s={str(k): round(v, 2) for k, v in out.items()},
+                processes=log.get("processes", 1), device=log["device"], restoration_nb=str(Path(restoration_nb.__file__).parent))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=("sweep", "train"))
+    p.add_argument("--points", type=int, default=6); p.add_argument("--gpu", action="store_true")
+    p.add_argument("--steps", type=int, default=20); p.add_argument("--label", default=None)
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args()
+    kind = "gpu" if (args.gpu or (args.what == "train" and torch.cuda.is_available())) else "cpu"
+    path = result_path(f"distributed_{args.what}_{kind}{'_' + args.label if args.label else ''}.json", args.overwrite)
+    result = dict(bench_sweep(args) if args.what == "sweep" else bench_train(args),
+                  machine=machine(torch.device("cuda" if kind == "gpu" else "cpu")))
+    path.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
