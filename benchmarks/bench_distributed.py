@@ -36,7 +36,7 @@ def _sweep(out: Path, job: tuple, backend: str, resources: dict | None = None) -
     table = run_sweep(notebook, grid, out, fixed=fixed, timeout=1200, progress=False, backend=backend, resources=resources)
     wall = time.perf_counter() - t
     assert table["status"] == ["ok"] * len(table), table.rows
-    metric = next(k for k in table.columns if k not in grid and k not in ("point", "status", "duration_s"))
+    metric = "psnr" if "psnr" in table.columns else next(k for k in table.columns if k not in (*grid, *fixed, "point", "status", "duration_s"))
     return dict(wall_s=round(wall, 2), points=len(table), point_s_sum=round(sum(table["duration_s"]), 2),
                 wall_per_point_s=round(wall / len(table), 3), metric=metric, values=table[metric])
 
