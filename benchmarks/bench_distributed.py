@@ -4,12 +4,13 @@
   python benchmarks/bench_distributed.py sweep --gpu --points 8   # GPU: 8 points on one GPU, 2 Ray workers against 1
   python benchmarks/bench_distributed.py train --label accelerate   # seconds per train_prior step, this checkout
   PYTHONPATH=/path/to/checkout-before-accelerate python benchmarks/bench_distributed.py train --label plain   # the loop before
+  python benchmarks/bench_distributed.py profile    # cProfile of 30 train_prior steps: the share of time inside accelerate
 
 Each writes benchmarks/results/distributed_<what>_<cpu|gpu>[_label].json (refused if it exists, unless --overwrite); the
 train results record which restoration_nb they timed.
 """
 from __future__ import annotations
-import argparse, json, sys, tempfile, time
+import argparse, json, os, sys, tempfile, time
 from pathlib import Path
 
 import torch
@@ -86,13 +87,35 @@ def bench_train(args) -> dict:
                 processes=log.get("processes", 1), device=log["device"], restoration_nb=str(Path(restoration_nb.__file__).parent))
 
 
+def profile_train(path: Path, steps: int = 30):
+    "cProfile `steps` train_prior steps (after 3 warm-up steps) and write the share of time spent inside accelerate's own code."
+    import cProfile, io, pstats
+    from restoration_nb.priors import train_prior, load_training_faces
+    faces = load_training_faces(limit=256, progress=False)
+    with tempfile.TemporaryDirectory() as d:
+        run = lambda name, n: train_prior("micro-sd-faces64", f"{d}/{name}", "cpu", faces=faces, steps=n, progress=False,
+                                          checkpoint_every=10**6, max_minutes=None)
+        run("warm", 3)
+        prof = cProfile.Profile(); prof.runcall(run, "timed", steps)
+    stats = pstats.Stats(prof)
+    own = sum(tt for (f, _, _), (_, _, tt, _, _) in stats.stats.items() if f"{os.sep}accelerate{os.sep}" in f)
+    total = sum(tt for (_, _, tt, _, _) in stats.stats.values())
+    text = io.StringIO(); pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(25)
+    m = machine(torch.device("cpu"))
+    path.write_text(f"cProfile of train_prior('micro-sd-faces64', preset 'cpu', {steps} steps, 256 faces) after 3 warm-up steps\n"
+                    f"{m['device_name']}, {m['cpu_count']} cores, torch {m['torch']}, {m['date']}\n"
+                    f"time inside accelerate's own functions: {own:.3f} s of {total:.2f} s ({100 * own / total:.2f} %)\n\n{text.getvalue()}")
+    print(path.read_text()[:400])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("sweep", "train"))
+    p.add_argument("what", choices=("sweep", "train", "profile"))
     p.add_argument("--points", type=int, default=6); p.add_argument("--gpu", action="store_true")
     p.add_argument("--steps", type=int, default=20); p.add_argument("--label", default=None)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args()
+    if args.what == "profile": return profile_train(result_path("distributed_train_cpu_profile.txt", args.overwrite))
     kind = "gpu" if (args.gpu or (args.what == "train" and torch.cuda.is_available())) else "cpu"
     path = result_path(f"distributed_{args.what}_{kind}{'_' + args.label if args.label else ''}.json", args.overwrite)
     result = dict(bench_sweep(args) if args.what == "sweep" else bench_train(args),
