@@ -24,7 +24,8 @@ from .core import (Table, atomic_write_json, check_images, comparison_grid, face
 from .backbones import (EmpiricalDenoiser, StepState, _model_output, noise_to_step, predict_x0,
                                       sample_from_step, scheduler_class)
 from .metrics import FaceEmbedder, evaluate, psnr
-from .priors import CHECKPOINT, Prior, _save_checkpoint, _Stop, any_process, micro_batch, preset_config, training_accelerator
+from .priors import (CHECKPOINT, Prior, _save_checkpoint, _Stop, any_process, mean_over_processes, micro_batch,
+                                   on_main_process, preset_config, training_accelerator)
 
 # %% ../nbs/07_gen2res.ipynb #c007
 def check_K(K, scheduler, name: str = "K") -> int:
@@ -262,12 +263,12 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
             net.load_state_dict(state["trainable"], strict=cfg.method == "full"); opt.load_state_dict(state["opt"])
             g.set_state(state["generator"]); log = dict(old, config=asdict(cfg))
     wrapped, opt = acc.prepare(net, opt)                            # N processes: gradients averaged across them
+    def write():
+        trainable = {k: v for k, v in net.state_dict().items() if cfg.method == "full" or "lora_" in k}
+        _save_checkpoint(folder, dict(trainable=trainable, opt=opt.state_dict(), generator=g.get_state(), log=log))
+        atomic_write_json(folder / "constrain.json", log)
     def checkpoint():
-        if folder is not None and acc.is_main_process:
-            trainable = {k: v for k, v in net.state_dict().items() if cfg.method == "full" or "lora_" in k}
-            _save_checkpoint(folder, dict(trainable=trainable, opt=opt.state_dict(), generator=g.get_state(), log=log))
-            atomic_write_json(folder / "constrain.json", log)
-        acc.wait_for_everyone()
+        if folder is not None: on_main_process(acc, write)
     data = album.to(device).float()
     whole = cfg.batch_size * acc.num_processes                      # every process draws the whole batch, then takes its slice
     start, minutes_before = time.time(), log["minutes"]
@@ -285,7 +286,7 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
                 out = wrapped(x_t, t)
             loss = ((out.sample if hasattr(out, "sample") else out).float() - noise).square().mean()
             opt.zero_grad(set_to_none=True); acc.backward(loss); opt.step()
-            log["step"] += 1; log["losses"].append(round(acc.gather(loss.detach()[None]).mean().item(), 5))
+            log["step"] += 1; log["losses"].append(round(mean_over_processes(acc, loss), 5))
             log["minutes"] = minutes_before + (time.time() - start) / 60
             bar.update(1)
             stop.requested = any_process(acc, stop.requested)

@@ -22,9 +22,9 @@ __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_
            'TRAIN_PRESETS', 'PRIOR_SPECS', 'CHECKPOINT', 'WEIGHTS_DIR', 'LICENCE', 'micro_ddpm_faces64_config',
            'micro_sd_faces64_config', 'face_labels', 'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces',
            'TrainConfig', 'prior_scheduler', 'launched_by_accelerate', 'training_accelerator', 'micro_batch',
-           'any_process', 'train_prior', 'save_prior', 'open_run', 'save_weights', 'load_weights', 'trained_card',
-           'trainable_copy', 'preset_config', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser', 'sample_prior',
-           'prior_quality']
+           'any_process', 'mean_over_processes', 'on_main_process', 'train_prior', 'save_prior', 'open_run',
+           'save_weights', 'load_weights', 'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder',
+           'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on our 2-core CPU: over budget
@@ -224,6 +224,15 @@ def any_process(accelerator, flag: bool) -> bool:
     if accelerator.num_processes == 1: return bool(flag)
     return bool(accelerator.gather(torch.tensor([float(flag)], device=accelerator.device)).max() > 0)
 
+def mean_over_processes(accelerator, loss: torch.Tensor) -> float:
+    "The mean of a 0-d `loss` over all processes (each process's own, for one): the loss of the step's whole batch."
+    return accelerator.gather(loss.detach()[None]).mean().item()
+
+def on_main_process(accelerator, write):
+    "Call `write()` on the main process only (one writer of checkpoints), then let every process go on together."
+    if accelerator.is_main_process: write()
+    accelerator.wait_for_everyone()
+
 # %% ../nbs/06_priors.ipynb #c019
 CHECKPOINT = "checkpoint.pt"
 
@@ -274,10 +283,9 @@ def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple
     trained = [model, prompts] if prompts else [model]
     *wrapped, opt = acc.prepare(*trained, opt)            # one process: as they were; N processes: gradients averaged across them
     def checkpoint():
-        if acc.is_main_process:
-            _save_checkpoint(out_dir, dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), generator=g.get_state(), log=log,
-                                           prompts=prompts.state_dict() if prompts else None, ema_prompts=ema_prompts.state_dict() if prompts else None))
-        acc.wait_for_everyone()
+        on_main_process(acc, lambda: _save_checkpoint(out_dir, dict(
+            model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), generator=g.get_state(), log=log,
+            prompts=prompts.state_dict() if prompts else None, ema_prompts=ema_prompts.state_dict() if prompts else None)))
     start, minutes_before = time.time(), log["minutes"]
     bar = tqdm(total=cfg.steps, initial=log["step"], desc=f"training {name}", disable=not progress or not acc.is_main_process)
     with _Stop() as stop:
@@ -306,7 +314,7 @@ def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple
                     acc.backward(loss)
                     if acc.sync_gradients: acc.clip_grad_norm_(params, 1.0)
                     opt.step(); opt.zero_grad(set_to_none=True)
-                step_losses.append(acc.gather(loss.detach()[None]).mean().item())
+                step_losses.append(mean_over_processes(acc, loss))
             decay = _ema_decay(log["step"], cfg.ema_max_decay)
             with torch.no_grad():
                 pairs = [(ema, model)] + ([(ema_prompts, prompts)] if prompts else [])

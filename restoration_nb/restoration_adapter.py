@@ -30,7 +30,7 @@ from .backbones import noise_to_step
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate, psnr
 from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, any_process, caption, face_labels, load_prior,
-                                   load_training_faces, load_weights, micro_batch, open_run, preset_config, save_weights, trained_card,
+                                   load_training_faces, load_weights, mean_over_processes, micro_batch, on_main_process, open_run, preset_config, save_weights, trained_card,
                                    trainable_copy, training_accelerator)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c007
@@ -236,11 +236,14 @@ def lora_state(model) -> dict:
 # %% ../nbs/09_restoration_adapter.ipynb #c024
 OBJECTIVES = ("epsilon", "flow_matching")
 
-def adapter_draws(shape, generator: torch.Generator | None = None, objective: str = "epsilon", scheduler=None) -> tuple:
-    "The random part of one batch of `adapter_loss`: noise of `shape`, and timesteps (epsilon) or sigmas (flow matching)."
+def _check_objective(objective: str, scheduler):
     if objective not in OBJECTIVES: raise ValueError(f"objective={objective!r}; expected one of {', '.join(OBJECTIVES)}")
     if objective == "epsilon" and scheduler is None:
         raise ValueError("the epsilon objective needs the prior's DDPM/DDIM scheduler (scheduler=...)")
+
+def adapter_draws(shape, generator: torch.Generator | None = None, objective: str = "epsilon", scheduler=None) -> tuple:
+    "The random part of one batch of `adapter_loss`: noise of `shape`, and timesteps (epsilon) or sigmas (flow matching)."
+    _check_objective(objective, scheduler)
     noise = torch.randn(shape, generator=generator)
     if objective == "epsilon": return noise, torch.randint(int(scheduler.config.num_train_timesteps), (shape[0],), generator=generator)
     return noise, torch.rand(shape[0], generator=generator)
@@ -249,8 +252,8 @@ def adapter_loss(model, adapters: RestorationAdapters, x0: torch.Tensor, c_lq: t
                  objective: str = "epsilon", scheduler=None, draws: tuple | None = None, **model_kwargs) -> torch.Tensor:
     """The prior's own loss on clean `x0`, the adapters conditioned on `c_lq`: epsilon MSE (DDPM `scheduler`) or flow matching (SD3).
     `draws` (from `adapter_draws`) fixes the noise and timesteps; else they are drawn from `generator`."""
+    _check_objective(objective, scheduler)
     noise, t = draws if draws is not None else adapter_draws(x0.shape, generator, objective, scheduler)
-    if objective == "epsilon" and scheduler is None: raise ValueError("the epsilon objective needs the prior's DDPM/DDIM scheduler (scheduler=...)")
     noise = noise.to(x0)
     if objective == "epsilon":
         t = t.to(x0.device)
@@ -350,11 +353,11 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
         _load_trainable(ap, state["trainable"]); opt.load_state_dict(state["opt"])
         g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
     objective, opt = acc.prepare(_AdapterObjective(ap), opt)        # N processes: gradients averaged across them
+    def write():
+        _save_checkpoint(folder, dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(), log=log))
+        atomic_write_json(folder / "adapter_training.json", log)
     def checkpoint():
-        if folder is not None and acc.is_main_process:
-            _save_checkpoint(folder, dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(), log=log))
-            atomic_write_json(folder / "adapter_training.json", log)
-        acc.wait_for_everyone()
+        if folder is not None: on_main_process(acc, write)
     ap.model.train(); ap.adapters.train()
     whole, part = cfg.batch_size * acc.num_processes, micro_batch(acc, cfg.batch_size)   # every process draws the whole batch, trains on its part
     start, minutes_before = time.time(), log["minutes"]
@@ -371,7 +374,7 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
             with acc.autocast():
                 loss = objective(hq[part], lq[part], (noise[part], t[part]), ctx)
             opt.zero_grad(set_to_none=True); acc.backward(loss); opt.step()
-            value = acc.gather(loss.detach()[None]).mean().item()
+            value = mean_over_processes(acc, loss)
             log["losses"].append(round(value, 5)); log["step"] += 1
             log["minutes"] = minutes_before + (time.time() - start) / 60
             bar.update(1); bar.set_postfix(loss=f"{value:.4f}")
