@@ -9,8 +9,8 @@ __all__ = ['MODES', 'ATTENTION_PROJECTIONS', 'EMBED_CHANNELS', 'FLIP_PRESETS', '
            'FLIPNET_WEIGHTS', 'PHI_GRID', 'check_mode', 'flip', 'dual_stream_batch', 'self_attention_layers',
            'check_phi', 'BoostHub', 'boost_hubs', 'add_boost_hub', 'set_phi', 'dual_stream', 'add_attention_lora',
            'face_autoencoder_config', 'FaceAutoencoders', 'association_loss', 'IdentityAdapter', 'FlipNet',
-           'build_flipnet', 'FlipConfig', 'flipnet_loss', 'PatchDiscriminator', 'train_flipnet', 'save_flipnet',
-           'load_flipnet', 'DualStreamDenoiser', 'flip_sample', 'flipnet_restore', 'flipnet_degrade',
+           'build_flipnet', 'FlipConfig', 'flipnet_draws', 'flipnet_loss', 'PatchDiscriminator', 'train_flipnet',
+           'save_flipnet', 'load_flipnet', 'DualStreamDenoiser', 'flip_sample', 'flipnet_restore', 'flipnet_degrade',
            'evaluate_over_phi', 'phi_figure', 'phi_widget']
 
 # %% ../nbs/08_flipnet.ipynb #c004
@@ -27,8 +27,9 @@ from .core import Table, atomic_write_json, check_images, comparison_grid, knob_
 from .backbones import build_model, noise_to_step, predict_x0, sample_from_step
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
-from .priors import (WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, caption, face_labels, load_prior, load_weights, open_run,
-                                   preset_config, save_weights, trained_card, trainable_copy)
+from .priors import (WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, any_process, average_gradients, caption, check_bf16_or_fp32,
+                                   face_labels, load_prior, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
+                                   same_start, save_weights, trained_card, trainable_copy, training_accelerator)
 
 # %% ../nbs/08_flipnet.ipynb #c007
 MODES = ("restoration", "degradation")
@@ -48,12 +49,14 @@ def _steps(t, n: int, T: int, generator) -> torch.Tensor:
     return torch.as_tensor(t, dtype=torch.long).expand(n).clone()
 
 def dual_stream_batch(x: torch.Tensor, c: torch.Tensor, scheduler, generator: torch.Generator | None = None,
-                      t_x=None, t_c=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                      t_x=None, t_c=None, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "Input `x` and condition `c` noised with separate noise to separate steps (random unless given), stacked: (x_t, t, noise), 2N each."
     x, c = check_pair(x, c, ("input", "condition"))
     T = int(scheduler.config.num_train_timesteps)
     t = torch.cat([_steps(t_x, len(x), T, generator), _steps(t_c, len(c), T, generator)]).to(x.device)
-    noise = torch.randn((2 * len(x), *x.shape[1:]), generator=generator).to(x)
+    if noise is None: noise = torch.randn((2 * len(x), *x.shape[1:]), generator=generator)
+    elif noise.shape != (2 * len(x), *x.shape[1:]): raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {(2 * len(x), *x.shape[1:])}")
+    noise = noise.to(x)
     return noise_to_step(torch.cat([x, c]), t, scheduler, noise=noise), t, noise
 
 # %% ../nbs/08_flipnet.ipynb #c012
@@ -246,7 +249,9 @@ def build_flipnet(prior: Prior | str = "micro-sd-faces64", phi: float = 1.0, lor
     add_attention_lora(model, lora_rank, seed)
     size = prior.size
     autoencoders = FaceAutoencoders(face_autoencoder_config(size), seed=seed)
-    adapter = IdentityAdapter(EMBED_CHANNELS, model.config.cross_attention_dim, (size // 8) ** 2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        adapter = IdentityAdapter(EMBED_CHANNELS, model.config.cross_attention_dim, (size // 8) ** 2)
     config = dict(prior=prior.name, phi=phi, lora_rank=lora_rank, seed=seed, size=size)
     return FlipNet(prior=replace(prior, model=model, name=f"{prior.name}+flipnet"), autoencoders=autoencoders, adapter=adapter, config=config)
 
@@ -271,6 +276,8 @@ class FlipConfig:
     ae_adversarial_weight: float = 0.8
     temperature: float = 0.1         # of the association cross-entropy
     grad_clip: float = 1.0           # max gradient norm of the FLIPNET stage
+    grad_accum: int = 1              # micro-batches of batch_size per step (per process under accelerate launch)
+    mixed_precision: str | None = None   # "no" or "bf16"; None: bf16 on a GPU, none on a CPU, or accelerate's config
     checkpoint_every: int = 100
     seed: int = 0
 
@@ -278,9 +285,10 @@ class FlipConfig:
         for k in ("ae_steps", "assoc_steps", "steps"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0: raise ValueError(f"{k}={v!r}; expected an int >= 0")
-        for k in ("batch_size", "lora_rank", "checkpoint_every"):
+        for k in ("batch_size", "lora_rank", "checkpoint_every", "grad_accum"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r}; expected an int >= 1")
+        check_bf16_or_fp32(self.mixed_precision, "FLIPNET")
         for k in ("prompt_drop", "embedding_drop", "degradation_share"):
             if not 0 <= getattr(self, k) <= 1: raise ValueError(f"{k}={getattr(self, k)!r}; expected a probability in [0, 1]")
         for k in ("ae_lr", "lr", "temperature", "grad_clip"):
@@ -300,15 +308,24 @@ def _perceptual():
     try: return load_lpips().requires_grad_(False)
     except MetricUnavailable: return None
 
-def flipnet_loss(net: FlipNet, hq: torch.Tensor, lq: torch.Tensor, mode: str, prompts: list, generator: torch.Generator,
-                 cfg: FlipConfig, perceptual=None) -> tuple[torch.Tensor, dict]:
-    "The loss of one dual-stream batch in `mode`, and its parts."
+def flipnet_draws(n: int, shape, scheduler, generator: torch.Generator | None, cfg: FlipConfig) -> tuple:
+    """The random part of `flipnet_loss` for `n` faces of `shape`, one row per face (so a slice of them is a smaller batch's):
+    the input's and the condition's steps, their noise (n, 2, *shape), which prompts and which face embeddings are dropped."""
+    T = int(scheduler.config.num_train_timesteps)
+    t_x = torch.randint(T, (n,), generator=generator); t_c = torch.randint(T, (n,), generator=generator)
+    noise = torch.randn((2, n, *shape), generator=generator).transpose(0, 1)
+    drop = torch.rand(n, generator=generator) < cfg.prompt_drop
+    keep = torch.rand(n, generator=generator) >= cfg.embedding_drop
+    return t_x, t_c, noise, drop, keep
+
+def flipnet_loss(net: FlipNet, hq: torch.Tensor, lq: torch.Tensor, mode: str, prompts: list, generator: torch.Generator | None,
+                 cfg: FlipConfig, perceptual=None, draws: tuple | None = None) -> tuple[torch.Tensor, dict]:
+    "The loss of one dual-stream batch in `mode`, and its parts; `draws` (from `flipnet_draws`) fixes its randomness, else `generator` draws it."
     x, c = flip(hq, lq, mode)
     n, scheduler, device = len(x), net.prior.scheduler, x.device
-    x_t, t, noise = dual_stream_batch(x, c, scheduler, generator)
-    drop = torch.rand(n, generator=generator) < cfg.prompt_drop
+    t_x, t_c, noise, drop, keep = draws if draws is not None else flipnet_draws(n, x.shape[1:], scheduler, generator, cfg)
+    x_t, t, noise = dual_stream_batch(x, c, scheduler, t_x=t_x, t_c=t_c, noise=noise.transpose(0, 1).flatten(0, 1))
     prompts = ["" if d else p for p, d in zip(prompts, drop.tolist())]
-    keep = torch.rand(n, generator=generator) >= cfg.embedding_drop
     ctx = net.context(prompts, c if mode == "restoration" else None, keep.to(device))
     with dual_stream(net.model):
         eps = net.model(x_t, t, encoder_hidden_states=torch.cat([ctx, ctx])).sample
@@ -357,61 +374,80 @@ def _autoencoder_loss(net, disc, hq, lq, stage, step, cfg, perceptual):
 
 def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: FlipConfig | str = "cpu", out_dir=None,
                   overwrite: bool = False, device=None, progress: bool = True, **overrides) -> tuple[FlipNet, dict]:
-    "Train FLIPNET's three stages on `faces` ((uint8 images, UTKFace names); default: the train split); resumes from `out_dir`."
-    from restoration_nb.core import get_device
+    """Train FLIPNET's three stages on `faces` ((uint8 images, UTKFace names); default: the train split); resumes from `out_dir`.
+    Runs unchanged under `accelerate launch` (then `batch_size` is per process)."""
     from restoration_nb.priors import load_training_faces
     cfg = _flip_config(cfg, overrides)
-    device = get_device(device)
+    acc = training_accelerator(device, mixed_precision=cfg.mixed_precision)
+    check_bf16_or_fp32(acc.mixed_precision, "FLIPNET")
+    device = acc.device
     net = build_flipnet(prior, cfg.phi, cfg.lora_rank, cfg.seed).to(device)
     images, names = faces if faces is not None else load_training_faces(progress=progress)
     if len(images) == 0: raise ValueError("no training faces; expected (images, names) with at least one face")
     if len(images) != len(names): raise ValueError(f"{len(images)} images but {len(names)} names; expected one name per image")
     captions = [caption(face_labels(n)) for n in names]
-    disc = PatchDiscriminator().to(device)
-    flip_params = [p for p in net.model.parameters() if p.requires_grad] + list(net.adapter.parameters())
-    opts = dict(ae=torch.optim.Adam(net.autoencoders.parameters(), lr=cfg.ae_lr), disc=torch.optim.Adam(disc.parameters(), lr=cfg.ae_lr, betas=(0.5, 0.9)),
-                flip=torch.optim.AdamW(flip_params, lr=cfg.lr, weight_decay=1e-2))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        disc = PatchDiscriminator().to(device)
+    params = dict(ae=list(net.autoencoders.parameters()), disc=list(disc.parameters()),
+                  flip=[p for p in net.model.parameters() if p.requires_grad] + list(net.adapter.parameters()))
+    opts = dict(ae=torch.optim.Adam(params["ae"], lr=cfg.ae_lr), disc=torch.optim.Adam(params["disc"], lr=cfg.ae_lr, betas=(0.5, 0.9)),
+                flip=torch.optim.AdamW(params["flip"], lr=cfg.lr, weight_decay=1e-2))
     perceptual = _perceptual()
     if perceptual is not None: perceptual = perceptual.to(device)
     g = make_generator(cfg.seed)
     total = cfg.ae_steps + cfg.assoc_steps + cfg.steps
     log = dict(prior=net.config["prior"], config=asdict(cfg), step=0, minutes=0.0, losses={s: [] for s in STAGES},
-               perceptual="lpips" if perceptual is not None else "none (no LPIPS weights)", device=str(device), faces=len(images))
-    folder, state = open_run(out_dir, log["config"], ("lora_rank", "batch_size", "seed"), overwrite, device)
+               perceptual="lpips" if perceptual is not None else "none (no LPIPS weights)", device=str(device), processes=acc.num_processes,
+               faces=len(images))
+    folder, state = open_run(out_dir, log["config"], ("lora_rank", "batch_size", "seed"), overwrite, device, main=acc.is_main_process)
     if state is not None:
         _load_trainable(net, state["trainable"]); disc.load_state_dict(state["disc"])
         for k, o in opts.items(): o.load_state_dict(state["opts"][k])
-        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg))
-    def checkpoint():
-        if folder is None: return
+        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+    same_start(acc, *net.modules().values(), disc)
+    def write():
         _save_checkpoint(folder, dict(trainable=_trainable_state(net), disc=disc.state_dict(), opts={k: o.state_dict() for k, o in opts.items()},
                                       generator=g.get_state(), log=log))
         atomic_write_json(folder / "flipnet_training.json", log)
+    def checkpoint():
+        if folder is not None: on_main_process(acc, write)
     for m in (net.model, net.autoencoders, net.adapter, disc): m.train()
+    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum          # every process draws the whole step, trains on its slices
     start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=total, initial=min(log["step"], total), desc="training FLIPNET", disable=not progress, leave=False)
+    bar = tqdm(total=total, initial=min(log["step"], total), desc="training FLIPNET", disable=not progress or not acc.is_main_process, leave=False)
     with _Stop() as stop:
         while log["step"] < total and not stop.requested:
             stage, i = _stage(log["step"], cfg)
-            idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
+            idx = torch.randint(len(images), (whole,), generator=g)
             hq = images[idx].float().div(127.5).sub(1).to(device) if images.dtype == torch.uint8 else images[idx].float().to(device)
             lq, _ = second_order_degrade(hq, generator=g)
             if stage == "flipnet":
                 mode = "degradation" if torch.rand(1, generator=g).item() < cfg.degradation_share else "restoration"
-                loss, parts = flipnet_loss(net, hq, lq, mode, [captions[j] for j in idx.tolist()], g, cfg, perceptual)
-                opts["flip"].zero_grad(set_to_none=True); loss.backward()
-                torch.nn.utils.clip_grad_norm_(flip_params, cfg.grad_clip); opts["flip"].step()
-                parts = dict(parts, mode=mode[0])
-            else:
-                loss, parts, d_loss = _autoencoder_loss(net, disc, hq, lq, stage, i, cfg, perceptual)
-                opts["ae"].zero_grad(set_to_none=True); loss.backward(); opts["ae"].step()
-                if d_loss is not None:
-                    opts["disc"].zero_grad(set_to_none=True); d_loss.backward(); opts["disc"].step()
-                parts = {k: round(v.item(), 5) for k, v in parts.items()}
-            log["losses"][stage].append(dict(loss=round(loss.item(), 5), **parts))
+                draws = flipnet_draws(whole, hq.shape[1:], net.prior.scheduler, g, cfg)
+            entries = []
+            for micro in range(cfg.grad_accum):
+                part = micro_batch(acc, cfg.batch_size, micro)
+                with acc.autocast():
+                    if stage == "flipnet":
+                        loss, parts = flipnet_loss(net, hq[part], lq[part], mode, [captions[j] for j in idx[part].tolist()], None, cfg,
+                                                   perceptual, draws=tuple(d[part] for d in draws))
+                        d_loss = None
+                    else: loss, parts, d_loss = _autoencoder_loss(net, disc, hq[part], lq[part], stage, i, cfg, perceptual)
+                trained = "flip" if stage == "flipnet" else "ae"            # each loss puts gradients only on the weights it trains
+                (loss / cfg.grad_accum).backward(inputs=params[trained])
+                if d_loss is not None: (d_loss / cfg.grad_accum).backward(inputs=params["disc"])
+                entries.append(dict(loss=loss.item(), **{k: v.item() if torch.is_tensor(v) else v for k, v in parts.items()}))
+            for k in (trained, "disc") if d_loss is not None else (trained,):
+                average_gradients(acc, params[k])
+                if k == "flip": torch.nn.utils.clip_grad_norm_(params[k], cfg.grad_clip)
+                opts[k].step(); opts[k].zero_grad(set_to_none=True)
+            entry = mean_of_entries(acc, entries)
+            log["losses"][stage].append(dict(entry, mode=mode[0]) if stage == "flipnet" else entry)
             log["step"] += 1
             log["minutes"] = minutes_before + (time.time() - start) / 60
-            bar.update(1); bar.set_postfix(stage=stage, loss=f"{loss.item():.4f}")
+            bar.update(1); bar.set_postfix(stage=stage, loss=f"{entry['loss']:.4f}")
+            stop.requested = any_process(acc, stop.requested)
             if log["step"] % cfg.checkpoint_every == 0 or log["step"] == total or stop.requested: checkpoint()
     bar.close()
     stop.check("FLIPNET", log["step"], total, folder)

@@ -10,8 +10,8 @@ __all__ = ['MAX_REFERENCES', 'INFERENCE_STEP', 'TRAINING_STEPS', 'REFERENCE_STEP
            'ReferenceBank', 'SharedImageAttention', 'add_shared_image_attention', 'add_lora', 'InstantRestorer',
            'build_instant_restorer', 'check_input', 'check_references', 'ReferenceCache', 'encode_references',
            'using_references', 'one_step', 'instant_restore', 'face_landmarks', 'ideal_attention', 'query_tokens',
-           'landmark_attention_loss', 'load_torchscript', 'IdentityLoss', 'DinoDiscriminator', 'optional_losses',
-           'adversarial_losses', 'reference_views', 'warp_points', 'InstantConfig', 'instant_loss',
+           'landmark_pairs', 'landmark_attention_loss', 'load_torchscript', 'IdentityLoss', 'DinoDiscriminator',
+           'optional_losses', 'adversarial_losses', 'reference_views', 'warp_points', 'InstantConfig', 'instant_loss',
            'train_instant_restore', 'save_instant_restore', 'load_instant_restore', 'attention_figure',
            'time_per_image', 'evaluate_references', 'references_figure', 'references_widget', 'sd_turbo_restorer']
 
@@ -29,8 +29,9 @@ from .core import Table, atomic_write_json, check_images, get_device, make_gener
 from .backbones import noise_to_step, predict_x0
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, identity_similarity, load_face_models, load_lpips, ms_ssim, psnr
-from .priors import (WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, load_training_faces, load_weights, open_run,
-                                   preset_config, save_weights, trained_card, trainable_copy)
+from .priors import (WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, any_process, average_gradients, check_bf16_or_fp32,
+                                   load_training_faces, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
+                                   same_start, save_weights, trained_card, trainable_copy, training_accelerator)
 from .flipnet import PatchDiscriminator, self_attention_layers
 
 # %% ../nbs/10_instant_restore.ipynb #c007
@@ -143,6 +144,11 @@ class InstantRestorer:
         return self
     @property
     def device(self): return self.generator.device
+    @property
+    def latent_shape(self) -> tuple:
+        "(C, h, w) of one image's latent, the generator's input (the image itself without a VAE)."
+        f = 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return (int(self.generator.config.in_channels), self.size // f, self.size // f)
     def trainable(self) -> list:
         "The weights training changes (by name, so the count holds after training froze them): LoRA, and the VAE's first conv."
         return [p for part in _trainable_state(self).values() for p in part.values()]
@@ -236,10 +242,12 @@ def using_references(ir: InstantRestorer, cache: ReferenceCache | None, adain: b
 
 # %% ../nbs/10_instant_restore.ipynb #c024
 def one_step(ir: InstantRestorer, x: torch.Tensor, cache: ReferenceCache | None, t: int | torch.Tensor = INFERENCE_STEP,
-             generator: torch.Generator | None = None, adain: bool = True, keep_attention: bool = False) -> torch.Tensor:
-    "The generator's one-step restoration of `x` (in [-1, 1]) at step `t`, attending to `cache` (None: no references); not clamped."
+             generator: torch.Generator | None = None, adain: bool = True, keep_attention: bool = False,
+             noise: torch.Tensor | None = None) -> torch.Tensor:
+    """The generator's one-step restoration of `x` (in [-1, 1]) at step `t`, attending to `cache` (None: no references); not clamped.
+    The latent's noise is `noise` ((N, *ir.latent_shape)) when given, else drawn from `generator`."""
     z = ir.encode(x.to(ir.device))
-    z_t = noise_to_step(z, t, ir.scheduler, generator=generator)
+    z_t = noise_to_step(z, t, ir.scheduler, generator=generator, noise=None if noise is None else noise.to(z.device))
     steps = torch.as_tensor(t, device=ir.device).expand(len(z)) if not torch.is_tensor(t) or t.ndim == 0 else t.to(ir.device)
     dtype = next(ir.generator.parameters()).dtype
     with using_references(ir, cache, adain, keep_attention):
@@ -299,9 +307,16 @@ def query_tokens(points: torch.Tensor, size: int, grid: int) -> torch.Tensor:
     cell = (points / size * grid).floor().clamp(0, grid - 1).nan_to_num(0).long()
     return cell[..., 1] * grid + cell[..., 0]
 
-def landmark_attention_loss(attention: dict, query_points: torch.Tensor, ref_points: torch.Tensor, size: int, sigma: float = 1.0) -> torch.Tensor:
-    "Mean squared error between the kept attention of the landmark queries (averaged over heads) and the ideal maps, over layers and valid faces."
-    valid = ~(query_points.isnan().any(-1) | ref_points.isnan().any(-1).any(1))             # (B, P)
+def landmark_pairs(query_points: torch.Tensor, ref_points: torch.Tensor) -> torch.Tensor:
+    "Which landmarks (B, P) the loss supervises: found on the target and on every reference."
+    return ~(query_points.isnan().any(-1) | ref_points.isnan().any(-1).any(1))
+
+def landmark_attention_loss(attention: dict, query_points: torch.Tensor, ref_points: torch.Tensor, size: int, sigma: float = 1.0,
+                            pairs: float | None = None) -> torch.Tensor:
+    """Mean squared error between the kept attention of the landmark queries (averaged over heads) and the ideal maps, over layers and
+    valid landmarks. `pairs`: the count to average over (default: this batch's valid landmarks); a slice of a larger batch passes its
+    share of the whole batch's count, so that the mean over the slices is the whole batch's loss."""
+    valid = landmark_pairs(query_points, ref_points)                                           # (B, P)
     losses = []
     for probs in attention.values():
         grid = math.isqrt(probs.shape[-2])
@@ -309,7 +324,9 @@ def landmark_attention_loss(attention: dict, query_points: torch.Tensor, ref_poi
         idx = query_tokens(query_points, size, grid)
         a = a.gather(1, idx[..., None].expand(-1, -1, a.shape[-1]))                              # (B, P, R*L)
         ideal = ideal_attention(query_points, ref_points, size, grid, sigma)
-        losses.append(((a - ideal) ** 2).mean(-1)[valid].mean() if valid.any() else a.sum() * 0)
+        errors = ((a - ideal) ** 2).mean(-1)[valid]
+        if pairs is not None: losses.append(errors.sum() / pairs if pairs > 0 else a.sum() * 0)
+        else: losses.append(errors.mean() if valid.any() else a.sum() * 0)
     return torch.stack(losses).mean()
 
 # %% ../nbs/10_instant_restore.ipynb #c032
@@ -400,13 +417,16 @@ class InstantConfig:
     landmark_sigma: float = 1.0      # of the ideal maps, in tokens
     train_steps: tuple = TRAINING_STEPS   # the noise steps a batch draws from
     adain: bool = True
+    grad_accum: int = 1              # micro-batches of batch_size per step (per process under accelerate launch)
+    mixed_precision: str | None = None   # "no" or "bf16"; None: bf16 on a GPU, none on a CPU, or accelerate's config
     checkpoint_every: int = 100
     seed: int = 0
 
     def __post_init__(self):
-        for k in ("steps", "batch_size", "lora_rank", "checkpoint_every"):
+        for k in ("steps", "batch_size", "lora_rank", "checkpoint_every", "grad_accum"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "steps" else 1): raise ValueError(f"{k}={v!r}; expected an int >= {0 if k == 'steps' else 1}")
+        check_bf16_or_fp32(self.mixed_precision, "InstantRestore")
         if not 1 <= self.max_refs <= MAX_REFERENCES: raise ValueError(f"max_refs={self.max_refs!r}; expected 1 to {MAX_REFERENCES}")
         for k in ("lr", "disc_lr", "landmark_sigma"):
             if not getattr(self, k) > 0: raise ValueError(f"{k}={getattr(self, k)!r}; expected a number > 0")
@@ -427,12 +447,14 @@ def _landmarks(cache: dict, idx: list, hq: torch.Tensor) -> torch.Tensor:
     return torch.stack([cache[i] for i in idx])
 
 def instant_loss(ir: InstantRestorer, hq: torch.Tensor, lq: torch.Tensor, refs: torch.Tensor, points: torch.Tensor, ref_points: torch.Tensor,
-                 t: torch.Tensor, generator: torch.Generator, cfg: InstantConfig, disc: torch.nn.Module, extra: dict) -> tuple:
-    "(generator loss, discriminator loss, parts) of one batch."
+                 t: torch.Tensor, generator: torch.Generator | None, cfg: InstantConfig, disc: torch.nn.Module, extra: dict,
+                 noise: torch.Tensor | None = None, pairs: float | None = None) -> tuple:
+    "(generator loss, discriminator loss, parts) of one batch; `noise` and `pairs` as in `one_step` and `landmark_attention_loss`."
     cache = encode_references(ir, refs)
-    out = one_step(ir, lq, cache, t, generator, cfg.adain, keep_attention=cfg.las_weight > 0)
+    out = one_step(ir, lq, cache, t, generator, cfg.adain, keep_attention=cfg.las_weight > 0, noise=noise)
     parts = dict(ms_ssim=cfg.ms_ssim_weight * (1 - ms_ssim(out.clamp(-1, 1), hq)).mean(), l1=cfg.l1_weight * (out - hq).abs().mean())
-    if cfg.las_weight > 0: parts["las"] = cfg.las_weight * landmark_attention_loss(ir.bank.attention, points, ref_points, ir.size, cfg.landmark_sigma)
+    if cfg.las_weight > 0:
+        parts["las"] = cfg.las_weight * landmark_attention_loss(ir.bank.attention, points, ref_points, ir.size, cfg.landmark_sigma, pairs)
     ir.bank.attention = {}
     if "lpips" in extra and cfg.lpips_weight > 0: parts["lpips"] = cfg.lpips_weight * extra["lpips"](out.clamp(-1, 1), hq).mean()
     if "identity" in extra and cfg.identity_weight > 0: parts["identity"] = cfg.identity_weight * extra["identity"](out, hq).mean()
@@ -443,9 +465,12 @@ def instant_loss(ir: InstantRestorer, hq: torch.Tensor, lq: torch.Tensor, refs: 
 def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: InstantConfig | str = "cpu", out_dir=None,
                           overwrite: bool = False, device=None, identity_weights=None, dino_weights=None, progress: bool = True,
                           **overrides) -> tuple[InstantRestorer, dict]:
-    "Train the one-step generator's LoRA on `faces` ((uint8 images, names); default: the train split) with view references; resumes from `out_dir`."
+    """Train the one-step generator's LoRA on `faces` ((uint8 images, names); default: the train split) with view references; resumes
+    from `out_dir`. Runs unchanged under `accelerate launch` (then `batch_size` is per process)."""
     cfg = preset_config(cfg, INSTANT_PRESETS, overrides, "InstantRestore")
-    device = get_device(device)
+    acc = training_accelerator(device, mixed_precision=cfg.mixed_precision)
+    check_bf16_or_fp32(acc.mixed_precision, "InstantRestore")
+    device = acc.device
     ir = build_instant_restorer(prior, cfg.lora_rank, seed=cfg.seed).to(device)
     images, names = faces if faces is not None else load_training_faces(progress=progress)
     if len(images) == 0: raise ValueError("no training faces; expected (images, names) with at least one face")
@@ -454,42 +479,57 @@ def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         disc = (extra.pop("dino") if "dino" in extra else PatchDiscriminator()).to(device)
-    params = ir.trainable()
+    params, d_params = ir.trainable(), [p for p in disc.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    d_opt = torch.optim.Adam([p for p in disc.parameters() if p.requires_grad], lr=cfg.disc_lr, betas=(0.5, 0.9))
+    d_opt = torch.optim.Adam(d_params, lr=cfg.disc_lr, betas=(0.5, 0.9))
     g = make_generator(cfg.seed)
-    log = dict(prior=ir.config["prior"], config=asdict(cfg), step=0, minutes=0.0, losses=[], device=str(device), faces=len(images),
-               left_out=missing, discriminator=type(disc).__name__)
-    folder, state = open_run(out_dir, log["config"], ("lora_rank", "batch_size", "seed"), overwrite, device)
+    log = dict(prior=ir.config["prior"], config=asdict(cfg), step=0, minutes=0.0, losses=[], device=str(device), processes=acc.num_processes,
+               faces=len(images), left_out=missing, discriminator=type(disc).__name__)
+    folder, state = open_run(out_dir, log["config"], ("lora_rank", "batch_size", "seed"), overwrite, device, main=acc.is_main_process)
     landmarks = {}
     if state is not None:
         _load_trainable(ir, state["trainable"]); disc.load_state_dict(state["disc"]); opt.load_state_dict(state["opt"]); d_opt.load_state_dict(state["d_opt"])
-        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg))
-    def checkpoint():
-        if folder is None: return
+        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+    same_start(acc, *ir.modules().values(), disc)
+    def write():
         _save_checkpoint(folder, dict(trainable=_trainable_state(ir), disc=disc.state_dict(), opt=opt.state_dict(), d_opt=d_opt.state_dict(),
                                       generator=g.get_state(), log=log))
         atomic_write_json(folder / "instant_training.json", log)
+    def checkpoint():
+        if folder is not None: on_main_process(acc, write)
     ir.generator.train(); disc.train()
+    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum          # every process draws the whole step, trains on its slices
     start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=cfg.steps, initial=min(log["step"], cfg.steps), desc="training InstantRestore", disable=not progress, leave=False)
+    bar = tqdm(total=cfg.steps, initial=min(log["step"], cfg.steps), desc="training InstantRestore", disable=not progress or not acc.is_main_process,
+               leave=False)
     with _Stop() as stop:
         while log["step"] < cfg.steps and not stop.requested:
-            idx = torch.randint(len(images), (cfg.batch_size,), generator=g)
+            idx = torch.randint(len(images), (whole,), generator=g)
             hq = images[idx].float().div(127.5).sub(1) if images.dtype == torch.uint8 else images[idx].float()
             lq, _ = second_order_degrade(hq, generator=g)
             n_refs = int(torch.randint(1, cfg.max_refs + 1, (1,), generator=g))
             refs, theta = reference_views(hq, n_refs, g)
-            t = torch.tensor(cfg.train_steps)[torch.randint(len(cfg.train_steps), (cfg.batch_size,), generator=g)]
-            points = _landmarks(landmarks, idx.tolist(), hq) if cfg.las_weight > 0 else torch.full((cfg.batch_size, 68, 2), float("nan"))
+            t = torch.tensor(cfg.train_steps)[torch.randint(len(cfg.train_steps), (whole,), generator=g)]
+            points = _landmarks(landmarks, idx.tolist(), hq) if cfg.las_weight > 0 else torch.full((whole, 68, 2), float("nan"))
             ref_points = warp_points(points, theta, hq.shape[-1])
-            loss, d_loss, parts = instant_loss(ir, hq.to(device), lq.to(device), refs.to(device), points.to(device), ref_points.to(device),
-                                               t.to(device), g, cfg, disc, extra)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            d_opt.zero_grad(set_to_none=True); d_loss.backward(); d_opt.step()
-            log["losses"].append(dict(loss=round(loss.item(), 5), disc=round(d_loss.item(), 5), refs=n_refs, **parts)); log["step"] += 1
+            noise = torch.randn((whole, *ir.latent_shape), generator=g)
+            pairs = landmark_pairs(points, ref_points).sum().item() * cfg.batch_size / whole   # a slice's share of the whole batch's landmarks
+            entries = []
+            for micro in range(cfg.grad_accum):
+                part = micro_batch(acc, cfg.batch_size, micro)
+                with acc.autocast():
+                    loss, d_loss, parts = instant_loss(ir, hq[part].to(device), lq[part].to(device), refs[part].to(device), points[part].to(device),
+                                                       ref_points[part].to(device), t[part].to(device), None, cfg, disc, extra, noise[part], pairs)
+                (loss / cfg.grad_accum).backward(inputs=params)                     # each loss puts gradients only on the weights it trains
+                (d_loss / cfg.grad_accum).backward(inputs=d_params)
+                entries.append(dict(loss=loss.item(), disc=d_loss.item(), **parts))
+            for o, ps in ((opt, params), (d_opt, d_params)):
+                average_gradients(acc, ps); o.step(); o.zero_grad(set_to_none=True)
+            entry = mean_of_entries(acc, entries)
+            log["losses"].append(dict(loss=entry.pop("loss"), disc=entry.pop("disc"), refs=n_refs, **entry)); log["step"] += 1
             log["minutes"] = minutes_before + (time.time() - start) / 60
-            bar.update(1); bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.update(1); bar.set_postfix(loss=f"{log['losses'][-1]['loss']:.4f}")
+            stop.requested = any_process(acc, stop.requested)
             if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or stop.requested: checkpoint()
     bar.close()
     stop.check("InstantRestore", log["step"], cfg.steps, folder)

@@ -22,9 +22,10 @@ __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_
            'TRAIN_PRESETS', 'PRIOR_SPECS', 'CHECKPOINT', 'WEIGHTS_DIR', 'LICENCE', 'micro_ddpm_faces64_config',
            'micro_sd_faces64_config', 'face_labels', 'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces',
            'TrainConfig', 'prior_scheduler', 'launched_by_accelerate', 'training_accelerator', 'micro_batch',
-           'any_process', 'mean_over_processes', 'on_main_process', 'train_prior', 'save_prior', 'open_run',
-           'save_weights', 'load_weights', 'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder',
-           'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality']
+           'any_process', 'mean_over_processes', 'on_main_process', 'same_start', 'average_gradients',
+           'mean_of_entries', 'check_bf16_or_fp32', 'train_prior', 'save_prior', 'open_run', 'save_weights',
+           'load_weights', 'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder', 'load_prior',
+           'GuidedDenoiser', 'sample_prior', 'prior_quality']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on our 2-core CPU: over budget
@@ -233,6 +234,39 @@ def on_main_process(accelerator, write):
     if accelerator.is_main_process: write()
     accelerator.wait_for_everyone()
 
+# %% ../nbs/06_priors.ipynb #c018f
+def same_start(accelerator, *modules):
+    "Give every process the main process's parameters and buffers of `modules` (what DDP does when it wraps a model)."
+    if accelerator.num_processes == 1: return
+    import torch.distributed as dist
+    with torch.no_grad():
+        for m in modules:
+            for t in [*m.parameters(), *m.buffers()]: dist.broadcast(t.data, src=0)
+
+def average_gradients(accelerator, params):
+    """Average the gradients of `params` over all processes, in place, in one all-reduce (for loops with several optimizers).
+    Every process must hold gradients for the same parameters (they run the same code path); those without stay None."""
+    if accelerator.num_processes == 1: return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads: return
+    flat = accelerator.reduce(torch.cat([g.flatten() for g in grads]), "mean")
+    for g, part in zip(grads, flat.split([g.numel() for g in grads])): g.copy_(part.view_as(g))
+
+def mean_of_entries(accelerator, entries: list) -> dict:
+    "One log entry from `entries` (a dict of numbers per micro-batch, same keys): each number's mean over them and all processes, 5 decimals."
+    keys = list(entries[0])
+    values = torch.tensor([[float(e[k]) for k in keys] for e in entries], dtype=torch.float64).mean(0)
+    if accelerator.num_processes > 1: values = accelerator.gather(values[None].to(accelerator.device)).mean(0).cpu()
+    return {k: round(v, 5) for k, v in zip(keys, values.tolist())}
+
+def check_bf16_or_fp32(mixed_precision: str | None, what: str) -> str | None:
+    "`mixed_precision` of a loop with several optimizers ('no', 'bf16' or None: the default), which refuses fp16: accelerate's loss scaler serves one."
+    if mixed_precision == "fp16":
+        raise ValueError(f"{what} trains with several optimizers, which accelerate's fp16 loss scaler does not serve; mixed_precision='fp16': "
+                         "expected 'bf16' or 'no' (accelerate launch --mixed_precision bf16, or the config's mixed_precision)")
+    if mixed_precision not in (None, "no", "bf16"): raise ValueError(f"mixed_precision={mixed_precision!r}; expected 'no', 'bf16' or None")
+    return mixed_precision
+
 # %% ../nbs/06_priors.ipynb #c019
 CHECKPOINT = "checkpoint.pt"
 
@@ -389,13 +423,16 @@ def save_prior(run_dir, folder, overwrite: bool = False, note: str | None = None
     return folder
 
 # %% ../nbs/06_priors.ipynb #c025b
-def open_run(out_dir, config: dict, keys=(), overwrite: bool = False, device=None) -> tuple[Path | None, dict | None]:
-    "A training run's folder (made if needed) and the checkpoint to resume from (None: start afresh); refuses one trained with other `keys` of `config`."
+def open_run(out_dir, config: dict, keys=(), overwrite: bool = False, device=None, main: bool = True) -> tuple[Path | None, dict | None]:
+    """A training run's folder (made if needed) and the checkpoint to resume from (None: start afresh); refuses one trained with other
+    `keys` of `config`. With `overwrite` only the `main` process deletes the old checkpoint; every process starts afresh."""
     if out_dir is None: return None, None
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     ckpt = folder / CHECKPOINT
-    if ckpt.exists() and overwrite: ckpt.unlink()
+    if overwrite:
+        if main: ckpt.unlink(missing_ok=True)
+        return folder, None
     if not ckpt.exists(): return folder, None
     state = torch.load(ckpt, map_location=device, weights_only=False)
     for key in keys:
