@@ -5,6 +5,8 @@
   python benchmarks/bench_distributed.py train --label accelerate   # seconds per train_prior step, this checkout
   PYTHONPATH=/path/to/checkout-before-accelerate python benchmarks/bench_distributed.py train --label plain   # the loop before
   python benchmarks/bench_distributed.py profile    # cProfile of 30 train_prior steps: the share of time inside accelerate
+  python benchmarks/bench_distributed.py overhead --plain /path/to/checkout-before-accelerate --rounds 3
+      # the two loops alternately in fresh processes, so that drift of the machine hits both: median step time and overhead
 
 Each writes benchmarks/results/distributed_<what>_<cpu|gpu>[_label].json (refused if it exists, unless --overwrite); the
 train results record which restoration_nb they timed.
@@ -87,6 +89,27 @@ def bench_train(args) -> dict:
                 processes=log.get("processes", 1), device=log["device"], restoration_nb=str(Path(restoration_nb.__file__).parent))
 
 
+def bench_overhead(args) -> dict:
+    """Seconds per train_prior step of this checkout (accelerate) and of `--plain` (the loop before it), measured alternately,
+    each in a fresh process, `--rounds` times; the overhead is the ratio of the medians."""
+    import statistics, subprocess
+    if not args.plain or not (Path(args.plain) / "restoration_nb").is_dir():
+        raise SystemExit(f"--plain={args.plain!r}: expected a checkout whose restoration_nb/ is the loop before accelerate (e.g. commit 09e6769)")
+    runs = {"accelerate": [], "plain": []}
+    for r in range(args.rounds):
+        for label in (("accelerate", "plain") if r % 2 == 0 else ("plain", "accelerate")):      # alternate which goes first
+            env = dict(os.environ, PYTHONPATH=str(Path(args.plain).resolve() if label == "plain" else ROOT))
+            out = subprocess.run([sys.executable, __file__, "train", "--steps", str(args.steps), "--print-only"], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+            result = json.loads(out[out.index("{"):])
+            expected = Path(args.plain).resolve() if label == "plain" else ROOT
+            assert Path(result["restoration_nb"]).parent == expected, (label, result["restoration_nb"])
+            runs[label].append(result["step_s"]); print(label, result["step_s"], flush=True)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    return dict(step_s=runs, median_step_s=med, overhead_pct=round(100 * (med["accelerate"] / med["plain"] - 1), 2),
+                steps=args.steps, rounds=args.rounds, plain=str(Path(args.plain).resolve()))
+
+
 def profile_train(path: Path, steps: int = 30):
     "cProfile `steps` train_prior steps (after 3 warm-up steps) and write the share of time spent inside accelerate's own code."
     import cProfile, io, pstats
@@ -110,15 +133,18 @@ def profile_train(path: Path, steps: int = 30):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("sweep", "train", "profile"))
+    p.add_argument("what", choices=("sweep", "train", "profile", "overhead"))
     p.add_argument("--points", type=int, default=6); p.add_argument("--gpu", action="store_true")
     p.add_argument("--steps", type=int, default=20); p.add_argument("--label", default=None)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true"); p.add_argument("--plain", default=None)
+    p.add_argument("--rounds", type=int, default=3); p.add_argument("--print-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.print_only: return print(json.dumps(bench_train(args)))
     if args.what == "profile": return profile_train(result_path("distributed_train_cpu_profile.txt", args.overwrite))
-    kind = "gpu" if (args.gpu or (args.what == "train" and torch.cuda.is_available())) else "cpu"
+    kind = "gpu" if (args.gpu or (args.what in ("train", "overhead") and torch.cuda.is_available())) else "cpu"
     path = result_path(f"distributed_{args.what}_{kind}{'_' + args.label if args.label else ''}.json", args.overwrite)
-    result = dict(bench_sweep(args) if args.what == "sweep" else bench_train(args),
+    bench = dict(sweep=bench_sweep, train=bench_train, overhead=bench_overhead)[args.what]
+    result = dict(bench(args),
                   machine=machine(torch.device("cuda" if kind == "gpu" else "cpu")))
     path.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))

@@ -25,7 +25,7 @@ from .backbones import (EmpiricalDenoiser, StepState, _model_output, noise_to_st
                                       sample_from_step, scheduler_class)
 from .metrics import FaceEmbedder, evaluate, psnr
 from .priors import (CHECKPOINT, Prior, _save_checkpoint, _Stop, any_process, mean_over_processes, micro_batch,
-                                   on_main_process, preset_config, training_accelerator)
+                                   on_main_process, open_run, preset_config, training_accelerator)
 
 # %% ../nbs/07_gen2res.ipynb #c007
 def check_K(K, scheduler, name: str = "K") -> int:
@@ -247,21 +247,13 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
     g = make_generator(cfg.seed)
     log = dict(prior=prior.name, config=asdict(cfg), album=_fingerprint(album), album_size=len(album), step=0, minutes=0.0, losses=[],
                device=str(device), processes=acc.num_processes, trainable_params=sum(p.numel() for p in params))
-    folder = Path(out_dir) if out_dir is not None else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        ckpt = folder / CHECKPOINT
-        if ckpt.exists() and overwrite: ckpt.unlink()
-        if ckpt.exists():
-            state = torch.load(ckpt, map_location=device, weights_only=False)
-            old = state["log"]
-            for key, what in (("album", "another album"), ("prior", "another prior")):
-                if old[key] != log[key]: raise ValueError(f"'{ckpt}' is a fine-tune on {what} ({old[key]}); use another out_dir or overwrite=True")
-            for key in ("method", "lora_rank", "batch_size"):
-                if old["config"][key] != log["config"][key]:
-                    raise ValueError(f"'{ckpt}' was trained with {key}={old['config'][key]!r}, not {log['config'][key]!r}; use another out_dir or overwrite=True")
-            net.load_state_dict(state["trainable"], strict=cfg.method == "full"); opt.load_state_dict(state["opt"])
-            g.set_state(state["generator"]); log = dict(old, config=asdict(cfg))
+    folder, state = open_run(out_dir, log["config"], ("method", "lora_rank", "batch_size"), overwrite, device, main=acc.is_main_process)
+    if state is not None:
+        old = state["log"]
+        for key, what in (("album", "another album"), ("prior", "another prior")):
+            if old[key] != log[key]: raise ValueError(f"'{folder / CHECKPOINT}' is a fine-tune on {what} ({old[key]}); use another out_dir or overwrite=True")
+        net.load_state_dict(state["trainable"], strict=cfg.method == "full"); opt.load_state_dict(state["opt"])
+        g.set_state(state["generator"]); log = dict(old, config=asdict(cfg))
     wrapped, opt = acc.prepare(net, opt)                            # N processes: gradients averaged across them
     def write():
         trainable = {k: v for k, v in net.state_dict().items() if cfg.method == "full" or "lora_" in k}

@@ -348,7 +348,7 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
     g = make_generator(cfg.seed)
     log = dict(prior=ap.config["prior"], config=asdict(cfg), blocks=ap.adapters.blocks, step=0, minutes=0.0, losses=[], device=str(device),
                processes=acc.num_processes, faces=len(images))
-    folder, state = open_run(out_dir, log["config"], ("lora_rank", "max_width", "batch_size", "seed"), overwrite, device)
+    folder, state = open_run(out_dir, log["config"], ("lora_rank", "max_width", "batch_size", "seed"), overwrite, device, main=acc.is_main_process)
     if state is not None:
         _load_trainable(ap, state["trainable"]); opt.load_state_dict(state["opt"])
         g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)

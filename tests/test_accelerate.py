@@ -1,6 +1,7 @@
 """Training under accelerate: two CPU processes (`accelerate launch --multi_gpu --num_processes 2`) train like one process
-with twice the batch: the micro priors, the gen2res album fine-tune (LoRA and full) and the Restoration Adapter."""
-import json, subprocess, sys
+with twice the batch: the micro priors, the gen2res album fine-tune (LoRA and full), the Restoration Adapter, FLIPNET and
+InstantRestore."""
+import json, os, subprocess, sys
 import numpy as np
 import pytest
 import torch
@@ -15,8 +16,8 @@ TINY = ["micro-ddpm-faces64", "--preset", "test", "--faces", "16", "--channels",
 def relative_distance(a: dict, b: dict) -> float:
     "||a - b|| / ||a|| over all the tensors of two state dicts with the same keys."
     assert a.keys() == b.keys()
-    num = sum((a[k].float() - b[k].float()).square().sum() for k in a)
-    return float((num / sum(v.float().square().sum() for v in a.values())).sqrt())
+    num = sum((a[k].detach().float() - b[k].detach().float()).square().sum() for k in a)
+    return float((num / sum(v.detach().float().square().sum() for v in a.values())).sqrt())
 
 
 def checkpoint_of(run):
@@ -111,3 +112,72 @@ def test_adapter_training_under_two_processes_matches_one_with_twice_the_batch(t
     np.testing.assert_allclose(lbs[0]["losses"], la["losses"], rtol=1e-3, atol=1e-5)
     a, b = (torch.load(tmp_path / k / "checkpoint.pt", weights_only=False)["trainable"] for k in ("one", "two"))
     for part in ("lora", "adapters"): assert relative_distance(a[part], b[part]) < 1e-3, part
+
+
+# FLIPNET and InstantRestore: several optimizers, a discriminator, gradients averaged per optimizer (not DDP)
+TWO_OPTIMIZER_SCRIPT = '''
+import json, sys, torch
+from restoration_nb.priors import load_training_faces
+which, out, batch_size, accum = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+images, names = load_training_faces("train", limit=16, progress=False)
+images[::3] = torch.randint(0, 256, images[::3].shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))   # no face found:
+faces = (images, names)                                           # the faces of a batch differ in how many landmarks the loss counts
+if which == "flipnet":
+    from restoration_nb.flipnet import train_flipnet
+    net, log = train_flipnet("micro-sd-faces64", faces=faces, cfg="test", ae_steps=3, assoc_steps=2, steps=4, batch_size=batch_size,
+                             grad_accum=accum, seed=1, out_dir=out, progress=False)
+else:
+    from restoration_nb.instant_restore import train_instant_restore
+    ir, log = train_instant_restore("micro-sd-faces64", faces=faces, cfg="test", steps=4, batch_size=batch_size, grad_accum=accum,
+                                    out_dir=out, progress=False)
+print(json.dumps(dict(losses=log["losses"], processes=log["processes"])))
+'''
+
+
+def entries(losses) -> list:
+    "Every logged entry of a run, in order (FLIPNET logs per stage)."
+    return [e for stage in losses.values() for e in stage] if isinstance(losses, dict) else losses
+
+
+def numbers(rows) -> np.ndarray:
+    "Every number of every entry, in one flat array (entries may differ in their parts)."
+    return np.array([v for e in rows for k, v in sorted(e.items()) if not isinstance(v, str)], dtype=float)
+
+
+def run_two_optimizer_loop(tmp_path, which, name, batch_size, accum=1, processes=1):
+    "Train `which` in a fresh process (or two, under accelerate launch); its gathered log and checkpoint."
+    script = tmp_path / "train.py"; script.write_text(TWO_OPTIMIZER_SCRIPT)
+    args = [str(script), which, str(tmp_path / name), str(batch_size), str(accum)]
+    cmd = [*LAUNCH_2, *args] if processes == 2 else [sys.executable, *args]
+    # torchrun runs each process on one thread; so do the one-process runs, so that the float order is the same
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    logs = [json.loads(line) for line in r.stdout.strip().splitlines() if line.startswith("{")]
+    assert len(logs) == processes and all(log == logs[0] for log in logs), "every process logs the same (gathered) losses"
+    assert logs[0]["processes"] == processes
+    return logs[0], torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)
+
+
+@pytest.mark.parametrize("which, batch_size", [("flipnet", 4), ("instant", 2)])
+def test_two_optimizer_training_under_two_processes_matches_one_with_twice_the_batch(tmp_path, which, batch_size):
+    """FLIPNET (autoencoders + discriminator, then LoRA/BoostHub/adapter) and InstantRestore (LoRA + discriminator) under
+    `accelerate launch`: the same losses as one process with twice the batch, and exactly those of one process that accumulates
+    the two halves (the same float order), so the split into slices is right and not merely close."""
+    one, ckpt_one = run_two_optimizer_loop(tmp_path, which, "one", 2 * batch_size)
+    halves, ckpt_halves = run_two_optimizer_loop(tmp_path, which, "halves", batch_size, accum=2)
+    two, ckpt_two = run_two_optimizer_loop(tmp_path, which, "two", batch_size, processes=2)
+    rows_one, rows_two = entries(one["losses"]), entries(two["losses"])
+    assert len(rows_one) == len(rows_two) == (9 if which == "flipnet" else 4)
+    assert [e.keys() for e in rows_two] == [e.keys() for e in rows_one]
+    assert [e.get("mode", e.get("refs")) for e in rows_two] == [e.get("mode", e.get("refs")) for e in rows_one]
+    np.testing.assert_allclose(numbers(rows_two), numbers(rows_one), rtol=2e-3, atol=2e-4)   # GAN + Adam magnify float-order noise
+    np.testing.assert_allclose(numbers(rows_two), numbers(entries(halves["losses"])), rtol=1e-6, atol=1e-5)
+    assert not np.allclose(rows_one[0]["loss"], rows_one[-1]["loss"]), "the loss must move, else the comparison says nothing"
+    if which == "flipnet":
+        assert {e["mode"] for e in two["losses"]["flipnet"]} == {"r", "d"}, "both modes, so the identity adapter trains too"
+    else:
+        assert any(e["las"] > 0 for e in rows_two), "real faces, so the landmark loss (normalised by the whole batch's pairs) counts"
+    for part in ckpt_one["trainable"]:
+        assert relative_distance(ckpt_one["trainable"][part], ckpt_two["trainable"][part]) < 2e-3, part
+        assert relative_distance(ckpt_halves["trainable"][part], ckpt_two["trainable"][part]) < 1e-6, part
+    assert relative_distance(ckpt_halves["disc"], ckpt_two["disc"]) < 1e-6
