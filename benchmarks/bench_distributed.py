@@ -109,7 +109,8 @@ def bench_overhead(args) -> dict:
             runs[label].append(result["loop_step_s"]); print(label, result["loop_step_s"], result["step_s"], flush=True)
     med = {k: statistics.median(v) for k, v in runs.items()}
     return dict(step_s=runs, median_step_s=med, overhead_pct=round(100 * (med["accelerate"] / med["plain"] - 1), 2),
-                steps=args.steps, rounds=args.rounds, plain=str(Path(args.plain).resolve()))
+                steps=args.steps, rounds=args.rounds, plain=str(Path(args.plain).resolve()),
+                plain_commit=subprocess.run(["git", "-C", args.plain, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip())
 
 
 def profile_train(path: Path, steps: int = 30):

@@ -13,6 +13,20 @@ LAUNCH_2 = [console("accelerate"), "launch", "--multi_gpu", "--num_processes", "
 TINY = ["micro-ddpm-faces64", "--preset", "test", "--faces", "16", "--channels", "8,8,16,16", "--steps", "6", "--quiet"]
 
 
+# Each process of a script writes its gathered log to <out>.rank<R>.json: two processes printing to one pipe can interleave lines
+REPORT = '''
+import json, os
+def report(out, log):
+    with open(f"{out}.rank{os.environ.get('RANK', '0')}.json", "w") as f: json.dump(dict(losses=log["losses"], processes=log.get("processes")), f)
+'''
+
+
+def process_logs(out) -> list:
+    "The logs the processes of a run that wrote to `out` reported, in rank order."
+    files = sorted(out.parent.glob(f"{out.name}.rank*.json"))
+    return [json.loads(f.read_text()) for f in files]
+
+
 def relative_distance(a: dict, b: dict) -> float:
     "||a - b|| / ||a|| over all the tensors of two state dicts with the same keys."
     assert a.keys() == b.keys()
@@ -57,7 +71,7 @@ def test_bad_training_options_are_refused(tmp_path, flag, value, message):
     assert r.returncode == 2 and message in r.stderr, r.stderr
 
 
-ALBUM_SCRIPT = '''
+ALBUM_SCRIPT = REPORT + '''
 import json, sys, torch
 from restoration_nb.backbones import build_model
 from restoration_nb.priors import Prior, micro_ddpm_faces64_config, prior_scheduler
@@ -66,7 +80,7 @@ out, batch_size, method = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 prior = Prior(name="tiny", model=build_model(micro_ddpm_faces64_config((8, 8, 16, 16)), seed=0).eval(), scheduler=prior_scheduler())
 album = torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
 constrained, log = constrain_prior(prior, album, "fast", method=method, steps=5, batch_size=batch_size, lr=1e-3, out_dir=out, progress=False)
-print(json.dumps(dict(losses=log["losses"], processes=log.get("processes"))))
+report(out, log)
 '''
 
 
@@ -79,15 +93,15 @@ def test_album_fine_tune_under_two_processes_matches_one_with_twice_the_batch(tm
     launch = [*LAUNCH_2, str(script), str(tmp_path / "two"), "2", method]
     two = subprocess.run(launch, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
-    la = json.loads(one.stdout.strip().splitlines()[-1])["losses"]
-    lbs = [json.loads(line)["losses"] for line in two.stdout.strip().splitlines() if line.startswith("{")]
+    la = process_logs(tmp_path / "one")[0]["losses"]
+    lbs = [log["losses"] for log in process_logs(tmp_path / "two")]
     assert len(lbs) == 2 and lbs[0] == lbs[1], "both processes log the same (gathered) losses"
     np.testing.assert_allclose(lbs[0], la, rtol=1e-3, atol=1e-5)
     a, b = (torch.load(tmp_path / k / "checkpoint.pt", weights_only=False)["trainable"] for k in ("one", "two"))
     assert relative_distance(a, b) < 1e-3
 
 
-ADAPTER_SCRIPT = '''
+ADAPTER_SCRIPT = REPORT + '''
 import json, sys, torch
 from restoration_nb.restoration_adapter import train_restoration_adapter
 out, batch_size = sys.argv[1], int(sys.argv[2])
@@ -95,7 +109,7 @@ faces = (torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8, generator=torc
          [f"{20 + i}_{i % 2}_0_2017011617104852{i}.jpg" for i in range(8)])
 ap, log = train_restoration_adapter("micro-sd-faces64", faces=faces, cfg="test", steps=4, batch_size=batch_size, lr=1e-3,
                                     out_dir=out, progress=False)
-print(json.dumps(dict(losses=log["losses"], processes=log["processes"])))
+report(out, log)
 '''
 
 
@@ -106,8 +120,8 @@ def test_adapter_training_under_two_processes_matches_one_with_twice_the_batch(t
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run([*LAUNCH_2, str(script), str(tmp_path / "two"), "2"], capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
-    la = json.loads(one.stdout.strip().splitlines()[-1])
-    lbs = [json.loads(line) for line in two.stdout.strip().splitlines() if line.startswith("{")]
+    la = process_logs(tmp_path / "one")[0]
+    lbs = process_logs(tmp_path / "two")
     assert la["processes"] == 1 and [r["processes"] for r in lbs] == [2, 2]
     np.testing.assert_allclose(lbs[0]["losses"], la["losses"], rtol=1e-3, atol=1e-5)
     a, b = (torch.load(tmp_path / k / "checkpoint.pt", weights_only=False)["trainable"] for k in ("one", "two"))
@@ -115,7 +129,7 @@ def test_adapter_training_under_two_processes_matches_one_with_twice_the_batch(t
 
 
 # FLIPNET and InstantRestore: several optimizers, a discriminator, gradients averaged per optimizer (not DDP)
-TWO_OPTIMIZER_SCRIPT = '''
+TWO_OPTIMIZER_SCRIPT = REPORT + '''
 import json, sys, torch
 from restoration_nb.priors import load_training_faces
 which, out, batch_size, accum = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -130,7 +144,7 @@ else:
     from restoration_nb.instant_restore import train_instant_restore
     ir, log = train_instant_restore("micro-sd-faces64", faces=faces, cfg="test", steps=4, batch_size=batch_size, grad_accum=accum,
                                     out_dir=out, progress=False)
-print(json.dumps(dict(losses=log["losses"], processes=log["processes"])))
+report(out, log)
 '''
 
 
@@ -152,7 +166,7 @@ def run_two_optimizer_loop(tmp_path, which, name, batch_size, accum=1, processes
     # torchrun runs each process on one thread; so do the one-process runs, so that the float order is the same
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
-    logs = [json.loads(line) for line in r.stdout.strip().splitlines() if line.startswith("{")]
+    logs = process_logs(tmp_path / name)
     assert len(logs) == processes and all(log == logs[0] for log in logs), "every process logs the same (gathered) losses"
     assert logs[0]["processes"] == processes
     return logs[0], torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)
