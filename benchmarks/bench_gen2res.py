@@ -20,10 +20,10 @@ import torch
 
 from common import RESULTS, machine
 from restoration_nb.backbones import build_model, ddpm_celebahq_256_config, make_scheduler
-from restoration_nb.core import atomic_write_json, get_device, load_faces, make_generator
+from restoration_nb.core import album_people, atomic_write_json, get_device, load_album, load_faces, make_generator
 from restoration_nb.degradations import second_order_degrade
-from restoration_nb.gen2res import (CONSTRAIN_PRESETS, RECIPES, album_identity, album_people, compare_restorations, load_album,
-                                    restore_by_generation, restore_with_album)
+from restoration_nb.gen2res import (CONSTRAIN_PRESETS, RECIPES, album_identity, compare_restorations, restore_by_generation,
+                                    restore_with_album)
 from restoration_nb.metrics import FaceEmbedder
 from restoration_nb.metrics import summarize
 from restoration_nb.priors import Prior, load_prior, micro_ddpm_faces64_config

@@ -22,8 +22,8 @@ import argparse
 import torch
 
 from common import machine, result_path
-from restoration_nb.core import atomic_write_json, get_device, make_generator
-from restoration_nb.gen2res import album_identity, album_people, load_album
+from restoration_nb.core import album_people, atomic_write_json, get_device, load_album, make_generator
+from restoration_nb.gen2res import album_identity
 from restoration_nb.instant_restore import (INSTANT_PRESETS, build_instant_restorer, encode_references, evaluate_references, instant_restore,
                                             load_instant_restore, one_step, save_instant_restore, sd_turbo_restorer, time_per_image,
                                             train_instant_restore)

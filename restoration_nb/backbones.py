@@ -15,13 +15,14 @@ from tqdm.auto import tqdm
 from .core import Table, get_device, get_dtype, setting
 
 # %% auto #0
-__all__ = ['MODEL_KINDS', 'MODEL_REGISTRY', 'SCHEDULER_KINDS', 'PREDICTION_TYPES', 'BETA_SCHEDULES', 'ddpm_celebahq_256_config',
-           'tiny_unet2d_config', 'sd21_base_unet_config', 'sd_turbo_unet_config', 'tiny_unet2d_condition_config',
-           'sd_vae_config', 'tiny_autoencoder_kl_config', 'sd3_transformer_config', 'tiny_sd3_transformer_config',
-           'model_class', 'model_config', 'build_model', 'param_count', 'model_table', 'dummy_inputs', 'time_forward',
-           'MissingConfigError', 'load_model', 'scheduler_class', 'make_scheduler', 'load_scheduler', 'check_step',
-           'noise_to_step', 'predict_x0', 'ddim_step', 'sampling_timesteps', 'StepState', 'sample_from_step',
-           'EmpiricalDenoiser', 'restore_from_step', 'load_unet_prior']
+__all__ = ['MODEL_KINDS', 'MODEL_REGISTRY', 'ATTENTION_PROJECTIONS', 'SCHEDULER_KINDS', 'PREDICTION_TYPES', 'BETA_SCHEDULES',
+           'ddpm_celebahq_256_config', 'tiny_unet2d_config', 'sd21_base_unet_config', 'sd_turbo_unet_config',
+           'tiny_unet2d_condition_config', 'sd_vae_config', 'tiny_autoencoder_kl_config', 'sd3_transformer_config',
+           'tiny_sd3_transformer_config', 'model_class', 'model_config', 'build_model', 'param_count', 'model_table',
+           'dummy_inputs', 'time_forward', 'self_attention_layers', 'MissingConfigError', 'load_model',
+           'scheduler_class', 'make_scheduler', 'load_scheduler', 'check_step', 'noise_to_step', 'predict_x0',
+           'ddim_step', 'sampling_timesteps', 'StepState', 'sample_from_step', 'EmpiricalDenoiser', 'restore_from_step',
+           'load_unet_prior']
 
 # %% ../nbs/02_backbones.ipynb #c005
 def ddpm_celebahq_256_config() -> dict:
@@ -183,6 +184,18 @@ def time_forward(model, batch_size: int = 1, repeats: int = 3, warmup: int = 1, 
             sync(); start = time.perf_counter(); model(**inputs); sync()
             if i >= warmup: times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+# %% ../nbs/02_backbones.ipynb #c027b
+ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")   # an Attention module's Q/K/V and output projections
+
+def self_attention_layers(model, what: str = "this mechanism") -> dict:
+    "The self-attention layers of `model` (diffusers `Attention` modules that are not cross-attention), by name; `what` needs them."
+    from diffusers.models.attention_processor import Attention
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, Attention) and not m.is_cross_attention}
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no self-attention layers (diffusers Attention modules without cross-attention), "
+                         f"which {what} needs; expected a model with attention blocks, such as a UNet2DConditionModel")
+    return layers
 
 # %% ../nbs/02_backbones.ipynb #c029
 class MissingConfigError(FileNotFoundError):

@@ -12,10 +12,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['SETTINGS_SECTION', 'DEFAULT_SETTINGS', 'MIN_IMAGE_SIZE', 'SQUARE_MODES', 'UTKFACE_ZIP', 'HELDOUT_EVERY',
-           'HELDOUT_RULE', 'find_settings_file', 'read_settings', 'lab_settings', 'setting', 'get_device', 'get_dtype',
-           'seed_everything', 'make_generator', 'ImageInputError', 'pil_to_tensor', 'tensor_to_pil', 'read_image',
-           'read_images', 'check_images', 'check_output_path', 'atomic_write_bytes', 'atomic_write_json', 'save_image',
-           'Table', 'show_images', 'comparison_grid', 'face_data_dir', 'face_names', 'load_faces', 'knob_widget']
+           'HELDOUT_RULE', 'ALBUMS_DIR', 'find_settings_file', 'read_settings', 'lab_settings', 'setting', 'get_device',
+           'get_dtype', 'seed_everything', 'make_generator', 'ImageInputError', 'pil_to_tensor', 'tensor_to_pil',
+           'read_image', 'read_images', 'check_images', 'check_output_path', 'atomic_write_bytes', 'atomic_write_json',
+           'save_image', 'Table', 'show_images', 'comparison_grid', 'face_data_dir', 'face_names', 'load_faces',
+           'album_people', 'load_album', 'knob_widget']
 
 # %% ../nbs/00_core.ipynb #c005
 SETTINGS_SECTION = "restoration_nb"
@@ -367,6 +368,22 @@ def load_faces(n: int = 8, split: str = "heldout", start: int = 0, size: int | N
             raise ValueError(f"asked for faces {start}..{start + n - 1} of split {split!r}, which has {len(names)} (n >= 1 and start >= 0 expected)")
         imgs = [Image.open(io.BytesIO(z.read(name))) for name in names[start:start + n]]
     return torch.cat([pil_to_tensor(im if size is None else im.resize((size, size), Image.LANCZOS)) for im in imgs])
+
+# %% ../nbs/00_core.ipynb #c041b
+ALBUMS_DIR = "albums256"
+
+def album_people(data_dir=None) -> list[str]:
+    "The people of the personal-album set (`albums256/<person>/refs` and `lq`)."
+    root = face_data_dir(data_dir) / ALBUMS_DIR
+    if not root.is_dir(): raise FileNotFoundError(f"no personal albums at '{root}'; see ../shared/data/README for the albums256 set")
+    return sorted(p.name for p in root.iterdir() if (p / "refs").is_dir())
+
+def load_album(person: str, size: int | None = None, data_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
+    "The high-quality references and the low-quality inputs of `person`, resized to `size` px (default: the lab's image size)."
+    people = album_people(data_dir)
+    if person not in people: raise ValueError(f"no album for person {person!r}; expected one of {', '.join(people)}")
+    folder, size = face_data_dir(data_dir) / ALBUMS_DIR / person, int(setting("image_size", size))
+    return tuple(read_images(sorted((folder / part).glob("*.png")), size=size) for part in ("refs", "lq"))
 
 # %% ../nbs/00_core.ipynb #c043
 def knob_widget(render, continuous_update: bool = False, **knobs):

@@ -5,10 +5,10 @@ $n$ steps builds a *generative album*; fine-tuning the prior on an album constra
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'GUIDANCE_NORMS', 'SKIP_GUIDANCE_SCALE', 'CONSTRAIN_METHODS', 'LORA_TARGETS', 'CONSTRAIN_PRESETS',
-           'ALBUMS_DIR', 'RECIPES', 'check_K', 'noised_overlap', 'as_denoiser', 'check_input', 'restore_by_generation',
-           'k_widget', 'SkipGuidance', 'skip_guided_sample', 'matched_step', 'generative_album', 'skip_guidance_widget',
-           'skip_period_figure', 'ConstrainConfig', 'constrain_prior', 'album_people', 'load_album', 'Recipe',
-           'restore_with_album', 'compare_restorations', 'album_identity']
+           'RECIPES', 'check_K', 'noised_overlap', 'as_denoiser', 'check_input', 'restore_by_generation', 'k_widget',
+           'SkipGuidance', 'skip_guided_sample', 'matched_step', 'generative_album', 'skip_guidance_widget',
+           'skip_period_figure', 'ConstrainConfig', 'constrain_prior', 'Recipe', 'restore_with_album',
+           'compare_restorations', 'album_identity']
 
 # %% ../nbs/07_gen2res.ipynb #c004
 import copy, hashlib, time
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .core import (Table, atomic_write_json, check_images, comparison_grid, face_data_dir, knob_widget,
-                                 make_generator, read_images, setting)
+from .core import (Table, atomic_write_json, check_images, comparison_grid, knob_widget,
+                                 make_generator, setting)
 from .backbones import (EmpiricalDenoiser, StepState, _model_output, noise_to_step, predict_x0,
                                       sample_from_step, scheduler_class)
 from .metrics import FaceEmbedder, evaluate, psnr
@@ -293,22 +293,6 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
     net, dtype = net.eval().requires_grad_(False), next(model.parameters()).dtype
     if dtype != torch.float32: net = net.to(dtype=dtype)                  # back to the prior's precision
     return Prior(name=f"{prior.name}+album", model=net, scheduler=prior.scheduler), log
-
-# %% ../nbs/07_gen2res.ipynb #c050
-ALBUMS_DIR = "albums256"
-
-def album_people(data_dir=None) -> list[str]:
-    "The people of the personal-album set (`albums256/<person>/refs` and `lq`)."
-    root = face_data_dir(data_dir) / ALBUMS_DIR
-    if not root.is_dir(): raise FileNotFoundError(f"no personal albums at '{root}'; see ../shared/data/README for the albums256 set")
-    return sorted(p.name for p in root.iterdir() if (p / "refs").is_dir())
-
-def load_album(person: str, size: int | None = None, data_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
-    "The high-quality references and the low-quality inputs of `person`, resized to `size` px (default: the lab's image size)."
-    people = album_people(data_dir)
-    if person not in people: raise ValueError(f"no album for person {person!r}; expected one of {', '.join(people)}")
-    folder, size = face_data_dir(data_dir) / ALBUMS_DIR / person, int(setting("image_size", size))
-    return tuple(read_images(sorted((folder / part).glob("*.png")), size=size) for part in ("refs", "lq"))
 
 # %% ../nbs/07_gen2res.ipynb #c054
 @dataclass

@@ -25,21 +25,20 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import Table, atomic_write_json, check_images, get_device, make_generator, setting
-from .backbones import noise_to_step, predict_x0
+from .core import Table, album_people, atomic_write_json, check_images, get_device, load_album, make_generator, setting
+from .backbones import noise_to_step, predict_x0, self_attention_layers
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, identity_similarity, load_face_models, load_lpips, ms_ssim, psnr
-from .priors import (WEIGHTS_DIR, Prior, _save_checkpoint, _Stop, any_process, average_gradients, check_bf16_or_fp32,
+from .priors import (WEIGHTS_DIR, PatchDiscriminator, Prior, _save_checkpoint, _Stop, any_process, average_gradients, check_bf16_or_fp32,
                                    load_training_faces, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
                                    same_start, save_weights, trained_card, trainable_copy, training_accelerator)
-from .flipnet import PatchDiscriminator, self_attention_layers
 
 # %% ../nbs/10_instant_restore.ipynb #c007
 MAX_REFERENCES = 4
 
 def decoder_self_attention_layers(model) -> dict:
     "The self-attention layers of `model`'s decoder (under `up_blocks`), by name."
-    layers = {n: m for n, m in self_attention_layers(model).items() if n.startswith("up_blocks.")}
+    layers = {n: m for n, m in self_attention_layers(model, "shared-image attention").items() if n.startswith("up_blocks.")}
     if not layers:
         raise ValueError(f"{type(model).__name__} has no self-attention in its decoder (`up_blocks`); "
                          "shared-image attention needs a UNet with attention in its up blocks")
@@ -609,7 +608,6 @@ REFERENCE_COUNTS = (0, 1, 2, 3, 4)
 def evaluate_references(ir: InstantRestorer, people=None, counts=REFERENCE_COUNTS, adain_modes=(True, False), seed: int | None = None,
                         embedder=None, progress: bool = True) -> tuple[Table, dict]:
     "Per album person: a held-out photo degraded and restored with `counts` references (0: none) per AdaIN mode; (table, images)."
-    from restoration_nb.gen2res import album_people, load_album
     from restoration_nb.metrics import FaceEmbedder
     people = album_people() if people is None else list(people)
     seed, embedder = int(setting("seed", seed)), embedder or FaceEmbedder()

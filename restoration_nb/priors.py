@@ -23,9 +23,9 @@ __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_
            'micro_sd_faces64_config', 'face_labels', 'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces',
            'TrainConfig', 'prior_scheduler', 'launched_by_accelerate', 'training_accelerator', 'micro_batch',
            'any_process', 'mean_over_processes', 'on_main_process', 'same_start', 'average_gradients',
-           'mean_of_entries', 'check_bf16_or_fp32', 'train_prior', 'save_prior', 'open_run', 'save_weights',
-           'load_weights', 'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder', 'load_prior',
-           'GuidedDenoiser', 'sample_prior', 'prior_quality']
+           'mean_of_entries', 'check_bf16_or_fp32', 'PatchDiscriminator', 'train_prior', 'save_prior', 'open_run',
+           'save_weights', 'load_weights', 'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder',
+           'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on our 2-core CPU: over budget
@@ -266,6 +266,16 @@ def check_bf16_or_fp32(mixed_precision: str | None, what: str) -> str | None:
                          "expected 'bf16' or 'no' (accelerate launch --mixed_precision bf16, or the config's mixed_precision)")
     if mixed_precision not in (None, "no", "bf16"): raise ValueError(f"mixed_precision={mixed_precision!r}; expected 'no', 'bf16' or None")
     return mixed_precision
+
+# %% ../nbs/06_priors.ipynb #c018j
+class PatchDiscriminator(torch.nn.Module):
+    "A small patch discriminator: real/fake logits on a grid a quarter of the image's side, for the papers' adversarial terms."
+    def __init__(self, width: int = 32):
+        super().__init__()
+        act = lambda: torch.nn.LeakyReLU(0.2)
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, width, 4, 2, 1), act(), torch.nn.Conv2d(width, 2 * width, 4, 2, 1),
+                                       torch.nn.GroupNorm(8, 2 * width), act(), torch.nn.Conv2d(2 * width, 1, 3, 1, 1))
+    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.net(x)
 
 # %% ../nbs/06_priors.ipynb #c019
 CHECKPOINT = "checkpoint.pt"
