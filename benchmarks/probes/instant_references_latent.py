@@ -1,9 +1,9 @@
 """Probe: a micro *latent* prior (small AutoencoderKL 64 px -> 16x16x4, UNet2DConditionModel with attention at the latent's 16 and 8)
 -- does InstantRestore's generator take what its references hold when attention sits at the latent's full side?
 Probe, not a benchmark: a throwaway prior to test one explanation, not a shipped one.
-  python benchmarks/probes/instant_references_latent.py vae MINUTES | prior MINUTES | ir 0 GRID STEPS LAS
+  python benchmarks/probes/instant_references_latent.py vae MINUTES | prior MINUTES | ir GRID STEPS LAS
   (GRID 0: the second-order degradation; each stage saves to runs/latent_probe/ and the next loads it)"""
-import sys, time, math, statistics as st, torch
+import sys, time, statistics as st, torch
 import torch.nn.functional as F
 from pathlib import Path
 from restoration_nb.backbones import build_model, make_scheduler, noise_to_step
@@ -11,7 +11,8 @@ from restoration_nb.core import load_faces, make_generator
 from restoration_nb.metrics import psnr, ms_ssim
 from restoration_nb.priors import Prior, load_training_faces
 OUT = Path("runs/latent_probe"); OUT.mkdir(parents=True, exist_ok=True)
-stage, minutes = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 8
+stage = sys.argv[1]
+minutes = float(sys.argv[2]) if stage in ("vae", "prior") else None
 torch.manual_seed(0)
 VAE = dict(_class_name="AutoencoderKL", in_channels=3, out_channels=3, sample_size=64, latent_channels=4, layers_per_block=1,
            down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(32, 64, 64), norm_num_groups=16)
@@ -56,7 +57,7 @@ elif stage == "prior":
     torch.save(ema.state_dict(), OUT / "unet.pt"); sched.save_pretrained(OUT / "sched"); print("prior steps", step)
 elif stage == "ir":
     import restoration_nb.instant_restore as I
-    grid, steps, las = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    grid, steps, las = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     vae = load_vae(); unet = build_model(UNET); unet.load_state_dict(torch.load(OUT / "unet.pt"))
     from diffusers import DDIMScheduler
     prior = Prior("micro-ldm-probe", unet.eval(), DDIMScheduler.from_pretrained(OUT / "sched"))
