@@ -6,9 +6,11 @@
           without it (references through the frozen copy every call); `--config sd-turbo` is SD-Turbo's UNet + VAE at 512 px
           (random weights), `micro` the micro prior. Writes instant_speed_<config>_<device>.json (paper: 471 ms; goal <= 60 ms
           with the cache, on the H100).
-  eval:   real albums (albums256): per person, one photo held out as the target, second-order degraded (seed 0), restored with
-          0 (no references), 1, 2, 3, 4 of the other photos, AdaIN on and off; PSNR and identity cosine to the target beside the
-          LQ input's; and the album's real LQ photos: identity to the album. Writes instant_eval_micro_<device>.json.
+  eval:   `--faces` held-out UTKFace faces, degraded three ways (second-order, x8 and x16 super-resolution inputs; seed 0), restored
+          with 4 views of each face and of the next face (the control) and with none; real albums (albums256): per person, each of its
+          first `--targets` photos held out in turn as the target, degraded the same three ways, restored with 0 (no references), 1, 2,
+          3, 4 of the other photos, AdaIN on and off, and with 4 photos of another person (the control); PSNR and identity cosine to
+          the target beside the LQ input's; and the album's real LQ photos: identity to the album. Writes instant_eval_micro_<device>.json.
 
   python benchmarks/bench_instant_restore.py train --preset cpu --weights restoration_nb/weights/instant-restore-micro-sd-faces64
   python benchmarks/bench_instant_restore.py speed --config micro
@@ -22,11 +24,11 @@ import argparse
 import torch
 
 from common import machine, result_path
-from restoration_nb.core import album_people, atomic_write_json, get_device, load_album, make_generator
+from restoration_nb.core import album_people, atomic_write_json, get_device, load_album, load_faces, make_generator
 from restoration_nb.gen2res import album_identity
-from restoration_nb.instant_restore import (INSTANT_PRESETS, build_instant_restorer, encode_references, evaluate_references, instant_restore,
-                                            load_instant_restore, one_step, save_instant_restore, sd_turbo_restorer, time_per_image,
-                                            train_instant_restore)
+from restoration_nb.instant_restore import (INSTANT_PRESETS, build_instant_restorer, encode_references, evaluate_references, evaluate_views, instant_restore,
+                                            load_instant_restore, one_step, save_instant_restore, sd_turbo_restorer, summarize_references,
+                                            time_per_image, train_instant_restore)
 from restoration_nb.metrics import FaceEmbedder, summarize
 
 
@@ -74,8 +76,14 @@ def evaluate(args, device) -> dict:
     path = result_path(f"instant_eval_micro_{device.type}.json", args.overwrite)
     ir = load_instant_restore(args.weights, device=device)
     embedder = FaceEmbedder()
-    table, _ = evaluate_references(ir, embedder=embedder)
-    summary = summarize(type(table)([{k: v for k, v in r.items() if k != "adain"} for r in table.rows]), by="method")
+    synthetic, views, heldout = {}, {}, load_faces(args.faces, "heldout", size=ir.size)
+    for name, scale in (("second-order", None), ("x8", 8), ("x16", 16)):
+        table = evaluate_views(ir, heldout, scale=scale, embedder=embedder)
+        views[name] = dict(summary=summarize_references(table).rows, rows=table.rows)
+        print(name, "views"); print(summarize_references(table))
+        table, _ = evaluate_references(ir, embedder=embedder, targets=args.targets, scale=scale)
+        synthetic[name] = dict(summary=summarize_references(table).rows, rows=table.rows)
+        print(name); print(summarize_references(table))
     real = []                                    # the albums' real LQ photos: no ground truth, identity to the album
     for person in album_people():
         album, lq = load_album(person, size=ir.size)
@@ -88,11 +96,13 @@ def evaluate(args, device) -> dict:
             ids = album_identity(x, album[4:] if len(album) > 4 else album, embedder)
             real += [dict(person=person, method=method, id_to_album=v) for v in ids.tolist()]
     real_summary = summarize(type(table)(real), by="method")
-    out = dict(mode="eval", weights=args.weights or "shipped", people=len(album_people()), summary=summary.rows, rows=table.rows,
-               real_lq=dict(summary=real_summary.rows, rows=real,
+    out = dict(mode="eval", weights=args.weights or "shipped", people=len(album_people()), targets_per_person=args.targets,
+               heldout_views=dict(faces=args.faces, note="held-out UTKFace faces; references: 4 views of each face, or of the next face",
+                                  **views),
+               albums=synthetic, real_lq=dict(summary=real_summary.rows, rows=real,
                             note="identity cosine to the album photos not used as references (album[4:])"), machine=machine(device))
     atomic_write_json(path, out)
-    print(summary); print(real_summary)
+    print(real_summary)
     return out
 
 
@@ -106,6 +116,8 @@ def main():
     p.add_argument("--config", default="micro", choices=("micro", "sd-turbo"))
     p.add_argument("--batch", type=int, default=1, help="speed: images per call")
     p.add_argument("--refs", type=int, default=4)
+    p.add_argument("--targets", type=int, default=3, help="eval: held-out photos per album person")
+    p.add_argument("--faces", type=int, default=32, help="eval: held-out UTKFace faces restored with views as references")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--overwrite", action="store_true")

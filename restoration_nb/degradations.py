@@ -13,7 +13,7 @@ from .core import check_images, comparison_grid, knob_widget, make_generator
 __all__ = ['MAX_KERNEL_SIZE', 'MIN_DEGRADED_SIZE', 'FFT_MIN_KERNEL', 'DEGRADATION_OPS', 'DEGRADATION_RANGES', 'gaussian_kernel',
            'motion_blur_kernel', 'blur', 'downsampled_size', 'downsample', 'upsample', 'add_noise', 'jpeg_quant_tables',
            'jpeg', 'classical_degrade', 'scaled_ranges', 'second_order_degrade', 'degradation_summary',
-           'degradation_widget']
+           'super_resolution_degrade', 'degradation_widget']
 
 # %% ../nbs/01_degradations.ipynb #c005
 MAX_KERNEL_SIZE = 41      # default kernel sizes are capped here (sigma 15 would ask for 91)
@@ -351,6 +351,15 @@ def degradation_summary(params: list[dict], i: int) -> str:
         kernel = f"σ{v['sigma']:.1f}" + (f"×{v['sigma_y']:.1f}∠{math.degrees(v['theta']):.0f}°" if v["anisotropic"] else "")
         lines.append(f"{'>'.join(p['order'])}: {kernel} s{v['scale']:.1f} δ{v['noise']:.0f} q{v['quality']:.0f}")
     return "\n".join(lines)
+
+# %% ../nbs/01_degradations.ipynb #c044b
+def super_resolution_degrade(x: torch.Tensor, scales=(4, 8, 16), generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    "`x` shrunk by a factor drawn per image from `scales` and resized back (bicubic); (images, the factor of each)."
+    x = check_images(x, "x")
+    choices = _check_scale(_per_sample(scales, "scales"), "scales")
+    s = choices[(_random("rand", len(x), generator, choices.device) * len(choices)).long().clamp(max=len(choices) - 1)]
+    sizes = downsampled_size(*x.shape[-2:], s)
+    return upsample(downsample(x, s), tuple(x.shape[-2:]), from_sizes=sizes), s
 
 # %% ../nbs/01_degradations.ipynb #c046
 def degradation_widget(x: torch.Tensor, seed: int = 0, ranges: dict | None = None):

@@ -13,7 +13,8 @@ __all__ = ['MAX_REFERENCES', 'INFERENCE_STEP', 'TRAINING_STEPS', 'REFERENCE_STEP
            'landmark_pairs', 'landmark_attention_loss', 'load_torchscript', 'IdentityLoss', 'DinoDiscriminator',
            'optional_losses', 'adversarial_losses', 'reference_views', 'warp_points', 'InstantConfig', 'instant_loss',
            'train_instant_restore', 'save_instant_restore', 'load_instant_restore', 'attention_figure',
-           'time_per_image', 'evaluate_references', 'references_figure', 'references_widget', 'sd_turbo_restorer']
+           'time_per_image', 'summarize_references', 'evaluate_views', 'evaluate_references', 'references_figure',
+           'references_widget', 'sd_turbo_restorer']
 
 # %% ../nbs/10_instant_restore.ipynb #c004
 import math, time
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .core import Table, album_people, atomic_write_json, check_images, get_device, load_album, make_generator, setting
 from .backbones import noise_to_step, predict_x0, self_attention_layers
-from .degradations import second_order_degrade
+from .degradations import second_order_degrade, super_resolution_degrade
 from .metrics import MetricUnavailable, check_pair, identity_similarity, load_face_models, load_lpips, ms_ssim, psnr
 from .priors import (WEIGHTS_DIR, PatchDiscriminator, Prior, _save_checkpoint, _Stop, any_process, average_gradients, check_bf16_or_fp32,
                                    load_training_faces, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
@@ -415,6 +416,8 @@ class InstantConfig:
     las_weight: float = 5000.0
     landmark_sigma: float = 1.0      # of the ideal maps, in tokens
     train_steps: tuple = TRAINING_STEPS   # the noise steps a batch draws from
+    sr_share: float = 0.0            # share of each batch given only the x8/x16 super-resolution input (paper: 0, its pipeline alone)
+    sr_scales: tuple = (8, 16)
     adain: bool = True
     grad_accum: int = 1              # micro-batches of batch_size per step (per process under accelerate launch)
     mixed_precision: str | None = None   # "no" or "bf16"; None: bf16 on a GPU, none on a CPU, or accelerate's config
@@ -431,10 +434,13 @@ class InstantConfig:
             if not getattr(self, k) > 0: raise ValueError(f"{k}={getattr(self, k)!r}; expected a number > 0")
         if not self.train_steps or not all(isinstance(t, int) and 0 <= t < 1000 for t in self.train_steps):
             raise ValueError(f"train_steps={self.train_steps!r}; expected a non-empty tuple of steps in [0, 1000)")
+        if not 0 <= self.sr_share <= 1: raise ValueError(f"sr_share={self.sr_share!r}; expected a share of the batch from 0 to 1")
+        if not self.sr_scales or not all(s > 1 for s in self.sr_scales):
+            raise ValueError(f"sr_scales={self.sr_scales!r}; expected a non-empty tuple of shrink factors > 1")
 
 INSTANT_PRESETS = dict(paper=InstantConfig(steps=50_000, batch_size=16, lora_rank=32, checkpoint_every=1000),
-                       gpu=InstantConfig(steps=4000, batch_size=32, lora_rank=16, checkpoint_every=500),
-                       cpu=InstantConfig(las_weight=500.0, gan_weight=0.05, train_steps=(INFERENCE_STEP,)),
+                       gpu=InstantConfig(steps=4000, batch_size=32, lora_rank=16, checkpoint_every=500, sr_share=0.5),
+                       cpu=InstantConfig(steps=2500, las_weight=500.0, gan_weight=0.05, train_steps=(INFERENCE_STEP,), sr_share=0.5),
                        test=InstantConfig(steps=3, batch_size=2, lora_rank=2, checkpoint_every=2))
 
 def _landmarks(cache: dict, idx: list, hq: torch.Tensor) -> torch.Tensor:
@@ -506,6 +512,9 @@ def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple 
             idx = torch.randint(len(images), (whole,), generator=g)
             hq = images[idx].float().div(127.5).sub(1) if images.dtype == torch.uint8 else images[idx].float()
             lq, _ = second_order_degrade(hq, generator=g)
+            if cfg.sr_share > 0:                                                # a share of the batch keeps only a tiny face's layout
+                sr, _ = super_resolution_degrade(hq, cfg.sr_scales, g)
+                lq = torch.where((torch.rand(whole, generator=g) < cfg.sr_share)[:, None, None, None], sr, lq)
             n_refs = int(torch.randint(1, cfg.max_refs + 1, (1,), generator=g))
             refs, theta = reference_views(hq, n_refs, g)
             t = torch.tensor(cfg.train_steps)[torch.randint(len(cfg.train_steps), (whole,), generator=g)]
@@ -544,12 +553,18 @@ def _load_trainable(ir: InstantRestorer, state: dict):
 # %% ../nbs/10_instant_restore.ipynb #c044
 INSTANT_WEIGHTS = "instant-restore-micro-sd-faces64"
 
+def _training_degradation(training: dict) -> str:
+    cfg = training.get("config", {})
+    if not cfg.get("sr_share"): return "`second_order_degrade`"
+    return (f"`second_order_degrade`, except a share {cfg['sr_share']} of each batch, which got only the "
+            f"{' or '.join(f'x{s}' for s in cfg['sr_scales'])} super-resolution input (`super_resolution_degrade`)")
+
 def save_instant_restore(ir: InstantRestorer, folder, log: dict | None = None, overwrite: bool = False) -> Path:
     "Write the generator's trainable weights (fp16 safetensors), the config and a model card to `folder`."
     training = {k: v for k, v in (log or {}).items() if k != "losses"}
     card = trained_card(f"InstantRestore one-step generator on {ir.config['prior']}", f"LoRA rank {ir.config['lora_rank']} on the attention and "
                         "ResNet layers of a one-step generator with shared-image attention over 1-4 references (paper 002)",
-                        "restoration_nb.instant_restore.train_instant_restore", "instant", training)
+                        "restoration_nb.instant_restore.train_instant_restore", "instant", training, _training_degradation(training))
     return save_weights(folder, "instant", _trainable_state(ir), dict(ir.config, training=training), card, overwrite, half=True)
 
 def load_instant_restore(folder=None, prior: Prior | str = "micro-sd-faces64", device=None) -> InstantRestorer:
@@ -602,48 +617,91 @@ def time_per_image(ir: InstantRestorer, lq: torch.Tensor, references: torch.Tens
         sync(); times.append((time.perf_counter() - start) / len(lq))
     return statistics.median(times[1:])
 
+# %% ../nbs/10_instant_restore.ipynb #c054a
+def summarize_references(table: Table) -> Table:
+    "Means of PSNR, identity and detection per method of an `evaluate_views` or `evaluate_references` table."
+    from restoration_nb.metrics import summarize
+    return summarize(Table([{k: v for k, v in r.items() if k not in ("face", "target", "adain", "own_refs")} for r in table.rows]), by="method")
+
+def evaluate_views(ir: InstantRestorer, faces: torch.Tensor, n_refs: int = MAX_REFERENCES, scale: float | None = None, seed: int | None = None,
+                   embedder=None) -> Table:
+    """`faces` degraded (second-order, or the x`scale` super-resolution input) and restored with `n_refs` views of each face, with the
+    views of the next face (the control) and with none; PSNR and identity cosine per face and method."""
+    from restoration_nb.metrics import FaceEmbedder
+    faces = check_input(faces, ir.size, "faces")
+    if len(faces) < 2: raise ValueError(f"{len(faces)} face(s); expected at least 2 (each face's control is the next face's views)")
+    if not 1 <= n_refs <= MAX_REFERENCES: raise ValueError(f"n_refs={n_refs!r}; expected 1 to {MAX_REFERENCES}")
+    seed, embedder = int(setting("seed", seed)), embedder or FaceEmbedder()
+    g = make_generator(seed)
+    views, _ = reference_views(faces, n_refs, g)
+    lq = second_order_degrade(faces, generator=g)[0] if scale is None else super_resolution_degrade(faces, scale, g)[0]
+    with torch.no_grad():
+        outs = {"LQ input": lq, "no references": one_step(ir, lq, None, INFERENCE_STEP, make_generator(seed)).clamp(-1, 1).cpu()}
+    for method, refs in (("own views", views), ("another face's views", views.roll(1, 0))):
+        outs[method] = instant_restore(ir, lq, refs, seed=seed, progress=False)
+    rows = []
+    for method, x in outs.items():
+        ident = identity_similarity(x, faces, embedder)
+        rows += [dict(face=i, method=method, psnr=p, id_cosine=c) for i, (p, c) in enumerate(zip(psnr(x, faces).tolist(), ident["cosine"].tolist()))]
+    return Table(rows)
+
 # %% ../nbs/10_instant_restore.ipynb #c055
 REFERENCE_COUNTS = (0, 1, 2, 3, 4)
 
 def evaluate_references(ir: InstantRestorer, people=None, counts=REFERENCE_COUNTS, adain_modes=(True, False), seed: int | None = None,
-                        embedder=None, progress: bool = True) -> tuple[Table, dict]:
-    "Per album person: a held-out photo degraded and restored with `counts` references (0: none) per AdaIN mode; (table, images)."
+                        embedder=None, progress: bool = True, targets: int = 1, scale: float | None = None) -> tuple[Table, dict]:
+    """Per album person, each of its first `targets` photos in turn held out, degraded (second-order, or the x`scale` super-resolution
+    input) and restored with `counts` of the person's other photos as references (0: none) per AdaIN mode, and with as many of the next
+    person's photos (the control: references of someone else); (table, images of each person's first target)."""
     from restoration_nb.metrics import FaceEmbedder
     people = album_people() if people is None else list(people)
     seed, embedder = int(setting("seed", seed)), embedder or FaceEmbedder()
     for k in counts:
         if not 0 <= k <= MAX_REFERENCES: raise ValueError(f"counts has {k!r}; expected numbers of references from 0 to {MAX_REFERENCES}")
-    rows, images = [], {}
+    if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1: raise ValueError(f"targets={targets!r}; expected an int >= 1")
+    albums = {p: load_album(p, size=ir.size)[0] for p in people}
+    for person, album in albums.items():
+        if len(album) < targets + max(counts):
+            raise ValueError(f"{person} has {len(album)} photos; {targets + max(counts)} needed ({targets} targets and {max(counts)} references)")
+    rows, images, k_max = [], {}, max(counts)
     for i, person in enumerate(tqdm(people, desc="album people", disable=not progress)):
-        album, _ = load_album(person, size=ir.size)
-        if len(album) < 1 + max(counts): raise ValueError(f"{person} has {len(album)} photos; {1 + max(counts)} needed (a target and the references)")
-        target, others = album[:1], album[1:]
-        lq, _ = second_order_degrade(target, generator=make_generator(seed + i))
-        outs = {("LQ input", -1, None): lq}
-        for k in counts:
-            cache = encode_references(ir, others[:k]) if k else None        # once per count, for both AdaIN modes
-            for a in (adain_modes if k else (None,)):
-                label = f"{k} refs, AdaIN {'on' if a else 'off'}" if k else "no references"
-                with torch.no_grad(): outs[(label, k, a)] = one_step(ir, lq, cache, INFERENCE_STEP, make_generator(seed), a is not False).clamp(-1, 1).cpu()
-        for (label, k, a), x in outs.items():
-            ident = identity_similarity(x, target, embedder)
-            rows.append(dict(person=person, method=label, n_refs=k, adain=a, psnr=psnr(x, target).item(), id_cosine=ident["cosine"].item(),
-                             detected=bool(ident["x_detected"].item())))
-        images[person] = dict(target=target, **{label: x for (label, _, _), x in outs.items()})
+        album, stranger = albums[person], people[(i + 1) % len(people)]
+        for j in range(targets):
+            target, others = album[j:j + 1], torch.cat([album[:j], album[j + 1:]])
+            g = make_generator(seed + 100 * j + i)
+            lq = second_order_degrade(target, generator=g)[0] if scale is None else super_resolution_degrade(target, scale, g)[0]
+            outs = {("LQ input", -1, None, None): lq}
+            sets = [(k, others[:k], True) for k in counts] + ([(k_max, albums[stranger][:k_max], False)] if k_max and stranger != person else [])
+            for k, refs, own in sets:
+                cache = encode_references(ir, refs) if k else None            # once per set, for both AdaIN modes
+                for a in ((adain_modes if own else adain_modes[:1]) if k else (None,)):
+                    label = (f"{k} refs, AdaIN {'on' if a else 'off'}" if own else f"{k} refs of another person") if k else "no references"
+                    with torch.no_grad(): x = one_step(ir, lq, cache, INFERENCE_STEP, make_generator(seed), a is not False).clamp(-1, 1).cpu()
+                    outs[(label, k, a, own if k else None)] = x
+            for (label, k, a, own), x in outs.items():
+                ident = identity_similarity(x, target, embedder)
+                rows.append(dict(person=person, target=j, method=label, n_refs=k, adain=a, own_refs=own, psnr=psnr(x, target).item(),
+                                 id_cosine=ident["cosine"].item(), detected=bool(ident["x_detected"].item())))
+            if j == 0: images[person] = dict(target=target, **{label: x for (label, *_), x in outs.items()})
     return Table(rows), images
 
 def references_figure(table: Table):
-    "PSNR and identity against the number of references, AdaIN on and off, with the LQ input and the no-reference generator as lines."
+    """PSNR and identity against the number of the person's own references, AdaIN on and off; the LQ input, the generator without
+    references and with another person's references as lines."""
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 2, figsize=(9, 3.2))
+    ks = sorted({r["n_refs"] for r in table.rows if r["own_refs"]})
     for ax, key, label in zip(axs, ("psnr", "id_cosine"), ("PSNR (dB)", "identity cosine to target")):
-        mean = lambda rows: sum(r[key] for r in rows if r[key] == r[key]) / max(1, sum(r[key] == r[key] for r in rows))
+        mean = lambda rows: (lambda v: sum(v) / len(v) if v else math.nan)([r[key] for r in rows if r[key] == r[key]])   # NaN: no face found
         for a, style in ((True, "o-"), (False, "s--")):
-            ks = sorted({r["n_refs"] for r in table.rows if r["n_refs"] > 0})
-            ax.plot(ks, [mean([r for r in table.rows if r["n_refs"] == k and r["adain"] == a]) for k in ks], style, label=f"AdaIN {'on' if a else 'off'}")
-        for method, color in (("LQ input", "gray"), ("no references", "tab:red")):
-            ax.axhline(mean([r for r in table.rows if r["method"] == method]), color=color, ls=":", label=method)
-        ax.set_xlabel("references"); ax.set_ylabel(label); ax.set_xticks(ks)
+            ax.plot(ks, [mean([r for r in table.rows if r["own_refs"] and r["n_refs"] == k and r["adain"] == a]) for k in ks], style,
+                    label=f"own photos, AdaIN {'on' if a else 'off'}")
+        lines = [("LQ input", "gray"), ("no references", "tab:red")] + [(m, "tab:purple") for m in dict.fromkeys(
+            r["method"] for r in table.rows if r["own_refs"] is False)]
+        for method, color in lines:
+            level = mean([r for r in table.rows if r["method"] == method])
+            if level == level: ax.axhline(level, color=color, ls=":", label=method)
+        ax.set_xlabel("references (the person's own photos)"); ax.set_ylabel(label); ax.set_xticks(ks)
     axs[1].legend(fontsize=8); fig.tight_layout()
     return fig
 

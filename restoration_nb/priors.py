@@ -476,11 +476,11 @@ def load_weights(folder, stem: str, what: str, writer: str) -> tuple[dict, dict]
         parts.setdefault(part, {})[name] = value
     return json.loads((folder / f"{stem}.json").read_text()), parts
 
-def trained_card(title: str, what: str, trainer: str, stem: str, training: dict | None) -> str:
-    "A model card for weights trained on the UTKFace training split: what, by which function, for how long, and the licence."
+def trained_card(title: str, what: str, trainer: str, stem: str, training: dict | None, degradation: str = "`second_order_degrade`") -> str:
+    "A model card for weights trained on the UTKFace training split: what, by which function, for how long, its degradation, the licence."
     return (f"# {title}\n\n{what}, trained by `{trainer}`"
             + (f" for {training['step']} steps ({training['minutes']:.1f} min on {training['device']}; config in {stem}.json)" if training else "")
-            + f".\n\nTraining data: UTKFace training split, degraded on the fly with `second_order_degrade`.\n\n{LICENCE}\n")
+            + f".\n\nTraining data: UTKFace training split, degraded on the fly with {degradation}.\n\n{LICENCE}\n")
 
 def trainable_copy(prior, what: str) -> tuple:
     "(prior, a frozen float32 copy of its model) for a method `what` that trains add-ons on a conditional prior (a Prior or a name)."
