@@ -40,7 +40,7 @@ def test_sweep_point_records_metrics_and_references_change_them(tmp_path):
 def test_the_committed_sweep_spec_names_real_parameters():
     spec = load_sweep_spec(ROOT / "nbs" / "examples" / "instant_sweep.json")
     assert set(spec["grid"]) | set(spec["fixed"]) <= set(notebook_parameters(spec["notebook"])), spec
-    assert len(expand_grid(spec["grid"])) == 8
+    assert len(expand_grid(spec["grid"])) == 16
 
 
 def test_shipped_generator_is_seeded_and_its_cache_matches_the_references(shipped, faces):
