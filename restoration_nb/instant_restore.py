@@ -13,8 +13,8 @@ __all__ = ['MAX_REFERENCES', 'INFERENCE_STEP', 'TRAINING_STEPS', 'REFERENCE_STEP
            'landmark_pairs', 'landmark_attention_loss', 'load_torchscript', 'IdentityLoss', 'DinoDiscriminator',
            'optional_losses', 'adversarial_losses', 'reference_views', 'warp_points', 'InstantConfig', 'instant_loss',
            'train_instant_restore', 'save_instant_restore', 'load_instant_restore', 'attention_figure',
-           'time_per_image', 'summarize_references', 'evaluate_views', 'evaluate_references', 'references_figure',
-           'references_widget', 'sd_turbo_restorer']
+           'time_per_image', 'summarize_references', 'evaluation_degrade', 'evaluate_views', 'evaluate_references',
+           'references_figure', 'references_widget', 'sd_turbo_restorer']
 
 # %% ../nbs/10_instant_restore.ipynb #c004
 import math, time
@@ -623,6 +623,10 @@ def summarize_references(table: Table) -> Table:
     from restoration_nb.metrics import summarize
     return summarize(Table([{k: v for k, v in r.items() if k not in ("face", "target", "adain", "own_refs")} for r in table.rows]), by="method")
 
+def evaluation_degrade(x: torch.Tensor, scale: float | None, generator: torch.Generator) -> torch.Tensor:
+    "The evaluations' LQ: the second-order degradation (`scale` None) or the x`scale` super-resolution input."
+    return second_order_degrade(x, generator=generator)[0] if scale is None else super_resolution_degrade(x, scale, generator)[0]
+
 def evaluate_views(ir: InstantRestorer, faces: torch.Tensor, n_refs: int = MAX_REFERENCES, scale: float | None = None, seed: int | None = None,
                    embedder=None) -> Table:
     """`faces` degraded (second-order, or the x`scale` super-resolution input) and restored with `n_refs` views of each face, with the
@@ -634,7 +638,7 @@ def evaluate_views(ir: InstantRestorer, faces: torch.Tensor, n_refs: int = MAX_R
     seed, embedder = int(setting("seed", seed)), embedder or FaceEmbedder()
     g = make_generator(seed)
     views, _ = reference_views(faces, n_refs, g)
-    lq = second_order_degrade(faces, generator=g)[0] if scale is None else super_resolution_degrade(faces, scale, g)[0]
+    lq = evaluation_degrade(faces, scale, g)
     with torch.no_grad():
         outs = {"LQ input": lq, "no references": one_step(ir, lq, None, INFERENCE_STEP, make_generator(seed)).clamp(-1, 1).cpu()}
     for method, refs in (("own views", views), ("another face's views", views.roll(1, 0))):
@@ -669,7 +673,7 @@ def evaluate_references(ir: InstantRestorer, people=None, counts=REFERENCE_COUNT
         for j in range(targets):
             target, others = album[j:j + 1], torch.cat([album[:j], album[j + 1:]])
             g = make_generator(seed + 100 * j + i)
-            lq = second_order_degrade(target, generator=g)[0] if scale is None else super_resolution_degrade(target, scale, g)[0]
+            lq = evaluation_degrade(target, scale, g)
             outs = {("LQ input", -1, None, None): lq}
             sets = [(k, others[:k], True) for k in counts] + ([(k_max, albums[stranger][:k_max], False)] if k_max and stranger != person else [])
             for k, refs, own in sets:
