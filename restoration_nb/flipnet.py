@@ -263,6 +263,7 @@ class FlipConfig:
     ae_perceptual_weight: float = 0.5
     ae_adversarial_weight: float = 0.8
     temperature: float = 0.1         # of the association cross-entropy
+    condition_steps: int = 1000      # the condition's step is drawn from [0, condition_steps) (paper: not stated; 1000 = all steps)
     grad_clip: float = 1.0           # max gradient norm of the FLIPNET stage
     grad_accum: int = 1              # micro-batches of batch_size per step (per process under accelerate launch)
     mixed_precision: str | None = None   # "no" or "bf16"; None: bf16 on a GPU, none on a CPU, or accelerate's config
@@ -273,7 +274,7 @@ class FlipConfig:
         for k in ("ae_steps", "assoc_steps", "steps"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0: raise ValueError(f"{k}={v!r}; expected an int >= 0")
-        for k in ("batch_size", "lora_rank", "checkpoint_every", "grad_accum"):
+        for k in ("batch_size", "lora_rank", "checkpoint_every", "grad_accum", "condition_steps"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r}; expected an int >= 1")
         check_bf16_or_fp32(self.mixed_precision, "FLIPNET")
@@ -286,7 +287,7 @@ class FlipConfig:
 FLIP_PRESETS = dict(
     paper=FlipConfig(ae_steps=200_000, assoc_steps=80_000, steps=90_000, batch_size=16, lr=5e-5, lora_rank=64, checkpoint_every=1000),
     gpu=FlipConfig(ae_steps=3000, assoc_steps=1500, steps=6000, batch_size=32, lr=5e-4, lora_rank=16, ae_adversarial_weight=0.05, checkpoint_every=500),
-    cpu=FlipConfig(ae_adversarial_weight=0.05),
+    cpu=FlipConfig(ae_adversarial_weight=0.05, steps=8000, degradation_share=0.25, condition_steps=250),
     test=FlipConfig(ae_steps=2, assoc_steps=2, steps=3, batch_size=2, checkpoint_every=2))
 
 def _flip_config(cfg, overrides: dict) -> FlipConfig: return preset_config(cfg, FLIP_PRESETS, overrides, "FLIPNET")
@@ -300,7 +301,7 @@ def flipnet_draws(n: int, shape, scheduler, generator: torch.Generator | None, c
     """The random part of `flipnet_loss` for `n` faces of `shape`, one row per face (so a slice of them is a smaller batch's):
     the input's and the condition's steps, their noise (n, 2, *shape), which prompts and which face embeddings are dropped."""
     T = int(scheduler.config.num_train_timesteps)
-    t_x = torch.randint(T, (n,), generator=generator); t_c = torch.randint(T, (n,), generator=generator)
+    t_x = torch.randint(T, (n,), generator=generator); t_c = torch.randint(min(cfg.condition_steps, T), (n,), generator=generator)
     noise = torch.randn((2, n, *shape), generator=generator).transpose(0, 1)
     drop = torch.rand(n, generator=generator) < cfg.prompt_drop
     keep = torch.rand(n, generator=generator) >= cfg.embedding_drop
