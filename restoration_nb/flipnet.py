@@ -246,7 +246,7 @@ def build_flipnet(prior: Prior | str = "micro-sd-faces64", phi: float = 1.0, lor
 # %% ../nbs/08_flipnet.ipynb #c035
 @dataclass
 class FlipConfig:
-    "How to train FLIPNET (defaults: the `cpu` preset's shape); `FLIP_PRESETS['paper']` has the paper's numbers."
+    "How to train FLIPNET; `FLIP_PRESETS` holds the `paper`, `gpu`, `cpu` and `test` recipes (`paper`: the paper's numbers)."
     ae_steps: int = 400              # reconstruction stage of the autoencoders (paper: 200k at batch 32)
     assoc_steps: int = 200           # association stage (paper: 80k)
     steps: int = 800                 # FLIPNET stage: LoRA + BoostHub + adapter (paper: 90k at batch 16)
@@ -286,7 +286,8 @@ class FlipConfig:
 
 FLIP_PRESETS = dict(
     paper=FlipConfig(ae_steps=200_000, assoc_steps=80_000, steps=90_000, batch_size=16, lr=5e-5, lora_rank=64, checkpoint_every=1000),
-    gpu=FlipConfig(ae_steps=3000, assoc_steps=1500, steps=6000, batch_size=32, lr=5e-4, lora_rank=16, ae_adversarial_weight=0.05, checkpoint_every=500),
+    gpu=FlipConfig(ae_steps=3000, assoc_steps=1500, steps=6000, batch_size=32, lr=5e-4, lora_rank=16, ae_adversarial_weight=0.05,
+                  degradation_share=0.25, condition_steps=250, checkpoint_every=500),
     cpu=FlipConfig(ae_adversarial_weight=0.05, steps=8000, degradation_share=0.25, condition_steps=250),
     test=FlipConfig(ae_steps=2, assoc_steps=2, steps=3, batch_size=2, checkpoint_every=2))
 
