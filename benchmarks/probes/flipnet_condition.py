@@ -10,7 +10,7 @@ import sys, time, statistics as st
 import torch
 from restoration_nb.core import load_faces, make_generator
 from restoration_nb.degradations import second_order_degrade
-from restoration_nb.flipnet import (FlipConfig, _load_trainable, build_flipnet, dual_stream, flipnet_draws, flipnet_loss, flipnet_restore,
+from restoration_nb.flipnet import (FlipConfig, _load_trainable, build_flipnet, dual_stream, flipnet_loss, flipnet_restore,
                                     load_flipnet, set_phi)
 from restoration_nb.backbones import noise_to_step, predict_x0
 from restoration_nb.metrics import psnr
