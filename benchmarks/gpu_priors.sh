@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Retrain both micro priors on a CUDA GPU (preset `gpu`: 12,000 steps of 128 faces, at most 10 minutes each),
+# Retrain both micro priors on a CUDA GPU (preset `gpu`: 12,000 steps of 128 faces, v-prediction, bf16, at most 5 minutes each),
 # save them into the package, and write their evidence; one command, unchanged through the device tool:
 #   RESTORATION_NB_DATA=<folder holding utkface64.zip> bash benchmarks/gpu_priors.sh
 # A killed run is resumed by running the same command again (checkpoints in runs/<name>/).

@@ -183,7 +183,8 @@ def cmd_train_prior(args) -> int:
                                        grad_accum=args.grad_accum).items() if v is not None}
     if args.channels: overrides["channels"] = _channels(args.channels)
     faces = load_training_faces(limit=args.faces, progress=not args.quiet) if args.faces else None
-    log = train_prior(args.name, out_dir, args.preset, faces=faces, device=args.device, progress=not args.quiet, **overrides)
+    log = train_prior(args.name, out_dir, args.preset, faces=faces, device=args.device, progress=not args.quiet,
+                      init=args.init, **overrides)
     state = "finished" if log["finished"] else "stopped (time budget or signal); run the same command to resume"
     if int(os.environ.get("RANK", 0)) == 0:             # under accelerate launch, the main process speaks for all
         print(f"{args.name}: step {log['step']} of {log['config']['steps']}, {log['minutes']:.1f} min on {log['device']} "
@@ -331,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step (gradient accumulation)")
     tp.add_argument("--channels", default=None, help="UNet block_out_channels, e.g. 32,64,128,128")
     tp.add_argument("--faces", type=int, default=None, help="train on the first N training faces only (a quick trial)")
+    tp.add_argument("--init", default=None, help="without a checkpoint in --out, start from this prior folder (written by "
+                    "save-prior) and carry on its steps; the optimizer starts afresh")
     common(tp)
 
     sp = sub.add_parser("save-prior", help="save a training run as a prior folder")

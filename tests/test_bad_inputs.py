@@ -72,6 +72,8 @@ CASES = [
     ("unknown-preset", ["train-prior", "micro-ddpm-faces64", "-o", "{d}/r2", "--preset", "fast"], None, "unknown training preset 'fast'"),
     ("bad-channels", ["train-prior", "micro-ddpm-faces64", "-o", "{d}/r3", "--channels", "16,32,64"], None,
      "expected four multiples of 8"),
+    ("init-not-a-prior", ["train-prior", "micro-ddpm-faces64", "-o", "{d}/r4", "--init", "{d}/empty", "--faces", "8"], None,
+     "/empty' is not a prior folder; expected unet/config.json and training.json"),
     ("save-without-run", ["save-prior", "{d}/empty", "--to", "{d}/p1"], None, "no training checkpoint"),
     ("restore-K-too-large", ["restore", "{d}/ok.png", "-o", "{d}/g1", "--recipe", "none", "--K", "1000"], None,
      "K=1000 is out of range; expected 1 <= K <= 999"),

@@ -1,0 +1,98 @@
+"""A training campaign for a micro prior: train in the background for as long as a sitting allows, measure the samples every
+--eval-every minutes, and keep the EMA weights and the curve in a tracked folder so that the next sitting resumes from them.
+
+    nohup python benchmarks/prior_campaign.py micro-ddpm-faces64 --hours 2.5 > runs/campaign-ddpm.log 2>&1 &
+
+- benchmarks/campaign/<name>/ (committed, read by no test) holds prior/, a prior folder written by `save_prior` (fp16 EMA
+  weights, the scheduler, training.json, the model card), and curve.json: one point per measurement (step, faces seen, training minutes,
+  dlib detection and Frechet distance of 256 samples with 50 DDIM steps, as benchmarks/prior_report.py measures them).
+- runs/campaign/<name>/ (ignored) is the train_prior run: within a sitting it resumes from its checkpoint; in a new sitting
+  it starts from the campaign folder (or, the first time, from the shipped weights), with a fresh optimizer.
+- SIGTERM (or --hours) ends the sitting cleanly: the step in progress is finished, the weights are saved and measured.
+The training recipe is the `cpu` preset of restoration_nb.priors (see nbs/06_priors.ipynb for why)."""
+from __future__ import annotations
+import argparse, json, signal, sys, time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
+from prior_report import sample_batches  # noqa: E402
+
+from restoration_nb.core import atomic_write_json, face_names, load_faces  # noqa: E402
+from restoration_nb.metrics import FaceEmbedder  # noqa: E402
+from restoration_nb.priors import (PRIOR_SPECS, TRAIN_PRESETS, WEIGHTS_DIR, caption, face_labels, load_prior,  # noqa: E402
+                                   load_training_faces, prior_quality, save_prior, train_prior)
+
+CAMPAIGNS = Path(__file__).resolve().parent / "campaign"
+RUNS = Path("runs/campaign")
+
+
+def measure(folder: Path, n: int, embedder: FaceEmbedder) -> dict:
+    "Detection rate and Frechet distance of `n` samples of the prior in `folder`, as benchmarks/prior_report.py measures them."
+    prior = load_prior(folder, sampler="ddim", device="cpu", dtype=torch.float32)
+    captions = [caption(face_labels(x)) for x in face_names("heldout")[2 * n:3 * n]] if prior.conditional else None
+    samples = sample_batches(prior, n, captions, seed=0, batch=64)
+    quality = prior_quality(samples, load_faces(n, start=0), load_faces(n, start=n), embedder)
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()}
+
+
+def curve_point(log: dict, before: dict | None, quality: dict, threads: int, batch: int) -> dict:
+    "One point of the curve: where training is, how many faces it has seen, and how good its samples are."
+    seen = (before["samples_seen"] if before else 0) + (log["step"] - (before["step"] if before else 0)) * batch
+    recent = log["losses"][-200:]
+    return dict(step=log["step"], samples_seen=seen, train_minutes=round(log["minutes"], 1), threads=threads,
+                loss_last_200=round(float(np.mean(recent)), 5) if recent else None,
+                detection=quality["detection_rate"], fd=quality["fd"], fd_floor=quality.get("fd_floor"), samples=quality["samples"],
+                date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", choices=list(PRIOR_SPECS))
+    ap.add_argument("--hours", type=float, default=2.5, help="wall-clock hours of this sitting (training and measuring)")
+    ap.add_argument("--eval-every", type=float, default=45.0, help="training minutes between measurements")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n", type=int, default=256, help="samples per measurement")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    deadline = time.time() + args.hours * 3600
+    stop = dict(requested=False)
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(requested=True))
+    campaign, run = CAMPAIGNS / args.name / "prior", RUNS / args.name
+    curve_file = CAMPAIGNS / args.name / "curve.json"
+    curve = json.loads(curve_file.read_text()) if curve_file.is_file() else dict(name=args.name, points=[])
+    embedder = FaceEmbedder()
+    init = campaign if (campaign / "training.json").is_file() else WEIGHTS_DIR / args.name
+    if not curve["points"]:              # the starting point: the weights we begin from, measured the same way
+        before = json.loads((init / "training.json").read_text())
+        start_log = dict(step=before["step"], minutes=before["minutes"], losses=[])
+        curve["points"].append(dict(curve_point(start_log, None, measure(init, args.n, embedder), None, before["config"]["batch_size"]),
+                                    note=f"start: {init.relative_to(init.parents[2])}"))
+        curve_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(curve_file, curve)
+    cfg = TRAIN_PRESETS["cpu"]
+    faces = load_training_faces(progress=False)
+    curve["recipe"] = dict(preset="cpu", **{k: v for k, v in vars(cfg).items() if k not in ("steps", "max_minutes")})
+    while not stop["requested"] and time.time() < deadline:
+        minutes_left = (deadline - time.time()) / 60 - 8          # leave time to measure and save
+        if minutes_left < 5: break
+        start = json.loads((init / "training.json").read_text())["minutes"] if not (run / "checkpoint.pt").exists() else None
+        done = start if start is not None else torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["log"]["minutes"]
+        target = done + min(args.eval_every, minutes_left)
+        log = train_prior(args.name, run, cfg, faces=faces, device="cpu", progress=False, init=init, steps=10**8, max_minutes=target)
+        stop["requested"] |= log["minutes"] < target - 0.05      # train_prior stopped early: SIGTERM reached it
+        save_prior(run, campaign, overwrite=True, note="A campaign snapshot (benchmarks/prior_campaign.py): not the shipped weights.")
+        point = curve_point(log, curve["points"][-1], measure(campaign, args.n, embedder), args.threads, cfg.batch_size)
+        curve["points"].append(point)
+        curve["machine"] = machine(torch.device("cpu"))
+        atomic_write_json(curve_file, curve)
+        print(json.dumps(point), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
