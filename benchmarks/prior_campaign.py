@@ -20,24 +20,24 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
-from prior_report import sample_batches  # noqa: E402
+from prior_report import measure_prior, measurement_faces  # noqa: E402
 
-from restoration_nb.core import atomic_write_json, face_names, load_faces  # noqa: E402
+from restoration_nb.core import atomic_write_json  # noqa: E402
 from restoration_nb.metrics import FaceEmbedder  # noqa: E402
-from restoration_nb.priors import (PRIOR_SPECS, TRAIN_PRESETS, WEIGHTS_DIR, caption, face_labels, load_prior,  # noqa: E402
-                                   load_training_faces, prior_quality, save_prior, train_prior)
+from restoration_nb.priors import (PRIOR_SPECS, TRAIN_PRESETS, WEIGHTS_DIR, load_prior, load_training_faces,  # noqa: E402
+                                   save_prior, train_prior)
 
 CAMPAIGNS = Path(__file__).resolve().parent / "campaign"
 RUNS = Path("runs/campaign")
 
 
-def measure(folder: Path, n: int, embedder: FaceEmbedder) -> dict:
-    "Detection rate and Frechet distance of `n` samples of the prior in `folder`, as benchmarks/prior_report.py measures them."
+def measure(folder: Path, faces: dict, embedder: FaceEmbedder) -> dict:
+    "The prior in `folder` measured as benchmarks/prior_report.py measures it: detection, Frechet distance, prompt following."
     prior = load_prior(folder, sampler="ddim", device="cpu", dtype=torch.float32)
-    captions = [caption(face_labels(x)) for x in face_names("heldout")[2 * n:3 * n]] if prior.conditional else None
-    samples = sample_batches(prior, n, captions, seed=0, batch=64)
-    quality = prior_quality(samples, load_faces(n, start=0), load_faces(n, start=n), embedder)
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()}
+    _, quality, followed = measure_prior(prior, faces, embedder)
+    quality = {k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()}
+    shares = {k: v["share"] for k, v in followed.items()} if followed else None
+    return dict(quality, prompt_share=shares, reference=faces["reference_is"])
 
 
 def curve_point(log: dict, before: dict | None, quality: dict, threads: int, batch: int) -> dict:
@@ -47,6 +47,7 @@ def curve_point(log: dict, before: dict | None, quality: dict, threads: int, bat
     return dict(step=log["step"], samples_seen=seen, train_minutes=round(log["minutes"], 1), threads=threads,
                 loss_last_200=round(float(np.mean(recent)), 5) if recent else None,
                 detection=quality["detection_rate"], fd=quality["fd"], fd_floor=quality.get("fd_floor"), samples=quality["samples"],
+                prompt_share=quality["prompt_share"], reference=quality["reference"],
                 date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -65,13 +66,18 @@ def main() -> int:
     campaign, run = CAMPAIGNS / args.name / "prior", RUNS / args.name
     curve_file = CAMPAIGNS / args.name / "curve.json"
     curve = json.loads(curve_file.read_text()) if curve_file.is_file() else dict(name=args.name, points=[])
-    embedder = FaceEmbedder()
+    embedder, faces = FaceEmbedder(), measurement_faces(args.n)
     init = campaign if (campaign / "training.json").is_file() else WEIGHTS_DIR / args.name
-    if not curve["points"]:              # the starting point: the weights we begin from, measured the same way
-        before = json.loads((init / "training.json").read_text())
+    last = curve["points"][-1] if curve["points"] else None
+    before = json.loads((init / "training.json").read_text())
+    moved = last is not None and last["step"] != before["step"]      # saved at the end of a sitting cut short of measuring
+    if last is None or moved or last.get("reference") != faces["reference_is"]:   # the weights we begin from, measured this way
         start_log = dict(step=before["step"], minutes=before["minutes"], losses=[])
-        curve["points"].append(dict(curve_point(start_log, None, measure(init, args.n, embedder), None, before["config"]["batch_size"]),
-                                    note=f"start: {init.relative_to(init.parents[2])}"))
+        point = curve_point(start_log, last,
+                            measure(init, faces, embedder), None, before["config"]["batch_size"])
+        note = "start" if last is None else "the same weights re-measured against the current reference faces"
+        if moved: note = "the weights saved when the last sitting ended, measured at the start of this one"
+        curve["points"].append(dict(point, note=f"{note}: {init.relative_to(init.parents[2])}"))
         curve_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(curve_file, curve)
     cfg = TRAIN_PRESETS["cpu"]
@@ -86,7 +92,7 @@ def main() -> int:
         log = train_prior(args.name, run, cfg, faces=faces, device="cpu", progress=False, init=init, steps=10**8, max_minutes=target)
         stop["requested"] |= log["minutes"] < target - 0.05      # train_prior stopped early: SIGTERM reached it
         save_prior(run, campaign, overwrite=True, note="A campaign snapshot (benchmarks/prior_campaign.py): not the shipped weights.")
-        point = curve_point(log, curve["points"][-1], measure(campaign, args.n, embedder), args.threads, cfg.batch_size)
+        point = curve_point(log, curve["points"][-1], measure(campaign, faces, embedder), args.threads, cfg.batch_size)
         curve["points"].append(point)
         curve["machine"] = machine(torch.device("cpu"))
         atomic_write_json(curve_file, curve)

@@ -41,6 +41,32 @@ def sample_batches(prior, n: int, prompts, seed: int, batch: int) -> torch.Tenso
     return torch.cat(out)
 
 
+def measurement_faces(n: int) -> dict:
+    """Three disjoint batches of `n` held-out faces, spread over the whole split by a seeded shuffle (the split is sorted
+    by name, so a slice of it would hold a narrow band of ages): the reference the samples are measured against, the
+    floor batch (real faces against the reference), and the captioned faces whose captions prompt a conditional prior."""
+    names = face_names("heldout")
+    if 3 * n > len(names): raise SystemExit(f"--n {n}: the held-out split has {len(names)} faces; need 3 x n")
+    order = torch.randperm(len(names), generator=make_generator(0))
+    every = load_faces(len(names))
+    reference, floor, captioned = (order[k * n:(k + 1) * n] for k in range(3))
+    rule = f"of the {len(names)} held-out faces shuffled by torch.randperm with make_generator(0)"
+    return dict(reference=every[reference], floor=every[floor], captioned=every[captioned],
+                captions=[caption(face_labels(names[i])) for i in captioned.tolist()],
+                reference_is=f"faces 0..{n - 1} {rule}", floor_is=f"faces {n}..{2 * n - 1} {rule}, against the reference")
+
+
+def measure_prior(prior, faces: dict, embedder: FaceEmbedder, batch: int = 64) -> tuple:
+    """`prior`'s samples (one per reference face; a conditional prior prompted with the captions), their detection rate and
+    Frechet distance against `faces` from `measurement_faces`, and for a conditional prior how well they follow prompts."""
+    n = len(faces["reference"])
+    prompts = faces["captions"] if prior.conditional else None
+    samples = sample_batches(prior, n, prompts, seed=0, batch=batch)
+    quality = prior_quality(samples, faces["reference"], faces["floor"], embedder)
+    followed = follows_prompts(samples, faces["captioned"], prompts) if prompts else None
+    return samples, quality, followed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -56,21 +82,14 @@ def main(argv=None) -> int:
     if args.timing_only: return timing_only(args, device)
     if args.train_classifier: return train_classifier(args)
     out = check_output_path(RESULTS / f"priors_{device.type}.json", overwrite=args.overwrite)
-    if len(face_names("heldout")) < 3 * args.n:
-        raise SystemExit(f"--n {args.n}: the held-out split has {len(face_names('heldout'))} faces; need 3 x n")
-    reference, floor = load_faces(args.n, start=0), load_faces(args.n, start=args.n)
-    captions = [caption(face_labels(n)) for n in face_names("heldout")[2 * args.n:3 * args.n]]   # labels only
-    captioned = load_faces(args.n, start=2 * args.n)                                              # the faces behind them
+    faces = measurement_faces(args.n)
     embedder = FaceEmbedder()
-    report = dict(machine=machine(device), n=args.n, sampler="DDIM", steps=STEPS,
-                  reference=f"held-out faces 0..{args.n - 1}", floor=f"held-out faces {args.n}..{2 * args.n - 1} against the reference",
-                  priors={})
+    report = dict(machine=machine(device), n=args.n, sampler="DDIM", steps=STEPS, reference=faces["reference_is"],
+                  floor=faces["floor_is"], priors={})
     for name in args.priors:
         prior = load_prior(name, sampler="ddim", device=device, dtype=torch.float32)
-        prompts = captions if prior.conditional else None
-        samples = sample_batches(prior, args.n, prompts, seed=0, batch=args.batch)
-        quality = prior_quality(samples, reference, floor, embedder)
-        prompts_followed = follows_prompts(samples, captioned, captions) if prompts else None
+        prompts = faces["captions"] if prior.conditional else None
+        samples, quality, prompts_followed = measure_prior(prior, faces, embedder, batch=args.batch)
         one = timed(lambda i: sample_prior(prior, 1, num_steps=STEPS, prompt="face", guidance_scale=GUIDANCE, seed=i, progress=False),
                     device, warmup=1, runs=5)
         training = json.loads((prior.folder / "training.json").read_text()) if prior.folder and (prior.folder / "training.json").is_file() else {}

@@ -21,8 +21,8 @@ __all__ = ['MODEL_KINDS', 'MODEL_REGISTRY', 'ATTENTION_PROJECTIONS', 'SCHEDULER_
            'tiny_sd3_transformer_config', 'model_class', 'model_config', 'build_model', 'param_count', 'model_table',
            'dummy_inputs', 'time_forward', 'self_attention_layers', 'MissingConfigError', 'load_model',
            'scheduler_class', 'make_scheduler', 'load_scheduler', 'check_step', 'noise_to_step', 'predict_x0',
-           'ddim_step', 'sampling_timesteps', 'StepState', 'sample_from_step', 'EmpiricalDenoiser', 'restore_from_step',
-           'load_unet_prior']
+           'diffusion_target', 'ddim_step', 'sampling_timesteps', 'StepState', 'sample_from_step', 'EmpiricalDenoiser',
+           'restore_from_step', 'load_unet_prior']
 
 # %% ../nbs/02_backbones.ipynb #c005
 def ddpm_celebahq_256_config() -> dict:
@@ -345,6 +345,21 @@ def predict_x0(model_output: torch.Tensor, x_t: torch.Tensor, t, scheduler, pred
     x0_hat = (x - (1 - abar) ** 0.5 * out) / abar ** 0.5 if kind == "epsilon" else abar ** 0.5 * x - (1 - abar) ** 0.5 * out
     return x0_hat.to(x_t.dtype)
 
+# %% ../nbs/02_backbones.ipynb #c051b
+def diffusion_target(x0: torch.Tensor, noise: torch.Tensor, t, scheduler) -> torch.Tensor:
+    """What a denoiser trained with `scheduler` should output at x_t = noise_to_step(x0, t, noise=noise): the noise
+    (epsilon), v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0 (v_prediction) or x0 itself (sample); in x0's dtype."""
+    kind = scheduler.config.prediction_type
+    if kind not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type {kind!r} is not supported; expected one of {', '.join(PREDICTION_TYPES)}")
+    if noise.shape != x0.shape:
+        raise ValueError(f"noise has shape {tuple(noise.shape)}; expected the shape of x0, {tuple(x0.shape)}")
+    t = _per_sample_steps(check_step(t, scheduler, "t"), len(x0), x0.device, "t")
+    if kind == "epsilon": return noise.to(x0)
+    if kind == "sample": return x0
+    abar = _alphas_cumprod(scheduler, x0.device)[t].view(-1, *([1] * (x0.ndim - 1)))
+    return (abar ** 0.5 * noise.to(x0.device).float() - (1 - abar) ** 0.5 * x0.float()).to(x0.dtype)
+
 # %% ../nbs/02_backbones.ipynb #c053
 def ddim_step(scheduler, model_output: torch.Tensor, t: int, prev_t: int, x_t: torch.Tensor, eta: float = 0.0,
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -483,13 +498,14 @@ def sample_from_step(model, x_K: torch.Tensor, K: int, scheduler, num_steps: int
 
 # %% ../nbs/02_backbones.ipynb #c079
 class EmpiricalDenoiser(torch.nn.Module):
-    "The exact posterior-mean denoiser of a finite image set `images` (N, C, H, W); predicts epsilon like a UNet."
+    "The exact posterior-mean denoiser of a finite image set `images` (N, C, H, W); outputs what `scheduler` predicts, like a UNet."
     def __init__(self, images: torch.Tensor, scheduler):
         super().__init__()
         if not isinstance(images, torch.Tensor) or images.ndim != 4:
             raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected (N, C, H, W)")
         self.register_buffer("images", images.float())
         self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.float().clone())
+        self.scheduler = scheduler
     def x0_hat(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         "The posterior mean E[x0 | x_t]: a softmax-weighted average of the images."
         abar = self.alphas_cumprod[t].view(-1, 1)
@@ -499,7 +515,8 @@ class EmpiricalDenoiser(torch.nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = t.to(self.images.device).long().expand(len(x_t))
         abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
-        return (x_t - abar.sqrt() * self.x0_hat(x_t, t)) / (1 - abar).sqrt()
+        x0 = self.x0_hat(x_t, t)
+        return diffusion_target(x0, (x_t - abar.sqrt() * x0) / (1 - abar).sqrt(), t, self.scheduler)
 
 # %% ../nbs/02_backbones.ipynb #c084
 def restore_from_step(y: torch.Tensor, model, scheduler, K: int, num_steps: int | None = None,

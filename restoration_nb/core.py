@@ -23,7 +23,7 @@ SETTINGS_SECTION = "restoration_nb"
 DEFAULT_SETTINGS = dict(
     device="auto", dtype="auto", seed=0,
     prior="micro-ddpm-faces64", conditional_prior="micro-sd-faces64", image_size=64,
-    K=200, skip_period=10, phi=1.0, threshold_a=0.8, sampler="ddim", num_steps=20,
+    K=200, skip_period=10, phi=1.0, threshold_a=0.8, w=0.05, sampler="ddim", num_steps=20,
     data_dir="../shared/data", output_dir="outputs",
 )
 _PATH_SETTINGS = ("data_dir", "output_dir")
@@ -124,7 +124,7 @@ def make_generator(seed: int | None = None, device: str | torch.device | None = 
 
 # %% ../nbs/00_core.ipynb #c019
 MIN_IMAGE_SIZE = 16
-SQUARE_MODES = ("error", "center_crop", "pad", "resize")
+SQUARE_MODES = ("error", "center_crop", "pad", "resize", "keep")
 
 class ImageInputError(ValueError):
     "An input image the toolkit cannot use, with the reason."
@@ -145,7 +145,7 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
 
 def _square(img: Image.Image, square: str, name: str) -> Image.Image:
     w, h = img.size
-    if w == h: return img
+    if w == h or square == "keep": return img
     if square == "error":
         raise ImageInputError(f"{name} is {w}x{h} px, not square; pass square='center_crop', 'pad' or 'resize' (--square on the command line) to choose how to make it square")
     if square == "center_crop":

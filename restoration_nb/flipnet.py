@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import Table, atomic_write_json, check_images, comparison_grid, knob_widget, make_generator, setting
-from .backbones import ATTENTION_PROJECTIONS, build_model, noise_to_step, predict_x0, sample_from_step, self_attention_layers
+from .backbones import (ATTENTION_PROJECTIONS, build_model, diffusion_target, noise_to_step, predict_x0,
+                                      sample_from_step, self_attention_layers)
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
 from .priors import (WEIGHTS_DIR, PatchDiscriminator, Prior, _save_checkpoint, _Stop, any_process, average_gradients, caption, check_bf16_or_fp32,
@@ -318,10 +319,11 @@ def flipnet_loss(net: FlipNet, hq: torch.Tensor, lq: torch.Tensor, mode: str, pr
     prompts = ["" if d else p for p, d in zip(prompts, drop.tolist())]
     ctx = net.context(prompts, c if mode == "restoration" else None, keep.to(device))
     with dual_stream(net.model):
-        eps = net.model(x_t, t, encoder_hidden_states=torch.cat([ctx, ctx])).sample
-    parts = dict(diffusion=F.mse_loss(eps.float(), noise.float()))
+        out = net.model(x_t, t, encoder_hidden_states=torch.cat([ctx, ctx])).sample
+    target = diffusion_target(torch.cat([x, c]), noise, t, scheduler)     # the prior's own parametrisation, both streams
+    parts = dict(diffusion=F.mse_loss(out.float(), target.float()))
     if mode == "restoration":
-        x0_hat = predict_x0(eps[:n], x_t[:n], t[:n], scheduler).float()
+        x0_hat = predict_x0(out[:n], x_t[:n], t[:n], scheduler).float()
         parts["mse"] = cfg.mse_weight * (x0_hat - x.float()).square().mean()
         if perceptual is not None and cfg.perceptual_weight > 0:
             parts["perceptual"] = cfg.perceptual_weight * perceptual(x0_hat.clamp(-1, 1), x.float()).mean()

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .core import (Table, atomic_write_json, check_images, comparison_grid, knob_widget,
                                  make_generator, setting)
-from .backbones import (EmpiricalDenoiser, StepState, _model_output, noise_to_step, predict_x0,
+from .backbones import (EmpiricalDenoiser, StepState, _model_output, diffusion_target, noise_to_step, predict_x0,
                                       sample_from_step, scheduler_class)
 from .metrics import FaceEmbedder, evaluate, psnr
 from .priors import (CHECKPOINT, Prior, _save_checkpoint, _Stop, any_process, mean_over_processes, micro_batch,
@@ -243,7 +243,7 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
     net = _trainable(model, cfg).to(device)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=0.0)
-    abar = scheduler.alphas_cumprod.float().to(device)
+    T = int(scheduler.config.num_train_timesteps)
     g = make_generator(cfg.seed)
     log = dict(prior=prior.name, config=asdict(cfg), album=_fingerprint(album), album_size=len(album), step=0, minutes=0.0, losses=[],
                device=str(device), processes=acc.num_processes, trainable_params=sum(p.numel() for p in params))
@@ -270,13 +270,13 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
         while log["step"] < cfg.steps and not stop.requested:
             part = micro_batch(acc, cfg.batch_size)
             idx = torch.randint(len(data), (whole,), generator=g)[part]
-            t = torch.randint(len(abar), (whole,), generator=g)[part].to(device)
+            t = torch.randint(T, (whole,), generator=g)[part].to(device)
             noise = torch.randn((whole, *data.shape[1:]), generator=g)[part].to(device)
-            a = abar[t].view(-1, 1, 1, 1)
-            x_t = a.sqrt() * data[idx.to(device)] + (1 - a).sqrt() * noise
+            x0 = data[idx.to(device)]
             with acc.autocast():
-                out = wrapped(x_t, t)
-            loss = ((out.sample if hasattr(out, "sample") else out).float() - noise).square().mean()
+                out = wrapped(noise_to_step(x0, t, scheduler, noise=noise), t)
+            target = diffusion_target(x0, noise, t, scheduler)
+            loss = ((out.sample if hasattr(out, "sample") else out).float() - target).square().mean()
             opt.zero_grad(set_to_none=True); acc.backward(loss); opt.step()
             log["step"] += 1; log["losses"].append(round(mean_over_processes(acc, loss), 5))
             log["minutes"] = minutes_before + (time.time() - start) / 60

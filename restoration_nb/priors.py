@@ -13,8 +13,8 @@ import torch
 from tqdm.auto import tqdm
 from .core import (atomic_write_bytes, atomic_write_json, face_data_dir, face_names, UTKFACE_ZIP, HELDOUT_RULE,
                                  get_device, make_generator, setting)
-from .backbones import (build_model, make_scheduler, load_model, load_scheduler, load_unet_prior, scheduler_class,
-                                      sample_from_step)
+from .backbones import (build_model, diffusion_target, make_scheduler, noise_to_step, load_model,
+                                      load_scheduler, load_unet_prior, scheduler_class, sample_from_step)
 from .metrics import FaceEmbedder, frechet_distance
 
 # %% auto #0
@@ -391,9 +391,7 @@ def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple
                 x0 = device_images[idx[part].to(device)].float().div(127.5).sub(1)
                 x0 = torch.where(flip[part].to(device)[:, None, None, None], x0.flip(-1), x0)
                 tt, eps = t[part].to(device), noise[part].to(device)
-                a = abar[tt].view(-1, 1, 1, 1)
-                x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-                target = eps if cfg.prediction_type == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0
+                x_t, target = noise_to_step(x0, tt, sched, noise=eps), diffusion_target(x0, eps, tt, sched)
                 with acc.accumulate(*wrapped):
                     kw = dict(encoder_hidden_states=wrapped[1](ids[part].to(device))) if prompts else {}
                     with acc.autocast():

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .core import (Table, atomic_write_json, check_images, get_device, knob_widget,
                                  make_generator, setting)
-from .backbones import ATTENTION_PROJECTIONS, noise_to_step, self_attention_layers
+from .backbones import ATTENTION_PROJECTIONS, diffusion_target, noise_to_step, self_attention_layers
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate, psnr
 from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, any_process, caption, face_labels, load_prior,
@@ -229,31 +229,31 @@ def lora_state(model) -> dict:
     return {k: v for k, v in model.state_dict().items() if "lora_" in k}
 
 # %% ../nbs/09_restoration_adapter.ipynb #c024
-OBJECTIVES = ("epsilon", "flow_matching")
+OBJECTIVES = ("diffusion", "flow_matching")
 
 def _check_objective(objective: str, scheduler):
     if objective not in OBJECTIVES: raise ValueError(f"objective={objective!r}; expected one of {', '.join(OBJECTIVES)}")
-    if objective == "epsilon" and scheduler is None:
-        raise ValueError("the epsilon objective needs the prior's DDPM/DDIM scheduler (scheduler=...)")
+    if objective == "diffusion" and scheduler is None:
+        raise ValueError("the diffusion objective needs the prior's DDPM/DDIM scheduler (scheduler=...)")
 
-def adapter_draws(shape, generator: torch.Generator | None = None, objective: str = "epsilon", scheduler=None) -> tuple:
-    "The random part of one batch of `adapter_loss`: noise of `shape`, and timesteps (epsilon) or sigmas (flow matching)."
+def adapter_draws(shape, generator: torch.Generator | None = None, objective: str = "diffusion", scheduler=None) -> tuple:
+    "The random part of one batch of `adapter_loss`: noise of `shape`, and timesteps (diffusion) or sigmas (flow matching)."
     _check_objective(objective, scheduler)
     noise = torch.randn(shape, generator=generator)
-    if objective == "epsilon": return noise, torch.randint(int(scheduler.config.num_train_timesteps), (shape[0],), generator=generator)
+    if objective == "diffusion": return noise, torch.randint(int(scheduler.config.num_train_timesteps), (shape[0],), generator=generator)
     return noise, torch.rand(shape[0], generator=generator)
 
 def adapter_loss(model, adapters: RestorationAdapters, x0: torch.Tensor, c_lq: torch.Tensor, generator: torch.Generator | None = None,
-                 objective: str = "epsilon", scheduler=None, draws: tuple | None = None, **model_kwargs) -> torch.Tensor:
-    """The prior's own loss on clean `x0`, the adapters conditioned on `c_lq`: epsilon MSE (DDPM `scheduler`) or flow matching (SD3).
+                 objective: str = "diffusion", scheduler=None, draws: tuple | None = None, **model_kwargs) -> torch.Tensor:
+    """The prior's own loss on clean `x0`, the adapters conditioned on `c_lq`: the diffusion MSE (a DDPM `scheduler`: its epsilon or v target) or flow matching (SD3).
     `draws` (from `adapter_draws`) fixes the noise and timesteps; else they are drawn from `generator`."""
     _check_objective(objective, scheduler)
     noise, t = draws if draws is not None else adapter_draws(x0.shape, generator, objective, scheduler)
     noise = noise.to(x0)
-    if objective == "epsilon":
+    if objective == "diffusion":
         t = t.to(x0.device)
         with adapters.condition(c_lq): pred = model(noise_to_step(x0, t, scheduler, noise=noise), t, **model_kwargs).sample
-        target = noise
+        target = diffusion_target(x0, noise, t, scheduler)
     else:
         sigma = t.to(x0).view(-1, 1, 1, 1)
         with adapters.condition(c_lq):
@@ -324,7 +324,7 @@ class _AdapterObjective(torch.nn.Module):
         super().__init__()
         self.model, self.adapters, self.scheduler = ap.model, ap.adapters, ap.prior.scheduler
     def forward(self, hq, lq, draws, ctx):
-        return adapter_loss(self.model, self.adapters, hq, lq, objective="epsilon", scheduler=self.scheduler, draws=draws, encoder_hidden_states=ctx)
+        return adapter_loss(self.model, self.adapters, hq, lq, objective="diffusion", scheduler=self.scheduler, draws=draws, encoder_hidden_states=ctx)
 
 def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: AdapterConfig | str = "cpu",
                               out_dir=None, overwrite: bool = False, device=None, progress: bool = True, **overrides) -> tuple[AdaptedPrior, dict]:
@@ -364,7 +364,7 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
             hq = images[idx].float().div(127.5).sub(1).to(device) if images.dtype == torch.uint8 else images[idx].float().to(device)
             lq, _ = second_order_degrade(hq, generator=g)
             drop = (torch.rand(whole, generator=g) < cfg.prompt_drop).tolist()
-            noise, t = adapter_draws(hq.shape, g, "epsilon", ap.prior.scheduler)
+            noise, t = adapter_draws(hq.shape, g, "diffusion", ap.prior.scheduler)
             ctx = ap.prior.encode(["" if d else captions[j] for j, d in zip(idx[part].tolist(), drop[part])])
             with acc.autocast():
                 loss = objective(hq[part], lq[part], (noise[part], t[part]), ctx)
@@ -409,6 +409,7 @@ def check_threshold(a) -> float:
     return float(a)
 
 def check_rss_weight(w) -> float:
+    w = setting("w", w)
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
         raise ValueError(f"w={w!r}; expected a weight >= 0 (0 switches RSS off, the paper uses 0.05)")
     return float(w)
@@ -420,7 +421,7 @@ def rss_g(t, T: int, a: float | None = None) -> float:
 
 class RestorationSamplingStrategy:
     "Wraps a diffusers scheduler: after each of its steps, z_t = z'_t + w g(t, T; a) (c_lq - z'_t). Everything else is the scheduler's."
-    def __init__(self, scheduler, c_lq: torch.Tensor, w: float = 0.05, a: float | None = None):
+    def __init__(self, scheduler, c_lq: torch.Tensor, w: float | None = None, a: float | None = None):
         if not hasattr(scheduler, "step") or not hasattr(scheduler, "config"):
             raise TypeError(f"RSS wraps a diffusers scheduler, got {type(scheduler).__name__}")
         self.wrapped, self.c_lq, self.w, self.a = scheduler, c_lq, check_rss_weight(w), check_threshold(a)
@@ -439,14 +440,14 @@ class RestorationSamplingStrategy:
         out.prev_sample = z
         return out
 
-def restoration_sampling_strategy(scheduler, c_lq: torch.Tensor, w: float = 0.05, a: float | None = None) -> RestorationSamplingStrategy:
+def restoration_sampling_strategy(scheduler, c_lq: torch.Tensor, w: float | None = None, a: float | None = None) -> RestorationSamplingStrategy:
     "`scheduler` with RSS: the LQ latent `c_lq`, weight `w`, threshold `a` (default: the lab's `threshold_a`)."
     return RestorationSamplingStrategy(scheduler, c_lq, w, a)
 
-def rss_plot(a: float | None = None, w: float = 0.05, T: int = 1000, ax=None):
+def rss_plot(a: float | None = None, w: float | None = None, T: int = 1000, ax=None):
     "g(t, T; a) and w g against t, from t = T (noise) down to 0."
     import matplotlib.pyplot as plt
-    a = check_threshold(a)
+    a, w = check_threshold(a), check_rss_weight(w)
     ax = ax or plt.subplots(figsize=(3.2, 2.4))[1]
     ts = torch.linspace(T, 0, 201)
     ax.plot(ts, [rss_g(t, T, a) for t in ts], label="g(t, T; a)")
@@ -486,7 +487,7 @@ def replace_wrapped(scheduler, fresh):
     return fresh
 
 # %% ../nbs/09_restoration_adapter.ipynb #c045
-def adapter_restore(ap: AdaptedPrior, lq: torch.Tensor, a: float | None = None, w: float = 0.05, sampler: str = "ddim", num_steps: int | None = None,
+def adapter_restore(ap: AdaptedPrior, lq: torch.Tensor, a: float | None = None, w: float | None = None, sampler: str = "ddim", num_steps: int | None = None,
                     guidance_scale: float = 1.0, prompt: str = "face", seed: int | None = None, progress: bool = True) -> torch.Tensor:
     "Restore the LQ faces `lq`: the adapters conditioned on `lq`, RSS (weight `w`, threshold `a`) around `sampler`, from noise."
     lq = check_images(lq, "lq")
