@@ -8,9 +8,10 @@ import argparse, json, os, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'RESTORE_RECIPES', 'COMMANDS', 'CLIError', 'image_files', 'cmd_degrade', 'cmd_evaluate', 'cmd_sweep',
-           'cmd_demo', 'cmd_sample', 'cmd_train_prior', 'cmd_save_prior', 'cmd_restore', 'cmd_lab', 'build_parser',
-           'main']
+__all__ = ['IMAGE_SUFFIXES', 'RESTORE_METHODS', 'RESTORE_RECIPES', 'METHOD_KNOBS', 'RECIPES_K', 'RECIPES_N', 'RESTORE_EXAMPLES',
+           'COMMANDS', 'CLIError', 'image_files', 'cmd_degrade', 'cmd_evaluate', 'cmd_sweep', 'cmd_demo', 'cmd_sample',
+           'cmd_train_prior', 'cmd_save_prior', 'check_method_knobs', 'read_references', 'recipe_overrides',
+           'gen2res_restorer', 'method_restorer', 'restore_one_photo', 'cmd_restore', 'cmd_lab', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #c005
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -198,36 +199,207 @@ def cmd_save_prior(args) -> int:
     return 0
 
 # %% ../nbs/05_cli.ipynb #c019
+RESTORE_METHODS = ("gen2res", "flipnet", "adapter", "instant")
 RESTORE_RECIPES = ("fast", "published", "none")
+METHOD_KNOBS = dict(gen2res=("K", "n", "recipe", "refs", "prior", "num_steps", "finetune_steps", "run_dir"),
+                    flipnet=("phi", "num_steps"), adapter=("a", "w", "num_steps"), instant=("refs",))
 
-def cmd_restore(args) -> int:
-    from restoration_nb.core import read_images, save_image, check_output_path, atomic_write_json, get_device, setting
-    from restoration_nb.priors import load_prior
+def _flag(knob: str) -> str:
+    "The command-line flag of a knob: num_steps -> --num-steps."
+    return "--" + knob.replace("_", "-")
+
+def check_method_knobs(args) -> None:
+    "Refuse a knob that `args.method` does not take, and knobs that its settings make meaningless."
+    takes = METHOD_KNOBS[args.method]
+    for knob in dict.fromkeys(k for knobs in METHOD_KNOBS.values() for k in knobs):
+        if getattr(args, knob) is not None and knob not in takes:
+            owners = " and ".join(m for m, knobs in METHOD_KNOBS.items() if knob in knobs)
+            raise CLIError(f"{_flag(knob)} is a knob of {owners}; --method {args.method} takes "
+                           + ", ".join(map(_flag, takes)))
+    for knob in ("n", "num_steps", "finetune_steps"):
+        if getattr(args, knob) is not None and getattr(args, knob) < 1:
+            raise CLIError(f"{_flag(knob)} {getattr(args, knob)}; expected an integer >= 1")
+    recipe = args.recipe or "fast"
+    if args.method == "gen2res" and recipe == "none":
+        for knob in ("n", "refs", "finetune_steps", "run_dir"):
+            if getattr(args, knob) is not None:
+                raise CLIError(f"{_flag(knob)} shapes the album and its fine-tune, which --recipe none skips")
+    if args.method == "gen2res" and recipe == "published" and args.num_steps is not None:
+        raise CLIError("--num-steps: --recipe published restores with DDPM, every step from K; "
+                       "use --recipe fast or none")
+    if args.method == "instant" and args.refs is None:
+        raise CLIError("--method instant needs --refs FOLDER: 1 to 4 photos of the same person")
+
+# %% ../nbs/05_cli.ipynb #c019a
+def read_references(paths: list[Path], size: int, has_aligned: bool = False):
+    "Reference photos as aligned (R, 3, size, size) crops of their largest face (whole if `has_aligned`)."
+    import torch
+    import torch.nn.functional as F
+    from restoration_nb.core import read_image
+    from restoration_nb.faces import detect_faces, align_face
+    crops = []
+    for path in paths:
+        photo = read_image(path, square="keep")
+        if has_aligned:
+            crop = F.interpolate(photo, size=(size, size), mode="bicubic", antialias=True,
+                                 align_corners=False)
+            crops.append(crop.clamp(-1, 1))
+            continue
+        faces = detect_faces(photo)
+        if not faces:
+            raise CLIError(f"reference '{path}' has no face that dlib finds; expected a photo of the "
+                           "person's face (or --has-aligned for aligned face crops)")
+        crops.append(align_face(photo, faces[0], size)[0])
+    return torch.cat(crops)
+
+# %% ../nbs/05_cli.ipynb #c019a2
+def recipe_overrides(args, base, scheduler) -> dict:
+    "The gen2res recipe fields the knobs change: restore_K (checked), skip_period, restore_steps, fine-tune."
     from dataclasses import replace
-    from restoration_nb.gen2res import restore_by_generation, restore_with_album, RECIPES, CONSTRAIN_PRESETS
-    inputs = image_files(args.inputs)
-    album_files = image_files([args.album]) if args.album else []
-    out_dir = Path(args.out)
-    outs = _planned_outputs(inputs, out_dir)
-    for out in outs + [out_dir / "restore.json"]: check_output_path(out, inputs=inputs + album_files, overwrite=args.overwrite)
-    device, seed = get_device(args.device), int(setting("seed", args.seed))
+    from restoration_nb.gen2res import check_K, CONSTRAIN_PRESETS
+    overrides = dict(restore_K=check_K(base.restore_K if args.K is None else args.K, scheduler))
+    overrides["skip_period"] = base.skip_period if args.n is None else args.n
+    if args.num_steps is not None: overrides["restore_steps"] = args.num_steps
+    if args.finetune_steps is not None:
+        overrides["constrain"] = replace(CONSTRAIN_PRESETS[base.constrain], steps=args.finetune_steps)
+    return overrides
+
+# %% ../nbs/05_cli.ipynb #c019b
+def gen2res_restorer(args, device, seed: int) -> tuple:
+    "gen2res's restorer on crops, its face size, and the knobs in force (recipe, K, n, steps, album)."
+    import torch
+    from restoration_nb.core import setting
+    from restoration_nb.priors import load_prior
+    from restoration_nb.gen2res import restore_by_generation, restore_with_album, as_denoiser, check_K
+    from restoration_nb.gen2res import RECIPES
     prior = load_prior(setting("prior", args.prior), device=device)
-    y = read_images(inputs, size=prior.size, square=args.square).to(device)
-    K = int(setting("K", args.K)) if args.recipe == "none" or args.K is not None else RECIPES[args.recipe].restore_K
-    record = dict(prior=prior.name, recipe=args.recipe, K=K, seed=seed, album=[str(p) for p in album_files], images=[])
-    if args.recipe == "none":
-        restored = restore_by_generation(prior, y, K, num_steps=args.num_steps, seed=seed, progress=not args.quiet)
-    else:
-        album = read_images(album_files, size=prior.size, square=args.square).to(device) if album_files else None
-        steps = {} if args.finetune_steps is None else dict(constrain=replace(CONSTRAIN_PRESETS[RECIPES[args.recipe].constrain], steps=args.finetune_steps))
-        result = restore_with_album(prior, y, args.recipe, album=album, seed=seed, out_dir=args.run_dir, progress=not args.quiet, restore_K=K, **steps)
-        restored, record["seconds"], record["recipe_settings"] = result["restored"], result["seconds"], result["recipe"]
-    for inp, out, x in zip(inputs, outs, restored):
-        save_image(x, out, overwrite=args.overwrite, inputs=inputs + album_files)
-        record["images"].append(dict(input=str(inp), output=str(out)))
-    atomic_write_json(out_dir / "restore.json", record)
-    print(f"restored {len(inputs)} image(s) into '{out_dir}' (recipe {args.recipe}, K={K}, seed {seed})")
-    return 0
+    recipe, progress = args.recipe or "fast", not args.quiet
+    scheduler = as_denoiser(prior)[1]   # refuses a conditional prior
+    if recipe == "none":
+        K, steps = check_K(int(setting("K", args.K)), scheduler), int(setting("num_steps", args.num_steps))
+        knobs = dict(prior=prior.name, recipe=recipe, K=K, num_steps=steps)
+        def restore(crops):
+            restored = restore_by_generation(prior, crops.to(device), K, steps, seed=seed, progress=progress)
+            return restored.cpu()
+        return restore, prior.size, knobs
+    overrides = recipe_overrides(args, RECIPES[recipe], scheduler)
+    album = None
+    if args.refs: album = read_references(image_files([args.refs]), prior.size, args.has_aligned).to(device)
+    knobs = dict(prior=prior.name, recipe=recipe, K=overrides["restore_K"], n=overrides["skip_period"],
+                 refs=args.refs, finetune_steps=args.finetune_steps)
+    def restore(crops):
+        with torch.enable_grad():   # the constrained prior is fine-tuned on the album
+            out = restore_with_album(prior, crops.to(device), recipe, album=album, seed=seed,
+                                     out_dir=args.run_dir, progress=progress, **overrides)
+        return out["restored"]
+    return restore, prior.size, knobs
+
+# %% ../nbs/05_cli.ipynb #c019c
+def method_restorer(args, device, seed: int) -> tuple:
+    "The restorer `--method` names, on aligned crops (N, 3, S, S) in [-1, 1]; its face size S; its knobs."
+    from restoration_nb.core import setting
+    if args.method == "gen2res": return gen2res_restorer(args, device, seed)
+    progress, steps = not args.quiet, int(setting("num_steps", args.num_steps))
+    if args.method == "flipnet":
+        from restoration_nb.flipnet import load_flipnet, flipnet_restore, check_phi
+        net = load_flipnet(device=device)
+        knobs = dict(phi=check_phi(setting("phi", args.phi)), num_steps=steps)
+        def restore(crops):
+            return flipnet_restore(net, crops.to(device), seed=seed, progress=progress, **knobs).cpu()
+        return restore, net.prior.size, knobs
+    if args.method == "adapter":
+        from restoration_nb.restoration_adapter import (load_restoration_adapter, adapter_restore,
+                                                        check_threshold, check_rss_weight)
+        ap = load_restoration_adapter(device=device)
+        knobs = dict(a=check_threshold(args.a), w=check_rss_weight(setting("w", args.w)), num_steps=steps)
+        def restore(crops):
+            return adapter_restore(ap, crops.to(device), seed=seed, progress=progress, **knobs).cpu()
+        return restore, ap.prior.size, knobs
+    from restoration_nb.instant_restore import load_instant_restore, instant_restore, check_references
+    ir = load_instant_restore(device=device)
+    refs = check_references(read_references(image_files([args.refs]), ir.size, args.has_aligned), ir.size)
+    def restore(crops): return instant_restore(ir, crops, references=refs, seed=seed, progress=progress)
+    return restore, ir.size, dict(refs=args.refs, references=len(refs[0]))
+
+# %% ../nbs/05_cli.ipynb #c019d
+def _face_record(face, folder: Path, index: int) -> dict:
+    "A restored face in the JSON report: where it was, how it was aligned, where its crops are."
+    points = None if face.landmarks is None else [[round(float(v), 2) for v in p] for p in face.landmarks]
+    return dict(box=[round(float(v), 2) for v in face.box], landmarks=points,
+                matrix=[[round(float(v), 5) for v in row] for row in face.matrix],
+                input_crop=str(folder / f"face{index}_input.png"),
+                restored_crop=str(folder / f"face{index}_restored.png"))
+
+
+# %% ../nbs/05_cli.ipynb #c019d2
+def restore_one_photo(path: Path, out: dict, restore, size: int, args, run: dict, inputs: list) -> dict:
+    "Restore one photo's faces; write its crops, the restored photo, the boxes figure, and last its report."
+    from restoration_nb.core import read_image, save_image, atomic_write_json
+    from restoration_nb.faces import restore_photo, draw_boxes
+    start, spent = time.time(), []
+    def timed(crops):
+        begin = time.time()
+        restored = restore(crops)
+        spent.append(time.time() - begin)
+        return restored
+    photo = read_image(path, square="keep")
+    result = restore_photo(photo, timed, size=size, upscale=args.upscale, has_aligned=args.has_aligned,
+                           only_center_face=args.only_center_face, min_face=args.min_face, detail=args.detail)
+    keep = dict(overwrite=args.overwrite, inputs=inputs)
+    for i, face in enumerate(result.faces):
+        save_image(face.crop, out["faces"] / f"face{i}_input.png", **keep)
+        save_image(face.restored, out["faces"] / f"face{i}_restored.png", **keep)
+    if result.faces: save_image(result.image, out["photo"], **keep)
+    if result.faces and "boxes" in out: save_image(draw_boxes(result.image, result), out["boxes"], **keep)
+    faces = [_face_record(f, out["faces"], i) for i, f in enumerate(result.faces)]
+    skipped = [dict(box=[round(float(v), 2) for v in s.face.box], reason=s.reason) for s in result.skipped]
+    seconds = dict(restore=round(sum(spent), 3), total=round(time.time() - start, 3))
+    report = dict(input=str(path), output=str(out["photo"]) if result.faces else None, method=run["method"],
+                  knobs=run["knobs"], seed=run["seed"], width=photo.shape[-1], height=photo.shape[-2],
+                  upscale=args.upscale, faces=faces, skipped=skipped, note=result.note, seconds=seconds)
+    atomic_write_json(out["report"], report)
+    return dict(input=str(path), output=report["output"], report=str(out["report"]), faces=len(result.faces),
+                skipped=len(result.skipped), note=result.note)
+
+# %% ../nbs/05_cli.ipynb #c019e
+def _photo_outputs(inputs: list[Path], out_dir: Path, boxes: bool) -> list[dict]:
+    "Each photo's outputs: the restored photo, its report, its crops' folder (and the figure with the boxes)."
+    planned = []
+    for photo in _planned_outputs(inputs, out_dir):
+        out = dict(photo=photo, report=photo.with_suffix(".json"), faces=out_dir / f"{photo.stem}_faces")
+        if boxes: out["boxes"] = out_dir / f"{photo.stem}_boxes.png"
+        planned.append(out)
+    return planned
+
+
+# %% ../nbs/05_cli.ipynb #c019e2
+def cmd_restore(args) -> int:
+    from tqdm.auto import tqdm
+    from restoration_nb.core import read_image, check_output_path, atomic_write_json, get_device, setting
+    check_method_knobs(args)
+    if args.upscale < 1:
+        raise CLIError(f"--upscale {args.upscale}; expected an integer >= 1 (1 keeps the photo's size)")
+    inputs, out_dir = image_files(args.inputs), Path(args.out)
+    refs = image_files([args.refs]) if args.refs else []
+    planned = _photo_outputs(inputs, out_dir, args.draw_boxes)
+    for path in [p for out in planned for p in out.values()] + [out_dir / "restore.json"]:
+        check_output_path(path, inputs=inputs + refs, overwrite=args.overwrite)
+    for path in inputs: read_image(path, square="keep")   # every photo can be read before any work starts
+    device, seed = get_device(args.device), int(setting("seed", args.seed))
+    restore, size, knobs = method_restorer(args, device, seed)
+    run = dict(method=args.method, knobs=knobs, seed=seed, device=str(device), upscale=args.upscale,
+               photos=[])
+    for path, out in zip(tqdm(inputs, desc="photos", disable=args.quiet or len(inputs) == 1), planned):
+        run["photos"].append(restore_one_photo(path, out, restore, size, args, run, inputs + refs))
+    atomic_write_json(out_dir / "restore.json", run)
+    done = [p for p in run["photos"] if p["faces"]]
+    print(f"restored {sum(p['faces'] for p in done)} face(s) in {len(done)} of {len(inputs)} photo(s) into "
+          f"'{out_dir}' (--method {args.method}, seed {seed})")
+    missed = [p for p in run["photos"] if not p["faces"]]
+    if not missed: return 0
+    print(f"restoration-nb restore: no face restored in {len(missed)} photo(s), so no photo was written "
+          "for them: " + "; ".join(f"{Path(p['input']).name}: {p['note']}" for p in missed), file=sys.stderr)
+    return 1
 
 # %% ../nbs/05_cli.ipynb #c018b
 def cmd_lab(args) -> int:
@@ -246,6 +418,25 @@ def cmd_lab(args) -> int:
         atomic_write_json(args.out, [dict(path=r.path, lab=r.lab, score=r.score, total=r.total, problem=r.problem, exercises=r.rows) for r in reports])
         print(f"reports written to {args.out}")
     return 0
+
+# %% ../nbs/05_cli.ipynb #c020a
+def _setting_text(name: str) -> str:
+    "A setting's value for a help text, or where it comes from if settings.ini cannot be read now."
+    from restoration_nb.core import setting
+    try: return f"settings.ini {name} = {setting(name)}"
+    except (ValueError, OSError): return f"settings.ini {name}"
+
+RECIPES_K, RECIPES_N = dict(fast=100, published=100), dict(fast=3, published=20)   # gen2res.RECIPES (a test checks)
+RESTORE_EXAMPLES = """exit status: 0 every photo restored; 1 a photo had no face to restore (its report
+says why, and no photo is written for it); 2 bad input (one line on stderr, nothing written).
+
+examples:
+  restoration-nb restore photos/ -o restored/ --method gen2res --K 100 --n 3
+  restoration-nb restore photos/ -o restored/ --method gen2res --refs album/ --finetune-steps 300
+  restoration-nb restore photo.jpg -o restored/ --method flipnet --phi 1.0 --upscale 2
+  restoration-nb restore photos/ -o restored/ --method adapter --a 0.8 --w 0.05 --draw-boxes
+  restoration-nb restore photo.jpg -o restored/ --method instant --refs album/ --only-center-face
+  restoration-nb restore crops/ -o restored/ --method flipnet --has-aligned"""
 
 # %% ../nbs/05_cli.ipynb #c021
 def build_parser() -> argparse.ArgumentParser:
@@ -299,18 +490,46 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=None)
     common(m)
 
-    r = sub.add_parser("restore", help="restore faces by generation (gen2res): album, constrained prior, restoration")
-    r.add_argument("inputs", nargs="+", help="degraded image files or folders")
+    r = sub.add_parser("restore", epilog=RESTORE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="restore the faces in photos: detect, align, restore, paste back")
+    r.add_argument("inputs", nargs="+", help="photos (image files) or folders of them")
     r.add_argument("-o", "--out", required=True, help="output folder")
-    r.add_argument("--recipe", choices=RESTORE_RECIPES, default="fast", help="fast, published (the paper's), or none (unconstrained prior)")
-    r.add_argument("--album", default=None, help="folder of clean photos of the same person: a personal album for every input")
-    r.add_argument("--prior", default=None, help="micro prior name, or a diffusers UNet2DModel folder or hub id (default: settings.ini)")
-    r.add_argument("--K", type=int, default=None, help="restoration step (default: the recipe's; settings.ini for --recipe none)")
-    r.add_argument("--num-steps", type=int, default=None, help="--recipe none: sampling steps from K (default: settings.ini)")
-    r.add_argument("--finetune-steps", type=int, default=None, help="fine-tune steps (default: the recipe's, fast 300, published 3000)")
-    r.add_argument("--run-dir", default=None, help="keep fine-tune checkpoints here (a re-run resumes from them)")
-    r.add_argument("--square", default="error", choices=["error", "center_crop", "pad", "resize"], help="how to square non-square images")
-    r.add_argument("--seed", type=int, default=None)
+    r.add_argument("--method", choices=RESTORE_METHODS, default="gen2res",
+                   help="the paper to restore with (default: gen2res)")
+    r.add_argument("--K", type=int, default=None, help="gen2res: restore from noise step K (default: the "
+                   f"recipe's, fast {RECIPES_K['fast']}, published {RECIPES_K['published']}; "
+                   f"{_setting_text('K')} for --recipe none)")
+    r.add_argument("--n", type=int, default=None, help="gen2res: skip-guidance period n of the generative "
+                   f"album (default: the recipe's, fast {RECIPES_N['fast']}, "
+                   f"published {RECIPES_N['published']})")
+    r.add_argument("--phi", type=float, default=None,
+                   help=f"flipnet: BoostHub weight phi (default: {_setting_text('phi')})")
+    r.add_argument("--a", type=float, default=None,
+                   help=f"adapter: RSS threshold a in (0, 1) (default: {_setting_text('threshold_a')})")
+    r.add_argument("--w", type=float, default=None,
+                   help=f"adapter: RSS weight w (default: {_setting_text('w')})")
+    r.add_argument("--refs", default=None, help="instant: a folder of 1-4 photos of the person (required); "
+                   "gen2res: a personal album in place of the generative one. Aligned like the inputs")
+    r.add_argument("--recipe", choices=RESTORE_RECIPES, default=None,
+                   help="gen2res: fast (default), published (the paper's), or none (the unconstrained prior)")
+    r.add_argument("--prior", default=None,
+                   help=f"gen2res: unconditional prior, name or folder (default: {_setting_text('prior')})")
+    r.add_argument("--num-steps", type=int, default=None, help="DDIM steps: gen2res (--recipe fast: the "
+                   f"recipe's 25; none), flipnet, adapter (default: {_setting_text('num_steps')})")
+    r.add_argument("--finetune-steps", type=int, default=None,
+                   help="gen2res: fine-tune steps (default: the recipe's)")
+    r.add_argument("--run-dir", default=None,
+                   help="gen2res: keep fine-tune checkpoints here (a re-run resumes from them)")
+    r.add_argument("--upscale", type=int, default=1,
+                   help="enlarge the whole photo s times (faces restored, background bicubic)")
+    r.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
+    r.add_argument("--has-aligned", action="store_true", help="inputs (and --refs) are aligned face crops")
+    r.add_argument("--draw-boxes", action="store_true",
+                   help="also write NAME_boxes.png: restored faces green, skipped red")
+    r.add_argument("--min-face", type=float, default=16, help="skip faces narrower than this (default 16 px)")
+    r.add_argument("--detail", type=float, default=0.0,
+                   help="0-1: how much of the photo's own fine detail to keep over a large face (default 0)")
+    r.add_argument("--seed", type=int, default=None, help=f"default: {_setting_text('seed')}")
     common(r)
 
     sa = sub.add_parser("sample", help="sample faces from a prior")

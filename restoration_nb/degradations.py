@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from .core import check_images, comparison_grid, knob_widget, make_generator
 
 # %% auto #0
-__all__ = ['MAX_KERNEL_SIZE', 'MIN_DEGRADED_SIZE', 'FFT_MIN_KERNEL', 'DEGRADATION_OPS', 'DEGRADATION_RANGES', 'gaussian_kernel',
-           'motion_blur_kernel', 'blur', 'downsampled_size', 'downsample', 'upsample', 'add_noise', 'jpeg_quant_tables',
-           'jpeg', 'classical_degrade', 'scaled_ranges', 'second_order_degrade', 'degradation_summary',
-           'super_resolution_degrade', 'degradation_widget']
+__all__ = ['MAX_KERNEL_SIZE', 'MIN_DEGRADED_SIZE', 'FFT_MIN_KERNEL', 'DEGRADATION_OPS', 'DEGRADATION_RANGES', 'DEGRADATION_TIERS',
+           'TIERS', 'gaussian_kernel', 'motion_blur_kernel', 'blur', 'downsampled_size', 'downsample', 'upsample',
+           'add_noise', 'jpeg_quant_tables', 'jpeg', 'classical_degrade', 'scaled_ranges', 'second_order_degrade',
+           'degradation_summary', 'super_resolution_degrade', 'degrade_tier', 'degradation_widget']
 
 # %% ../nbs/01_degradations.ipynb #c005
 MAX_KERNEL_SIZE = 41      # default kernel sizes are capped here (sigma 15 would ask for 91)
@@ -360,6 +360,17 @@ def super_resolution_degrade(x: torch.Tensor, scales=(4, 8, 16), generator: torc
     s = choices[(_random("rand", len(x), generator, choices.device) * len(choices)).long().clamp(max=len(choices) - 1)]
     sizes = downsampled_size(*x.shape[-2:], s)
     return upsample(downsample(x, s), tuple(x.shape[-2:]), from_sizes=sizes), s
+
+# %% ../nbs/01_degradations.ipynb #c044f
+DEGRADATION_TIERS = dict(x4=dict(sigma=2.0, scale=4.0, noise=10.0, quality=60),
+                         x8=dict(sigma=4.0, scale=8.0, noise=10.0, quality=60))
+TIERS = (*DEGRADATION_TIERS, "second-order")
+
+def degrade_tier(x: torch.Tensor, tier: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    "Faces `x` degraded by the named tier: `x4` or `x8` (classical, fixed parameters) or `second-order`."
+    if tier not in TIERS: raise ValueError(f"tier={tier!r}; expected one of {', '.join(TIERS)}")
+    if tier == "second-order": return second_order_degrade(x, generator=generator)[0]
+    return classical_degrade(x, generator=generator, **DEGRADATION_TIERS[tier])
 
 # %% ../nbs/01_degradations.ipynb #c046
 def degradation_widget(x: torch.Tensor, seed: int = 0, ranges: dict | None = None):
