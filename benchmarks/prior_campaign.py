@@ -81,7 +81,7 @@ def main() -> int:
         curve_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(curve_file, curve)
     cfg = TRAIN_PRESETS["cpu"]
-    faces = load_training_faces(progress=False)
+    train_faces = load_training_faces(progress=False)
     curve["recipe"] = dict(preset="cpu", **{k: v for k, v in vars(cfg).items() if k not in ("steps", "max_minutes")})
     while not stop["requested"] and time.time() < deadline:
         minutes_left = (deadline - time.time()) / 60 - 8          # leave time to measure and save
@@ -89,7 +89,7 @@ def main() -> int:
         start = json.loads((init / "training.json").read_text())["minutes"] if not (run / "checkpoint.pt").exists() else None
         done = start if start is not None else torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["log"]["minutes"]
         target = done + min(args.eval_every, minutes_left)
-        log = train_prior(args.name, run, cfg, faces=faces, device="cpu", progress=False, init=init, steps=10**8, max_minutes=target)
+        log = train_prior(args.name, run, cfg, faces=train_faces, device="cpu", progress=False, init=init, steps=10**8, max_minutes=target)
         stop["requested"] |= log["minutes"] < target - 0.05      # train_prior stopped early: SIGTERM reached it
         save_prior(run, campaign, overwrite=True, note="A campaign snapshot (benchmarks/prior_campaign.py): not the shipped weights.")
         point = curve_point(log, curve["points"][-1], measure(campaign, faces, embedder), args.threads, cfg.batch_size)
