@@ -2,14 +2,15 @@
 
   speed:   seconds per image of each recipe, end to end (album, fine-tune, restore), on a prior with random weights
            (`--config ddpm-celebahq-256`, the full 256 px DDPM model the issue names, or `micro` for the micro prior's size).
-  personal: for each person of albums256, three references held aside, the prior constrained on the others (fast recipe), and the
-           identity of the restored low-quality photos to the held-aside references, against the input and the unconstrained prior.
+  personal: for each person of albums256, aligned like the training faces, the prior constrained on the reference photos (fast
+           recipe), and the held-aside photos, degraded by each `--tiers` tier, restored: PSNR and identity to the clean held-aside
+           photos and identity to the album, against the degraded input and the unconstrained prior.
   quality: on the shipped micro prior, both recipes on held-out faces with second-order degradations: PSNR, SSIM, MS-SSIM
            and identity against the degraded input and the unconstrained prior, and the fast-minus-published gap.
 
   python benchmarks/bench_gen2res.py speed --device cuda --config ddpm-celebahq-256      # on the H100 (benchmarks/gpu_gen2res.sh)
   python benchmarks/bench_gen2res.py quality --faces 4                                   # CPU is fine: about 12 min per face
-  python benchmarks/bench_gen2res.py personal                                            # personal albums: identity, CPU ~15 min
+  python benchmarks/bench_gen2res.py personal                                            # personal albums, x4 and x8: CPU ~20 min
 Each writes benchmarks/results/gen2res_<mode>_<config>_<device>.json (refused if it exists, unless --overwrite).
 """
 from __future__ import annotations
@@ -20,12 +21,12 @@ import torch
 
 from common import RESULTS, machine
 from restoration_nb.backbones import build_model, ddpm_celebahq_256_config, make_scheduler
-from restoration_nb.core import album_people, atomic_write_json, get_device, load_album, load_faces, make_generator
+from restoration_nb.core import album_people, atomic_write_json, get_device, load_faces, make_generator
+from restoration_nb.faces import aligned_album
 from restoration_nb.degradations import second_order_degrade
 from restoration_nb.gen2res import (CONSTRAIN_PRESETS, RECIPES, album_identity, compare_restorations, restore_by_generation,
                                     restore_with_album)
-from restoration_nb.metrics import FaceEmbedder
-from restoration_nb.metrics import summarize
+from restoration_nb.metrics import FaceEmbedder, evaluate, summarize
 from restoration_nb.priors import Prior, load_prior, micro_ddpm_faces64_config
 
 # The paper's recipe at 256 px (Table S1): album 16 from K=600 with n=20, 3000 fine-tune steps at batch 4, restore at K=200.
@@ -105,20 +106,24 @@ def personal(args, device) -> dict:
     embedder, recipe, rows = FaceEmbedder(), RECIPES["fast"], []
     constrain = replace(CONSTRAIN_PRESETS[recipe.constrain], steps=args.finetune_steps or CONSTRAIN_PRESETS[recipe.constrain].steps)
     for person in album_people():
-        refs, lq = load_album(person)
-        held, train = refs[:3], refs[3:]
-        plain = restore_by_generation(prior, lq, recipe.restore_K, recipe.restore_steps, recipe.restore_sampler, seed=args.seed, progress=False)
-        out = restore_with_album(prior, lq, recipe, album=train, seed=args.seed, progress=False, constrain=constrain)
-        for method, x in (("low-quality input", lq), (f"prior, K={recipe.restore_K}", plain), ("constrained on the personal album", out["restored"])):
-            ids = album_identity(x.cpu(), held, embedder)
-            rows.append(dict(person=person, method=method, identity=ids.nanmean().item(), detected=int((~ids.isnan()).sum()),
-                             faces=len(x), train_refs=len(train)))
-        print(person, [round(r["identity"], 3) for r in rows[-3:]], flush=True)
-    summary = Table(rows).mean(by="method")
-    print(summary.to_markdown())
-    return dict(mode="personal", config="micro-ddpm-faces64", recipe=asdict(replace(recipe, constrain=constrain)),
-                held_aside="the first 3 references of each person (sorted names); the rest are the album",
-                summary=summary.rows, per_person=rows)
+        for tier in args.tiers:
+            album = aligned_album(person, tier=tier, size=prior.size, seed=args.seed)
+            lq, clean, refs = album["lq"].to(device), album["clean"], album["refs"]
+            plain = restore_by_generation(prior, lq, recipe.restore_K, recipe.restore_steps, recipe.restore_sampler, seed=args.seed,
+                                          progress=False)
+            out = restore_with_album(prior, lq, recipe, album=refs.to(device), seed=args.seed, progress=False, constrain=constrain,
+                                     out_dir=f"{args.run_dir}-personal/{person}")   # the fine-tune is shared by the tiers
+            outputs = {"degraded input": lq, f"prior, K={recipe.restore_K}": plain, "constrained on the personal album": out["restored"]}
+            for method, x in outputs.items():
+                to_album = album_identity(x.cpu(), refs, embedder)
+                for r in evaluate(x.cpu(), clean, ("psnr", "identity"), embedder=embedder).rows:
+                    rows.append(dict(r, person=person, tier=tier, method=method, id_to_album=to_album[int(r["name"])].item()))
+            print(person, tier, album["missed"], flush=True)
+    summary = {tier: summarize(Table([r for r in rows if r["tier"] == tier]), by="method").rows for tier in args.tiers}
+    for tier, table in summary.items(): print(tier); print(Table(table).to_markdown())
+    return dict(mode="personal", config="micro-ddpm-faces64", recipe=asdict(replace(recipe, constrain=constrain)), tiers=args.tiers,
+                album="aligned_album: the reference photos are the album; the held-aside photos, degraded by the tier, are restored and "
+                      "scored against their clean versions", summary=summary, per_face=rows)
 
 
 def main():
@@ -133,6 +138,7 @@ def main():
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--finetune-steps", type=int, default=None, help="personal: fine-tune steps (default: the fast preset's)")
+    p.add_argument("--tiers", nargs="+", default=["x4", "x8"], help="personal: degradation tiers of the held-aside photos")
     p.add_argument("--run-dir", default="runs/gen2res_quality", help="quality: fine-tune checkpoints, so a killed run resumes")
     p.add_argument("--out", default=None)
     p.add_argument("--overwrite", action="store_true")
