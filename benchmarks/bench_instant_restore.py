@@ -7,10 +7,10 @@
           (random weights), `micro` the micro prior. Writes instant_speed_<config>_<device>.json (paper: 471 ms; goal <= 60 ms
           with the cache, on the H100).
   eval:   `--faces` held-out UTKFace faces, degraded three ways (second-order, x8 and x16 super-resolution inputs; seed 0), restored
-          with 4 views of each face and of the next face (the control) and with none; real albums (albums256): per person, each of its
-          first `--targets` photos held out in turn as the target, degraded the same three ways, restored with 0 (no references), 1, 2,
-          3, 4 of the other photos, AdaIN on and off, and with 4 photos of another person (the control); PSNR and identity cosine to
-          the target beside the LQ input's; and the album's real LQ photos: identity to the album. Writes instant_eval_micro_<device>.json.
+          with 4 views of each face and of the next face (the control) and with none; the aligned albums (albums256, aligned like the
+          training faces): per person, its first `--targets` held-aside photos degraded by each tier (x4, x8, second-order), restored
+          with 0 (no references), 1, 2, 3, 4 of its aligned reference photos, AdaIN on and off, and with 4 of another person's (the
+          control); PSNR and identity cosine to the clean held-aside photo beside the input's. Writes instant_eval_micro_<device>.json.
 
   python benchmarks/bench_instant_restore.py train --preset cpu --weights restoration_nb/weights/instant-restore-micro-sd-faces64
   python benchmarks/bench_instant_restore.py speed --config micro
@@ -24,12 +24,12 @@ import argparse
 import torch
 
 from common import machine, result_path
-from restoration_nb.core import album_people, atomic_write_json, get_device, load_album, load_faces, make_generator
-from restoration_nb.gen2res import album_identity
-from restoration_nb.instant_restore import (INSTANT_PRESETS, build_instant_restorer, encode_references, evaluate_references, evaluate_views, instant_restore,
+from restoration_nb.core import album_people, atomic_write_json, get_device, load_faces, make_generator
+from restoration_nb.degradations import TIERS
+from restoration_nb.instant_restore import (INSTANT_PRESETS, build_instant_restorer, encode_references, evaluate_references, evaluate_views,
                                             load_instant_restore, one_step, save_instant_restore, sd_turbo_restorer, summarize_references,
                                             time_per_image, train_instant_restore)
-from restoration_nb.metrics import FaceEmbedder, summarize
+from restoration_nb.metrics import FaceEmbedder
 
 
 def train(args, device) -> dict:
@@ -76,33 +76,22 @@ def evaluate(args, device) -> dict:
     path = result_path(f"instant_eval_micro_{device.type}.json", args.overwrite)
     ir = load_instant_restore(args.weights, device=device)
     embedder = FaceEmbedder()
-    synthetic, views, heldout = {}, {}, load_faces(args.faces, "heldout", size=ir.size)
+    albums, views, heldout = {}, {}, load_faces(args.faces, "heldout", size=ir.size)
     for name, scale in (("second-order", None), ("x8", 8), ("x16", 16)):
         table = evaluate_views(ir, heldout, scale=scale, embedder=embedder)
         views[name] = dict(summary=summarize_references(table).rows, rows=table.rows)
         print(name, "views"); print(summarize_references(table))
-        table, _ = evaluate_references(ir, embedder=embedder, targets=args.targets, scale=scale)
-        synthetic[name] = dict(summary=summarize_references(table).rows, rows=table.rows)
-        print(name); print(summarize_references(table))
-    real = []                                    # the albums' real LQ photos: no ground truth, identity to the album
-    for person in album_people():
-        album, lq = load_album(person, size=ir.size)
-        outs = {"LQ input": lq, "no references": None, "4 refs": album[:4]}
-        for method, refs in outs.items():
-            if method == "LQ input": x = lq
-            elif refs is None:
-                with torch.no_grad(): x = one_step(ir, lq, None, generator=make_generator(0)).clamp(-1, 1).cpu()
-            else: x = instant_restore(ir, lq, refs, seed=0, progress=False)
-            ids = album_identity(x, album[4:] if len(album) > 4 else album, embedder)
-            real += [dict(person=person, method=method, id_to_album=v) for v in ids.tolist()]
-    real_summary = summarize(type(table)(real), by="method")
+    for tier in TIERS:
+        table, _ = evaluate_references(ir, embedder=embedder, targets=args.targets, tier=tier)
+        albums[tier] = dict(summary=summarize_references(table).rows, rows=table.rows)
+        print(tier, "albums"); print(summarize_references(table))
     out = dict(mode="eval", weights=args.weights or "shipped", people=len(album_people()), targets_per_person=args.targets,
                heldout_views=dict(faces=args.faces, note="held-out UTKFace faces; references: 4 views of each face, or of the next face",
                                   **views),
-               albums=synthetic, real_lq=dict(summary=real_summary.rows, rows=real,
-                            note="identity cosine to the album photos not used as references (album[4:])"), machine=machine(device))
+               albums=dict(note="aligned albums: held-aside photos degraded by the tier, references the person's aligned reference "
+                                "photos (or the next person's: the control); PSNR and identity to the clean held-aside photo", **albums),
+               machine=machine(device))
     atomic_write_json(path, out)
-    print(real_summary)
     return out
 
 

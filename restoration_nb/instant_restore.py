@@ -14,7 +14,7 @@ __all__ = ['MAX_REFERENCES', 'INFERENCE_STEP', 'TRAINING_STEPS', 'REFERENCE_STEP
            'optional_losses', 'adversarial_losses', 'reference_views', 'warp_points', 'InstantConfig', 'instant_loss',
            'train_instant_restore', 'save_instant_restore', 'load_instant_restore', 'attention_figure',
            'time_per_image', 'summarize_references', 'evaluation_degrade', 'evaluate_views', 'evaluate_references',
-           'references_figure', 'references_widget', 'sd_turbo_restorer']
+           'restorations_with_references', 'references_figure', 'references_widget', 'sd_turbo_restorer']
 
 # %% ../nbs/10_instant_restore.ipynb #c004
 import math, time
@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import Table, album_people, atomic_write_json, check_images, get_device, load_album, make_generator, setting
+from .core import Table, album_people, atomic_write_json, check_images, get_device, make_generator, setting
+from .faces import aligned_album, detect_faces
 from .backbones import noise_to_step, predict_x0, self_attention_layers
 from .degradations import second_order_degrade, super_resolution_degrade
-from .metrics import MetricUnavailable, check_pair, identity_similarity, load_face_models, load_lpips, ms_ssim, psnr
+from .metrics import MetricUnavailable, check_pair, identity_similarity, load_lpips, ms_ssim, psnr
 from .priors import (WEIGHTS_DIR, PatchDiscriminator, Prior, _save_checkpoint, _Stop, any_process, average_gradients, check_bf16_or_fp32,
                                    load_training_faces, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
                                    same_start, save_weights, trained_card, trainable_copy, training_accelerator)
@@ -276,21 +277,13 @@ def instant_restore(ir: InstantRestorer, lq: torch.Tensor, references=None, cach
 
 # %% ../nbs/10_instant_restore.ipynb #c028
 def face_landmarks(images: torch.Tensor, upscale_to: int = 128) -> torch.Tensor:
-    "dlib's 68 landmarks of each face in `images` (N, 3, H, W), in pixel (x, y) of the input; NaN rows where no face is found."
-    import numpy as np
-    from PIL import Image
-    from restoration_nb.core import tensor_to_pil
-    detector, predictor, _ = load_face_models(68)
+    """dlib's 68 landmarks of the largest face in each of `images` (N, 3, H, W), in pixel (x, y) of the input
+    (`detect_faces` of the faces notebook, small images enlarged to `upscale_to`); NaN rows where none is found."""
     images = check_images(images).detach().cpu()
     out = torch.full((len(images), 68, 2), float("nan"))
     for i, img in enumerate(images):
-        pil = tensor_to_pil(img)
-        f = max(1.0, upscale_to / min(pil.size))
-        pixels = np.asarray(pil.resize((round(pil.size[0] * f), round(pil.size[1] * f)), Image.BICUBIC))
-        boxes = detector(pixels, 1)
-        if len(boxes) == 0: continue
-        shape = predictor(pixels, max(boxes, key=lambda b: b.area()))
-        out[i] = torch.tensor([[p.x, p.y] for p in shape.parts()], dtype=torch.float32) / f
+        found = detect_faces(img[None], landmarks=68, min_side=upscale_to)
+        if found: out[i] = torch.from_numpy(found[0].landmarks).float()
     return out
 
 def ideal_attention(query_points: torch.Tensor, ref_points: torch.Tensor, size: int, grid: int, sigma: float = 1.0) -> torch.Tensor:
@@ -652,42 +645,53 @@ def evaluate_views(ir: InstantRestorer, faces: torch.Tensor, n_refs: int = MAX_R
 # %% ../nbs/10_instant_restore.ipynb #c055
 REFERENCE_COUNTS = (0, 1, 2, 3, 4)
 
-def evaluate_references(ir: InstantRestorer, people=None, counts=REFERENCE_COUNTS, adain_modes=(True, False), seed: int | None = None,
-                        embedder=None, progress: bool = True, targets: int = 1, scale: float | None = None) -> tuple[Table, dict]:
-    """Per album person, each of its first `targets` photos in turn held out, degraded (second-order, or the x`scale` super-resolution
-    input) and restored with `counts` of the person's other photos as references (0: none) per AdaIN mode, and with as many of the next
-    person's photos (the control: references of someone else); (table, images of each person's first target)."""
+def evaluate_references(ir: InstantRestorer, people=None, counts=REFERENCE_COUNTS, adain_modes=(True, False),
+                        seed: int | None = None, embedder=None, progress: bool = True, targets: int = 1,
+                        tier: str = "x4") -> tuple[Table, dict]:
+    """Per album person, `targets` reference photos held aside (aligned, degraded by `tier`) and restored with
+    `counts` of the person's other aligned photos (0: none) per AdaIN mode, and with as many of the next person's
+    (the control: someone else); PSNR and identity against the clean held-aside photo. (table, images of target 0)."""
     from restoration_nb.metrics import FaceEmbedder
     people = album_people() if people is None else list(people)
     seed, embedder = int(setting("seed", seed)), embedder or FaceEmbedder()
     for k in counts:
-        if not 0 <= k <= MAX_REFERENCES: raise ValueError(f"counts has {k!r}; expected numbers of references from 0 to {MAX_REFERENCES}")
-    if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1: raise ValueError(f"targets={targets!r}; expected an int >= 1")
-    albums = {p: load_album(p, size=ir.size)[0] for p in people}
+        if not 0 <= k <= MAX_REFERENCES:
+            raise ValueError(f"counts has {k!r}; expected numbers of references from 0 to {MAX_REFERENCES}")
+    if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1:
+        raise ValueError(f"targets={targets!r}; expected an int >= 1")
+    albums = {p: aligned_album(p, tier=tier, held=targets, size=ir.size, seed=seed) for p in people}
     for person, album in albums.items():
-        if len(album) < targets + max(counts):
-            raise ValueError(f"{person} has {len(album)} photos; {targets + max(counts)} needed ({targets} targets and {max(counts)} references)")
-    rows, images, k_max = [], {}, max(counts)
+        if len(album["refs"]) < max(counts):
+            raise ValueError(f"{person} has {len(album['refs'])} reference photos besides the {targets} targets; "
+                             f"{max(counts)} needed")
+    rows, images = [], {}
     for i, person in enumerate(tqdm(people, desc="album people", disable=not progress)):
-        album, stranger = albums[person], people[(i + 1) % len(people)]
+        stranger = people[(i + 1) % len(people)]
+        control = albums[stranger]["refs"] if stranger != person else None
         for j in range(targets):
-            target, others = album[j:j + 1], torch.cat([album[:j], album[j + 1:]])
-            g = make_generator(seed + 100 * j + i)
-            lq = evaluation_degrade(target, scale, g)
-            outs = {("LQ input", -1, None, None): lq}
-            sets = [(k, others[:k], True) for k in counts] + ([(k_max, albums[stranger][:k_max], False)] if k_max and stranger != person else [])
-            for k, refs, own in sets:
-                cache = encode_references(ir, refs) if k else None            # once per set, for both AdaIN modes
-                for a in ((adain_modes if own else adain_modes[:1]) if k else (None,)):
-                    label = (f"{k} refs, AdaIN {'on' if a else 'off'}" if own else f"{k} refs of another person") if k else "no references"
-                    with torch.no_grad(): x = one_step(ir, lq, cache, INFERENCE_STEP, make_generator(seed), a is not False).clamp(-1, 1).cpu()
-                    outs[(label, k, a, own if k else None)] = x
+            target, lq = albums[person]["clean"][j:j + 1], albums[person]["lq"][j:j + 1]
+            outs = restorations_with_references(ir, lq, albums[person]["refs"], control, counts, adain_modes, seed)
             for (label, k, a, own), x in outs.items():
                 ident = identity_similarity(x, target, embedder)
-                rows.append(dict(person=person, target=j, method=label, n_refs=k, adain=a, own_refs=own, psnr=psnr(x, target).item(),
-                                 id_cosine=ident["cosine"].item(), detected=bool(ident["x_detected"].item())))
+                rows.append(dict(person=person, target=j, method=label, n_refs=k, adain=a, own_refs=own,
+                                 psnr=psnr(x, target).item(), id_cosine=ident["cosine"].item(),
+                                 detected=bool(ident["x_detected"].item())))
             if j == 0: images[person] = dict(target=target, **{label: x for (label, *_), x in outs.items()})
     return Table(rows), images
+
+def restorations_with_references(ir: InstantRestorer, lq: torch.Tensor, refs: torch.Tensor, control, counts,
+                                 adain_modes, seed: int) -> dict:
+    "`lq` as is, and restored with each count of `refs` per AdaIN mode and with `control` (another person's)."
+    outs, k_max = {("LQ input", -1, None, None): lq}, max(counts)
+    sets = [(k, refs[:k], True) for k in counts] + ([(k_max, control[:k_max], False)] if k_max and control is not None else [])
+    for k, chosen, own in sets:
+        cache = encode_references(ir, chosen) if k else None            # once per set, for both AdaIN modes
+        for a in ((adain_modes if own else adain_modes[:1]) if k else (None,)):
+            label = (f"{k} refs, AdaIN {'on' if a else 'off'}" if own else f"{k} refs of another person") if k else "no references"
+            with torch.no_grad():
+                x = one_step(ir, lq, cache, INFERENCE_STEP, make_generator(seed), a is not False).clamp(-1, 1).cpu()
+            outs[(label, k, a, own if k else None)] = x
+    return outs
 
 def references_figure(table: Table):
     """PSNR and identity against the number of the person's own references, AdaIN on and off; the LQ input, the generator without
