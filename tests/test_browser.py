@@ -60,12 +60,14 @@ def browser_tools():
 
 @pytest.fixture(scope="session")
 def lab(browser_tools, tmp_path_factory):
-    "A JupyterLab serving a temporary folder with the browser copies of the notebooks under test and settings.ini."
+    """A JupyterLab serving a temporary folder laid out like the project: the browser copies of the notebooks under
+    test, settings.ini, and the committed results files the lessons read (`../benchmarks/results`)."""
     base = tmp_path_factory.mktemp("jupyterlab")
     root, state = base / "root", base / "state"
     state.mkdir()
     for rel in UNDER_TEST: browser_copy(NBS / rel, root / "nbs" / rel, parameters=BROWSER_PARAMETERS.get(rel))
     shutil.copy(ROOT / "settings.ini", root / "settings.ini")
+    shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
     server = JupyterLab(root, state)
     server.start()
     try: yield server
