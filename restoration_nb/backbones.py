@@ -19,7 +19,7 @@ __all__ = ['MODEL_KINDS', 'MODEL_REGISTRY', 'ATTENTION_PROJECTIONS', 'SCHEDULER_
            'ddpm_celebahq_256_config', 'tiny_unet2d_config', 'sd21_base_unet_config', 'sd_turbo_unet_config',
            'tiny_unet2d_condition_config', 'sd_vae_config', 'tiny_autoencoder_kl_config', 'sd3_transformer_config',
            'tiny_sd3_transformer_config', 'model_class', 'model_config', 'build_model', 'param_count', 'model_table',
-           'dummy_inputs', 'time_forward', 'self_attention_layers', 'MissingConfigError', 'load_model',
+           'dummy_inputs', 'time_forward', 'self_attention_layers', 'MissingConfigError', 'read_config', 'load_model',
            'scheduler_class', 'make_scheduler', 'load_scheduler', 'check_step', 'noise_to_step', 'predict_x0',
            'diffusion_target', 'ddim_step', 'sampling_timesteps', 'StepState', 'sample_from_step', 'EmpiricalDenoiser',
            'restore_from_step', 'load_unet_prior']
@@ -242,6 +242,18 @@ def _local_folder(path: Path, config_name: str, default_subfolder: str, subfolde
     raise MissingConfigError(f"'{path}' has no {config_name} (nor {default_subfolder}/{config_name}); expected a folder "
                             f"written by {what}.save_pretrained, or a pipeline folder with a '{default_subfolder}' subfolder")
 
+def read_config(file: Path) -> dict:
+    "A model or scheduler config file as a dict, or one clear error naming the file."
+    try:
+        config = json.loads(Path(file).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"'{file}' is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+                         "expected the file that save_pretrained or restoration-nb writes") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"'{file}' holds a JSON {type(config).__name__}; "
+                         "expected the object that save_pretrained or restoration-nb writes")
+    return config
+
 def load_model(kind, id_or_path: str | Path, subfolder: str | None = None, device=None, dtype=None):
     "Load a pretrained diffusers model of `kind` (class or class name) from a local folder or a hub id, in eval mode."
     cls = model_class(kind)
@@ -250,15 +262,21 @@ def load_model(kind, id_or_path: str | Path, subfolder: str | None = None, devic
     if path.is_dir():
         subfolder = _local_folder(path, "config.json", _DEFAULT_SUBFOLDER[cls.__name__], subfolder, cls.__name__)
         config_file = path / (subfolder or "") / "config.json"
-        found = json.loads(config_file.read_text()).get("_class_name")
+        found = read_config(config_file).get("_class_name")
         if found not in (None, cls.__name__):
             raise ValueError(f"'{config_file}' describes a {found}, not a {cls.__name__}; pass kind={found!r}")
-        model = cls.from_pretrained(path, subfolder=subfolder, torch_dtype=dtype)
+        if not any(config_file.parent.glob("*.safetensors")):
+            raise FileNotFoundError(f"'{config_file.parent}' holds no .safetensors weights; restoration-nb "
+                                    "loads weights only from safetensors files (a pickled .bin file can run "
+                                    "code when it is loaded)")
+        model = cls.from_pretrained(path, subfolder=subfolder, torch_dtype=dtype, use_safetensors=True)
     elif path.exists():
         raise NotADirectoryError(f"'{path}' is a file; expected a folder holding config.json and the weights, or a hub id")
     else:
-        model = _from_hub(lambda **kw: cls.from_pretrained(str(id_or_path), subfolder=subfolder, torch_dtype=dtype, **kw),
-                          str(id_or_path), cls.__name__)
+        def from_hub(**kw):
+            return cls.from_pretrained(str(id_or_path), subfolder=subfolder, torch_dtype=dtype,
+                                       use_safetensors=True, **kw)
+        model = _from_hub(from_hub, str(id_or_path), cls.__name__)
     return model.to(device).eval()
 
 # %% ../nbs/02_backbones.ipynb #c038
@@ -288,7 +306,9 @@ def load_scheduler(id_or_path: str | Path, kind: str = "ddim", subfolder: str | 
     cls = scheduler_class(kind)
     path = Path(id_or_path).expanduser()
     if path.is_dir():
-        return cls.from_pretrained(path, subfolder=_local_folder(path, "scheduler_config.json", "scheduler", subfolder, cls.__name__))
+        subfolder = _local_folder(path, "scheduler_config.json", "scheduler", subfolder, cls.__name__)
+        read_config(path / (subfolder or "") / "scheduler_config.json")
+        return cls.from_pretrained(path, subfolder=subfolder)
     return _from_hub(lambda **kw: cls.from_pretrained(str(id_or_path), subfolder=subfolder, **kw), str(id_or_path), cls.__name__)
 
 # %% ../nbs/02_backbones.ipynb #c043

@@ -4,14 +4,15 @@
 
 # %% ../nbs/05_cli.ipynb #c002
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, errno, json, math, os, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'RESTORE_METHODS', 'RESTORE_RECIPES', 'METHOD_KNOBS', 'RECIPES_K', 'RECIPES_N', 'RESTORE_EXAMPLES',
-           'COMMANDS', 'CLIError', 'image_files', 'cmd_degrade', 'cmd_evaluate', 'cmd_sweep', 'cmd_demo', 'cmd_sample',
-           'cmd_train_prior', 'cmd_save_prior', 'check_method_knobs', 'read_references', 'recipe_overrides',
-           'gen2res_restorer', 'method_restorer', 'restore_one_photo', 'cmd_restore', 'cmd_lab', 'build_parser', 'main']
+__all__ = ['IMAGE_SUFFIXES', 'RESTORE_METHODS', 'RESTORE_RECIPES', 'METHOD_KNOBS', 'DEMO_METRICS', 'RECIPES_K', 'RECIPES_N',
+           'RESTORE_EXAMPLES', 'COMMANDS', 'CLIError', 'image_files', 'output_folder', 'cmd_degrade', 'cmd_evaluate',
+           'cmd_sweep', 'cmd_demo', 'cmd_sample', 'cmd_train_prior', 'cmd_save_prior', 'check_method_knobs',
+           'read_references', 'recipe_overrides', 'gen2res_restorer', 'method_restorer', 'restore_one_photo',
+           'cmd_restore', 'cmd_lab', 'finite_float', 'seed_number', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #c005
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -28,8 +29,27 @@ def image_files(paths) -> list[Path]:
             if not found: raise CLIError(f"folder '{p}' holds no image files ({', '.join(IMAGE_SUFFIXES)})")
             files += found
         elif p.exists(): files.append(p)
+        elif p.is_symlink():
+            raise CLIError(f"input '{p}' {_link_problem(p)}; expected an image file or a folder")
         else: raise CLIError(f"input not found: '{p}'")
     return files
+
+def _link_problem(link: Path) -> str:
+    "Why the symbolic link `link` leads to no file: a loop, or a target that does not exist."
+    try:
+        link.resolve(strict=True)
+    except RuntimeError:                     # Python 3.11 and 3.12 report a loop this way
+        return "is a symbolic link loop"
+    except OSError as e:
+        if e.errno == errno.ELOOP: return "is a symbolic link loop"
+    return f"is a symbolic link to '{os.readlink(link)}', which does not exist"
+
+def output_folder(path) -> Path:
+    "`path` as the folder a command writes into; an existing file there is refused before any work."
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"output '{path}' is a file; expected a folder to write into")
+    return path
 
 # %% ../nbs/05_cli.ipynb #c009
 def _planned_outputs(inputs: list[Path], out_dir: Path, suffix: str = ".png") -> list[Path]:
@@ -46,14 +66,17 @@ def cmd_degrade(args) -> int:
     from restoration_nb.core import read_image, save_image, check_output_path, atomic_write_json, make_generator, get_device, setting
     from restoration_nb.degradations import classical_degrade, second_order_degrade, DEGRADATION_RANGES
     inputs = image_files(args.inputs)
-    out_dir = Path(args.out)
+    out_dir = output_folder(args.out)
     outs = _planned_outputs(inputs, out_dir)
     for out in outs + [out_dir / "degradations.json"]: check_output_path(out, inputs=inputs, overwrite=args.overwrite)
     device, seed = get_device(args.device), int(setting("seed", args.seed))
     ranges = "paper" if args.paper_ranges else "paper, scaled to the image size"
     record = dict(mode=args.mode, seed=seed, ranges=ranges if args.mode == "second-order" else None, images=[])
-    for i, (inp, out) in enumerate(tqdm(list(zip(inputs, outs)), desc="degrade", disable=args.quiet)):
-        x = read_image(inp, size=args.size, square=args.square).to(device)
+    # every input is read before any output is written
+    images = [read_image(inp, size=args.size, square=args.square) for inp in inputs]
+    jobs = list(zip(inputs, outs, images))
+    for i, (inp, out, x) in enumerate(tqdm(jobs, desc="degrade", disable=args.quiet)):
+        x = x.to(device)
         g = make_generator(seed + i, device)
         if args.mode == "second-order":
             y, params = second_order_degrade(x, generator=g, ranges=DEGRADATION_RANGES if args.paper_ranges else None)
@@ -86,7 +109,10 @@ def cmd_evaluate(args) -> int:
         check_output_path(out, inputs=restored + reference, overwrite=args.overwrite)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     x = read_images(restored, size=args.size, square=args.square)
-    y = read_images(reference, size=x.shape[-1] if args.size is None else args.size, square=args.square)
+    y = read_images(reference, size=args.size, square=args.square)
+    if x.shape[-2:] != y.shape[-2:]:
+        raise CLIError(f"the restored images are {x.shape[-1]}x{x.shape[-2]} px but the references "
+                       f"{y.shape[-1]}x{y.shape[-2]} px; pass --size N to resize both to NxN")
     table = evaluate(x, y, metrics=metrics, names=[p.name for p in restored])
     print(table.to_markdown()); print(); print(summarize(table).to_markdown())
     if out is not None:
@@ -96,10 +122,16 @@ def cmd_evaluate(args) -> int:
 
 # %% ../nbs/05_cli.ipynb #c013
 def cmd_sweep(args) -> int:
-    from restoration_nb.sweeps import run_sweep_spec
-    table = run_sweep_spec(args.spec, out_dir=args.out, overwrite=args.overwrite, progress=not args.quiet,
+    from restoration_nb.sweeps import run_sweep_spec, STATUS_OK, STATUS_SKIPPED
+    out_dir = output_folder(args.out) if args.out else None
+    table = run_sweep_spec(args.spec, out_dir=out_dir, overwrite=args.overwrite, progress=not args.quiet,
                            backend=args.backend, address=args.address)
     print(table.to_markdown())
+    failed = [r["point"] for r in table.rows if r["status"] not in (STATUS_OK, STATUS_SKIPPED)]
+    if failed:
+        print(f"{len(failed)} of {len(table)} sweep points failed ({', '.join(failed)}); the status column "
+              "above and each point's point.json say why", file=sys.stderr)
+        return 1
     return 0
 
 # %% ../nbs/05_cli.ipynb #c015
@@ -110,30 +142,35 @@ def cmd_demo(args) -> int:
     from restoration_nb.backbones import restore_from_step
     from restoration_nb.priors import load_prior
     from restoration_nb.degradations import second_order_degrade
-    from restoration_nb.metrics import check_metrics, evaluate, summarize
-    out_dir = Path(args.out or Path(setting("output_dir")) / "demo")
+    from restoration_nb.metrics import check_metrics, evaluate, summarize, unavailable_metrics
+    out_dir = output_folder(args.out or Path(setting("output_dir")) / "demo")
     if out_dir.exists() and any(out_dir.iterdir()) and not args.overwrite:
         raise CLIError(f"output folder '{out_dir}' exists and is not empty; pass --overwrite to replace its files, or choose another --out")
-    metrics = check_metrics([m.strip() for m in args.metrics.split(",") if m.strip()])
     device, seed = get_device(args.device), int(setting("seed", args.seed))
     K, num_steps, prior = int(setting("K", args.K)), int(setting("num_steps", args.num_steps)), setting("prior", args.prior)
+    metrics = check_metrics([m.strip() for m in (args.metrics or DEMO_METRICS).split(",") if m.strip()])
     t0 = time.time()
     try:
         loaded = load_prior(prior, device=device)
-        if loaded.conditional:
-            raise CLIError(f"prior {prior!r} is a {type(loaded.model).__name__}; the demo restores with an unconditional UNet2DModel prior such as micro-ddpm-faces64")
-        model, scheduler = loaded.model, loaded.scheduler
     except (OSError, ValueError) as e:
-        model = None
-        print(f"restoration skipped: prior {prior!r} could not be loaded ({str(e).splitlines()[0]})\n"
-              f"  name a diffusers UNet2DModel folder with --prior or in settings.ini to restore as well")
-    size = model.config.sample_size if model is not None else int(setting("image_size"))  # the prior's own size
+        raise CLIError(f"prior {prior!r} could not be loaded ({str(e).splitlines()[0]}); expected a micro "
+                       "prior name or a diffusers UNet2DModel folder (--prior or settings.ini)") from None
+    if loaded.conditional:
+        raise CLIError(f"prior {prior!r} is a {type(loaded.model).__name__}; the demo restores with an "
+                       "unconditional UNet2DModel prior such as micro-ddpm-faces64")
+    model, scheduler, size = loaded.model, loaded.scheduler, loaded.model.config.sample_size
+    missing = unavailable_metrics(metrics, size=size)
+    if missing and args.metrics:
+        name, why = next(iter(missing.items()))
+        raise CLIError(f"--metrics {name} cannot run here: {why}")
+    for name, why in missing.items(): print(f"{name} skipped: {why}")
+    metrics = tuple(m for m in metrics if m not in missing)
     clean = load_faces(args.n, split="heldout", size=size).to(device)
     degraded, _ = second_order_degrade(clean, generator=make_generator(seed, device))
     columns, rows = {"clean": clean, "degraded": degraded}, []
-    if model is not None:
-        restored = restore_from_step(degraded, model, scheduler, K, num_steps, generator=make_generator(seed, device), progress=not args.quiet)
-        columns[f"restored (K={K})"] = restored.clamp(-1, 1).float()
+    restored = restore_from_step(degraded, model, scheduler, K, num_steps,
+                                 generator=make_generator(seed, device), progress=not args.quiet)
+    columns[f"restored (K={K})"] = restored.clamp(-1, 1).float()
     for name, batch in columns.items():
         if name == "clean": continue
         table = evaluate(batch.float().cpu(), clean.float().cpu(), metrics=metrics)
@@ -145,14 +182,14 @@ def cmd_demo(args) -> int:
     png = io.BytesIO(); fig.savefig(png, format="png", dpi=100)
     atomic_write_bytes(check_output_path(out_dir / "demo.png", overwrite=args.overwrite), png.getvalue())
     print(summarize(results, by="method").to_markdown())
-    print(f"\ndemo written to '{out_dir}' in {time.time() - t0:.1f} s (prior: {prior if model is not None else 'none'}, device: {device.type})")
+    print(f"\ndemo written to '{out_dir}' in {time.time() - t0:.1f} s (prior: {prior}, device: {device.type})")
     return 0
 
 # %% ../nbs/05_cli.ipynb #c017
 def cmd_sample(args) -> int:
     from restoration_nb.core import get_device, setting, save_image, check_output_path, atomic_write_json
     from restoration_nb.priors import load_prior, sample_prior
-    out_dir = Path(args.out)
+    out_dir = output_folder(args.out)
     outs = [out_dir / f"sample{i}.png" for i in range(args.n)] + [out_dir / "samples.json"]
     if args.n < 1: raise CLIError(f"--n {args.n}: expected at least 1 sample")
     for out in outs: check_output_path(out, overwrite=args.overwrite)
@@ -176,14 +213,17 @@ def _channels(text: str) -> tuple:
 
 def cmd_train_prior(args) -> int:
     from restoration_nb.priors import train_prior, load_training_faces, CHECKPOINT
-    out_dir = Path(args.out or Path("runs") / args.name)
+    out_dir = output_folder(args.out or Path("runs") / args.name)
+    if args.faces is not None and args.faces < 1:
+        raise CLIError(f"--faces {args.faces}; expected a number of training faces >= 1 "
+                       "(leave it out to train on all)")
     if (out_dir / CHECKPOINT).exists():
         if args.overwrite: (out_dir / CHECKPOINT).unlink(missing_ok=True)     # missing_ok: N processes under accelerate launch
         else: print(f"resuming from '{out_dir / CHECKPOINT}' (pass --overwrite to start again)")
     overrides = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, max_minutes=args.max_minutes, lr=args.lr,
                                        grad_accum=args.grad_accum).items() if v is not None}
     if args.channels: overrides["channels"] = _channels(args.channels)
-    faces = load_training_faces(limit=args.faces, progress=not args.quiet) if args.faces else None
+    faces = load_training_faces(limit=args.faces, progress=not args.quiet) if args.faces is not None else None
     log = train_prior(args.name, out_dir, args.preset, faces=faces, device=args.device, progress=not args.quiet,
                       init=args.init, **overrides)
     state = "finished" if log["finished"] else "stopped (time budget or signal); run the same command to resume"
@@ -194,7 +234,7 @@ def cmd_train_prior(args) -> int:
 
 def cmd_save_prior(args) -> int:
     from restoration_nb.priors import save_prior
-    folder = save_prior(args.run, args.to, overwrite=args.overwrite, note=args.note)
+    folder = save_prior(args.run, output_folder(args.to), overwrite=args.overwrite, note=args.note)
     print(f"saved the prior trained in '{args.run}' to '{folder}'")
     return 0
 
@@ -379,7 +419,7 @@ def cmd_restore(args) -> int:
     check_method_knobs(args)
     if args.upscale < 1:
         raise CLIError(f"--upscale {args.upscale}; expected an integer >= 1 (1 keeps the photo's size)")
-    inputs, out_dir = image_files(args.inputs), Path(args.out)
+    inputs, out_dir = image_files(args.inputs), output_folder(args.out)
     refs = image_files([args.refs]) if args.refs else []
     planned = _photo_outputs(inputs, out_dir, args.draw_boxes)
     for path in [p for out in planned for p in out.values()] + [out_dir / "restore.json"]:
@@ -403,7 +443,7 @@ def cmd_restore(args) -> int:
 
 # %% ../nbs/05_cli.ipynb #c018b
 def cmd_lab(args) -> int:
-    from restoration_nb.labs import build_labs, grade_submission
+    from restoration_nb.labs import GradeReport, build_labs, grade_submission
     from restoration_nb.core import atomic_write_json, check_output_path
     if args.lab_command == "build":
         built = build_labs(args.out, args.labs, overwrite=args.overwrite)
@@ -412,10 +452,17 @@ def cmd_lab(args) -> int:
         return 0
     if args.timeout <= 0: raise CLIError(f"--timeout {args.timeout:g}; expected seconds > 0 (the most one cell may run)")
     if args.out: check_output_path(args.out, inputs=args.submissions, overwrite=args.overwrite)
-    reports = [grade_submission(path, timeout=args.timeout) for path in args.submissions]
-    for report in reports: print(repr(report), end="\n\n")
+    reports = []
+    for path in args.submissions:      # one submission that breaks the grader never stops the others
+        try:
+            reports.append(grade_submission(path, timeout=args.timeout))
+        except Exception as e:
+            problem = f"the grader failed on it ({type(e).__name__}: {e})"
+            reports.append(GradeReport(str(path), None, problem=problem))
+        print(repr(reports[-1]), end="\n\n")
     if args.out:
-        atomic_write_json(args.out, [dict(path=r.path, lab=r.lab, score=r.score, total=r.total, problem=r.problem, exercises=r.rows) for r in reports])
+        atomic_write_json(args.out, [dict(path=r.path, lab=r.lab, score=r.score, total=r.total, problem=r.problem,
+                                          sandbox=r.sandbox, exercises=r.rows) for r in reports])
         print(f"reports written to {args.out}")
     return 0
 
@@ -426,6 +473,7 @@ def _setting_text(name: str) -> str:
     try: return f"settings.ini {name} = {setting(name)}"
     except (ValueError, OSError): return f"settings.ini {name}"
 
+DEMO_METRICS = "psnr,ssim,identity"
 RECIPES_K, RECIPES_N = dict(fast=100, published=100), dict(fast=3, published=20)   # gen2res.RECIPES (a test checks)
 RESTORE_EXAMPLES = """exit status: 0 every photo restored; 1 a photo had no face to restore (its report
 says why, and no photo is written for it); 2 bad input (one line on stderr, nothing written).
@@ -437,6 +485,26 @@ examples:
   restoration-nb restore photos/ -o restored/ --method adapter --a 0.8 --w 0.05 --draw-boxes
   restoration-nb restore photo.jpg -o restored/ --method instant --refs album/ --only-center-face
   restoration-nb restore crops/ -o restored/ --method flipnet --has-aligned"""
+
+# %% ../nbs/05_cli.ipynb #c020b
+def finite_float(text: str) -> float:
+    "argparse type of the real-valued knobs: a finite number (nan and inf are refused, not run)."
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; expected a real value, e.g. 1.5")
+    return value
+
+def seed_number(text: str) -> int:
+    "argparse type of --seed: an integer torch's generators take."
+    from restoration_nb.core import check_seed
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        message = f"{text!r} is not a seed; expected an integer from 0 to 2**64-1"
+        raise argparse.ArgumentTypeError(message) from None
 
 # %% ../nbs/05_cli.ipynb #c021
 def build_parser() -> argparse.ArgumentParser:
@@ -456,13 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("inputs", nargs="+", help="image files or folders")
     d.add_argument("-o", "--out", required=True, help="output folder")
     d.add_argument("--mode", choices=["classical", "second-order"], default="classical")
-    d.add_argument("--sigma", type=float, default=2.0, help="Gaussian blur sigma in px (classical)")
-    d.add_argument("--scale", type=float, default=4.0, help="downsampling factor s (classical)")
-    d.add_argument("--noise", type=float, default=10.0, help="noise std delta in 8-bit units (classical)")
+    d.add_argument("--sigma", type=finite_float, default=2.0, help="Gaussian blur sigma in px (classical)")
+    d.add_argument("--scale", type=finite_float, default=4.0, help="downsampling factor s (classical)")
+    d.add_argument("--noise", type=finite_float, default=10.0, help="noise std delta in 8-bit units (classical)")
     d.add_argument("--quality", type=int, default=60, help="JPEG quality q (classical)")
     d.add_argument("--paper-ranges", action="store_true",
                    help="second-order: the paper's ranges (for 512 px faces) instead of ranges scaled to the image size")
-    d.add_argument("--seed", type=int, default=None)
+    d.add_argument("--seed", type=seed_number, default=None)
     images(d); common(d)
 
     e = sub.add_parser("evaluate", help="compare restored images with references")
@@ -486,8 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--prior", default=None, help="micro prior name, or a diffusers UNet2DModel folder or hub id (default: settings.ini)")
     m.add_argument("--K", type=int, default=None, help="noise level to restore from (default: settings.ini)")
     m.add_argument("--num-steps", type=int, default=None, help="DDIM steps from K (default: settings.ini)")
-    m.add_argument("--metrics", default="psnr,ssim,identity")
-    m.add_argument("--seed", type=int, default=None)
+    m.add_argument("--metrics", default=None,
+                   help=f"comma-separated (default: {DEMO_METRICS}, less those that cannot run here)")
+    m.add_argument("--seed", type=seed_number, default=None)
     common(m)
 
     r = sub.add_parser("restore", epilog=RESTORE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -502,11 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n", type=int, default=None, help="gen2res: skip-guidance period n of the generative "
                    f"album (default: the recipe's, fast {RECIPES_N['fast']}, "
                    f"published {RECIPES_N['published']})")
-    r.add_argument("--phi", type=float, default=None,
+    r.add_argument("--phi", type=finite_float, default=None,
                    help=f"flipnet: BoostHub weight phi (default: {_setting_text('phi')})")
-    r.add_argument("--a", type=float, default=None,
+    r.add_argument("--a", type=finite_float, default=None,
                    help=f"adapter: RSS threshold a in (0, 1) (default: {_setting_text('threshold_a')})")
-    r.add_argument("--w", type=float, default=None,
+    r.add_argument("--w", type=finite_float, default=None,
                    help=f"adapter: RSS weight w (default: {_setting_text('w')})")
     r.add_argument("--refs", default=None, help="instant: a folder of 1-4 photos of the person (required); "
                    "gen2res: a personal album in place of the generative one. Aligned like the inputs")
@@ -526,10 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--has-aligned", action="store_true", help="inputs (and --refs) are aligned face crops")
     r.add_argument("--draw-boxes", action="store_true",
                    help="also write NAME_boxes.png: restored faces green, skipped red")
-    r.add_argument("--min-face", type=float, default=16, help="skip faces narrower than this (default 16 px)")
-    r.add_argument("--detail", type=float, default=0.0,
+    r.add_argument("--min-face", type=finite_float, default=16, help="skip faces narrower than this (default 16 px)")
+    r.add_argument("--detail", type=finite_float, default=0.0,
                    help="0-1: how much of the photo's own fine detail to keep over a large face (default 0)")
-    r.add_argument("--seed", type=int, default=None, help=f"default: {_setting_text('seed')}")
+    r.add_argument("--seed", type=seed_number, default=None, help=f"default: {_setting_text('seed')}")
     common(r)
 
     sa = sub.add_parser("sample", help="sample faces from a prior")
@@ -538,8 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--n", type=int, default=8, help="number of faces")
     sa.add_argument("--num-steps", type=int, default=50, help="sampling steps")
     sa.add_argument("--prompt", default=None, help="conditional prior: e.g. 'face woman old'")
-    sa.add_argument("--guidance", type=float, default=2.0, help="conditional prior: classifier-free guidance scale")
-    sa.add_argument("--seed", type=int, default=None)
+    sa.add_argument("--guidance", type=finite_float, default=2.0, help="conditional prior: classifier-free guidance scale")
+    sa.add_argument("--seed", type=seed_number, default=None)
     common(sa)
 
     tp = sub.add_parser("train-prior", help="train a micro prior (resumes from the checkpoint in --out)")
@@ -547,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("-o", "--out", default=None, help="run folder (default: runs/NAME)")
     tp.add_argument("--preset", default="cpu", help="training preset: gpu, cpu or test")
     tp.add_argument("--steps", type=int, default=None); tp.add_argument("--batch-size", type=int, default=None)
-    tp.add_argument("--lr", type=float, default=None); tp.add_argument("--max-minutes", type=float, default=None)
+    tp.add_argument("--lr", type=finite_float, default=None); tp.add_argument("--max-minutes", type=finite_float, default=None)
     tp.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step (gradient accumulation)")
     tp.add_argument("--channels", default=None, help="UNet block_out_channels, e.g. 32,64,128,128")
     tp.add_argument("--faces", type=int, default=None, help="train on the first N training faces only (a quick trial)")
@@ -569,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     lg = labs.add_parser("grade", help="run submissions and print a score table per exercise")
     lg.add_argument("submissions", nargs="+", help="submitted lab notebooks")
-    lg.add_argument("--timeout", type=float, default=120, help="seconds one cell may run before it is stopped (default 120)")
+    lg.add_argument("--timeout", type=finite_float, default=120, help="seconds one cell may run before it is stopped (default 120)")
     lg.add_argument("-o", "--out", default=None, help="also write the reports to this JSON file")
     lg.add_argument("--overwrite", action="store_true", help="replace an existing report file")
     return p

@@ -4,19 +4,19 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import configparser, csv, io, json, os, random, tempfile, zipfile
+import configparser, csv, io, json, math, os, random, tempfile, warnings, zipfile
 from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['SETTINGS_SECTION', 'DEFAULT_SETTINGS', 'MIN_IMAGE_SIZE', 'SQUARE_MODES', 'UTKFACE_ZIP', 'HELDOUT_EVERY',
+__all__ = ['SETTINGS_SECTION', 'DEFAULT_SETTINGS', 'MAX_SEED', 'MIN_IMAGE_SIZE', 'SQUARE_MODES', 'UTKFACE_ZIP', 'HELDOUT_EVERY',
            'HELDOUT_RULE', 'ALBUMS_DIR', 'find_settings_file', 'read_settings', 'lab_settings', 'setting', 'get_device',
-           'get_dtype', 'seed_everything', 'make_generator', 'ImageInputError', 'pil_to_tensor', 'tensor_to_pil',
-           'read_image', 'read_images', 'check_images', 'check_output_path', 'atomic_write_bytes', 'atomic_write_json',
-           'save_image', 'Table', 'show_images', 'comparison_grid', 'face_data_dir', 'face_names', 'load_faces',
-           'album_people', 'load_album', 'knob_widget']
+           'get_dtype', 'check_seed', 'seed_everything', 'make_generator', 'ImageInputError', 'pil_to_tensor',
+           'tensor_to_pil', 'read_image', 'read_images', 'check_images', 'check_output_path', 'atomic_write_bytes',
+           'strict_json', 'atomic_write_json', 'save_image', 'Table', 'show_images', 'comparison_grid', 'face_data_dir',
+           'face_names', 'load_faces', 'album_people', 'load_album', 'knob_widget']
 
 # %% ../nbs/00_core.ipynb #c005
 SETTINGS_SECTION = "restoration_nb"
@@ -24,9 +24,20 @@ DEFAULT_SETTINGS = dict(
     device="auto", dtype="auto", seed=0,
     prior="micro-ddpm-faces64", conditional_prior="micro-sd-faces64", image_size=64,
     K=200, skip_period=10, phi=1.0, threshold_a=0.8, w=0.05, sampler="ddim", num_steps=20,
-    data_dir="../shared/data", output_dir="outputs",
+    data_dir="../shared/data", output_dir="outputs", max_image_pixels=40_000_000,
 )
 _PATH_SETTINGS = ("data_dir", "output_dir")
+
+def _parse_settings(path: Path) -> configparser.ConfigParser:
+    "The settings file at `path` parsed (keys keep their case), or one clear error naming it."
+    parser = configparser.ConfigParser()
+    parser.optionxform = str  # keep `K` upper-case
+    try:
+        parser.read(path)
+    except configparser.Error as e:
+        raise ValueError(f"'{path}' cannot be read as a settings file: {str(e).splitlines()[0].rstrip('.')}; "
+                         f"expected a [{SETTINGS_SECTION}] section, one 'key = value' line a setting") from None
+    return parser
 
 def find_settings_file(start: str | Path | None = None) -> Path | None:
     "The `settings.ini` in force: `$RESTORATION_NB_SETTINGS`, else the nearest one upward from `start` that has our section."
@@ -38,10 +49,7 @@ def find_settings_file(start: str | Path | None = None) -> Path | None:
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / "settings.ini"
-        if candidate.is_file():
-            parser = configparser.ConfigParser()
-            parser.read(candidate)
-            if parser.has_section(SETTINGS_SECTION): return candidate
+        if candidate.is_file() and _parse_settings(candidate).has_section(SETTINGS_SECTION): return candidate
     return None
 
 def _typed(key: str, raw: str, source: str):
@@ -55,9 +63,7 @@ def read_settings(path: str | Path | None = None) -> dict:
     path = Path(path) if path is not None else find_settings_file()
     values = dict(DEFAULT_SETTINGS)
     if path is None: return values
-    parser = configparser.ConfigParser()
-    parser.optionxform = str  # keep `K` upper-case
-    parser.read(path)
+    parser = _parse_settings(path)
     if not parser.has_section(SETTINGS_SECTION):
         raise ValueError(f"{path} has no [{SETTINGS_SECTION}] section")
     for key, raw in parser.items(SETTINGS_SECTION):
@@ -112,15 +118,25 @@ def get_dtype(dtype: str | torch.dtype | None = None, device: str | torch.device
     return _DTYPES[dtype]
 
 # %% ../nbs/00_core.ipynb #c015
+MAX_SEED = 2**64 - 1       # torch's generators take seeds in 0..2**64-1
+
+def check_seed(seed) -> int:
+    "`seed` as an int that torch's generators take (0 <= seed <= 2**64-1), or a clear error naming it."
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed={seed!r}; expected an integer from 0 to 2**64-1")
+    return int(seed)
+
 def seed_everything(seed: int | None = None) -> int:
     "Seed Python, NumPy and torch (all devices) with `seed` (default: the lab's); returns it."
-    seed = int(setting("seed", seed))
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    seed = check_seed(setting("seed", seed))
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     return seed
 
 def make_generator(seed: int | None = None, device: str | torch.device | None = "cpu") -> torch.Generator:
     "A `torch.Generator` on `device` seeded with `seed` (default: the lab's)."
-    return torch.Generator(device=get_device(device)).manual_seed(int(setting("seed", seed)))
+    return torch.Generator(device=get_device(device)).manual_seed(check_seed(setting("seed", seed)))
 
 # %% ../nbs/00_core.ipynb #c019
 MIN_IMAGE_SIZE = 16
@@ -179,12 +195,23 @@ def read_image(path: str | Path, size: int | None = None, square: str = "error",
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"image file not found: '{path}'")
     if path.is_dir(): raise ImageInputError(f"'{path}' is a folder; expected an image file")
+    limit = int(setting("max_image_pixels"))
+    too_big = (f"at most {limit:,} pixels are read (max_image_pixels in settings.ini); "
+               "downscale the photo first or raise the setting")
     try:
         with Image.open(path) as img:
+            if img.width * img.height > limit:
+                raise ImageInputError(f"'{path}' is {img.width}x{img.height} px; {too_big}")
+            frames = getattr(img, "n_frames", 1)
             img.load()
             img = ImageOps.exif_transpose(img)  # phone photos: apply the EXIF orientation
+    except Image.DecompressionBombError:
+        raise ImageInputError(f"'{path}' is larger than PIL will open; {too_big}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageInputError(f"'{path}' is not an image that can be read ({type(e).__name__}: {e})") from None
+    if frames > 1:
+        warnings.warn(f"'{path}' has {frames} frames (an animation); only its first frame is read",
+                      stacklevel=2)
     w, h = img.size
     if min(w, h) < min_size:
         raise ImageInputError(f"'{path}' is {w}x{h} px; at least {min_size} px on each side is expected for a face")
@@ -242,9 +269,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
+def strict_json(obj):
+    "`obj` with every non-finite float (NaN, inf) as None: JSON has no NaN, and strict parsers refuse it."
+    if isinstance(obj, float): return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict): return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [strict_json(v) for v in obj]
+    return obj
+
 def atomic_write_json(path: str | Path, obj) -> Path:
-    "Write `obj` as indented JSON, atomically."
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    "Write `obj` as indented, strict JSON (NaN and inf become null), atomically."
+    text = json.dumps(strict_json(obj), indent=2, sort_keys=True, allow_nan=False)
+    return atomic_write_bytes(path, (text + "\n").encode())
 
 def save_image(x: torch.Tensor, path: str | Path, overwrite: bool = False, inputs=()) -> Path:
     "Save one image tensor in [-1, 1] to `path` (format from the suffix), atomically, refusing to overwrite."

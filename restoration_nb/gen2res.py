@@ -11,7 +11,7 @@ __all__ = ['SAMPLERS', 'GUIDANCE_NORMS', 'SKIP_GUIDANCE_SCALE', 'CONSTRAIN_METHO
            'compare_restorations', 'album_identity']
 
 # %% ../nbs/07_gen2res.ipynb #c004
-import copy, hashlib, time
+import copy, hashlib, math, time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -114,8 +114,8 @@ class SkipGuidance:
     def __init__(self, y0: torch.Tensor, period: int, scale: float, norm: str = "squared"):
         if isinstance(period, bool) or not isinstance(period, (int, np.integer)) or period < 1:
             raise ValueError(f"n={period!r}; expected a skip-guidance period n >= 1 (guide every n steps), or None for no guidance")
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 0:
-            raise ValueError(f"lambda={scale!r}; expected a guidance scale lambda >= 0")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale < math.inf:
+            raise ValueError(f"lambda={scale!r}; expected a finite guidance scale lambda >= 0")
         if norm not in GUIDANCE_NORMS:
             raise ValueError(f"norm={norm!r}; expected 'squared' (the paper's ||y0 - x0||^2) or 'l2' (the authors' code, ||y0 - x0||)")
         self.y0, self.period, self.scale, self.norm = check_images(y0, "y0"), int(period), float(scale), norm

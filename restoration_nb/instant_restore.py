@@ -324,7 +324,11 @@ def landmark_attention_loss(attention: dict, query_points: torch.Tensor, ref_poi
 
 # %% ../nbs/10_instant_restore.ipynb #c032
 def load_torchscript(path, what: str, option: str) -> torch.nn.Module:
-    "A TorchScript model from a local file, or MetricUnavailable that says which option and what file."
+    """A TorchScript model from a local file, or MetricUnavailable that says which option and what file.
+    A TorchScript archive holds TorchScript code (not Python: no imports, no os) that runs when the model runs,
+    and its constants are read by TorchScript's own unpickler (tensors and containers only); still, pass only
+    a file you trust: it is your own training option (`identity_weights=`, `dino_weights=`), never a path
+    taken from a submission or a shared folder."""
     if path is None: raise MetricUnavailable(f"{what} needs local weights: pass {option}= a TorchScript file (no model hub is reached)")
     path = Path(path)
     if not path.is_file(): raise MetricUnavailable(f"{option}='{path}' does not exist; expected a TorchScript file of {what}")

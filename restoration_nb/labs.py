@@ -4,22 +4,23 @@
 
 # %% ../nbs/11_labs.ipynb #c002
 from __future__ import annotations
-import copy, json, os, re, tempfile
+import copy, json, os, re, struct, sys, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .core import Table, atomic_write_bytes, check_output_path, find_settings_file, lab_settings, make_generator
+from .core import (Table, atomic_write_bytes, atomic_write_json, check_output_path, find_settings_file,
+                                 lab_settings, make_generator, read_settings)
 from .backbones import (EmpiricalDenoiser, StepState, ddim_step, make_scheduler, noise_to_step, predict_x0,
                                       sample_from_step, sampling_timesteps)
 
 # %% auto #0
-__all__ = ['GRADE_LOG_ENV', 'LABS', 'CHECKERS', 'BEGIN', 'END', 'CHECK_CELL', 'ExerciseFailed', 'check_noise_to_step',
-           'check_predict_x0', 'check_ddim_update', 'check_sampling_loop', 'check_guidance_distance',
-           'check_is_guided_step', 'check_skip_guidance_update', 'check_boost_hub_projections', 'check_boost_attention',
-           'check_boost_hub_output', 'check_flip', 'check_adain', 'check_extended_attention',
-           'check_shared_image_attention', 'check_rss_g', 'check_rss_update', 'check_rss_step', 'Lab', 'check',
-           'lab_of', 'lab_notebook_problems', 'student_version', 'labs_folder', 'build_labs', 'GradeReport',
-           'grade_submission']
+__all__ = ['GRADE_LOG_ENV', 'LABS', 'CHECKERS', 'BEGIN', 'END', 'CHECK_CELL', 'SANDBOX_CPU_SECONDS', 'SANDBOX_MEMORY_BYTES',
+           'GRADER_NAMES', 'ExerciseFailed', 'check_noise_to_step', 'check_predict_x0', 'check_ddim_update',
+           'check_sampling_loop', 'check_guidance_distance', 'check_is_guided_step', 'check_skip_guidance_update',
+           'check_boost_hub_projections', 'check_boost_attention', 'check_boost_hub_output', 'check_flip',
+           'check_adain', 'check_extended_attention', 'check_shared_image_attention', 'check_rss_g', 'check_rss_update',
+           'check_rss_step', 'Lab', 'check', 'lab_of', 'lab_notebook_problems', 'student_version', 'labs_folder',
+           'build_labs', 'sandboxed_kernel', 'GradeReport', 'grade_submission']
 
 # %% ../nbs/11_labs.ipynb #c005
 GRADE_LOG_ENV = "RESTORATION_NB_GRADE_LOG"   # the grader sets this: every check appends its outcome there
@@ -474,6 +475,72 @@ def build_labs(out_dir: str | Path | None = None, labs_dir: str | Path | None = 
         for target, nb in pairs: atomic_write_bytes(target, nbformat.writes(nb).encode())
     return {lab: tuple(target for target, _ in pairs) for lab, pairs in plans.items()}
 
+# %% ../nbs/11_labs.ipynb #c039b
+SANDBOX_CPU_SECONDS = 3600            # CPU time of one graded kernel, all its cells together
+SANDBOX_MEMORY_BYTES = 16 * 2**30     # its address space (torch reserves more than it touches)
+_LANDLOCK_WRITES = sum(1 << bit for bit in (1, 4, 5, 6, 7, 8, 9, 10, 11, 12))   # write, remove, make
+
+def _landlock(writable: list[str], ports: list[int]) -> str:
+    """Forbid this process and its children, through Linux Landlock, to write outside `writable`, to
+    connect over TCP, to bind TCP ports other than `ports` and to signal processes outside; says what
+    applied, or why nothing did."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    abi = libc.syscall(444, None, 0, 1)                        # landlock_create_ruleset(NULL, 0, VERSION)
+    if abi < 1: return "no Landlock in this Linux kernel: writes, network and signals are not restricted"
+    fs = _LANDLOCK_WRITES | (1 << 13 if abi >= 2 else 0) | (1 << 14 if abi >= 3 else 0)   # refer, truncate
+    size = 8 if abi < 4 else 16 if abi < 6 else 24               # the fields this ABI knows
+    attr = struct.pack("=QQQ", fs, 3 if abi >= 4 else 0, 3 if abi >= 6 else 0)[:size]
+    ruleset = libc.syscall(444, ctypes.c_char_p(attr), len(attr), 0)
+    for path in writable:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        rights = fs if os.path.isdir(path) else (1 << 1) | (1 << 14 if abi >= 3 else 0)
+        libc.syscall(445, ruleset, 1, ctypes.c_char_p(struct.pack("=Qi", rights, fd)), 0)
+        os.close(fd)
+    for port in ports if abi >= 4 else ():
+        libc.syscall(445, ruleset, 2, ctypes.c_char_p(struct.pack("=QQ", 1, port)), 0)
+    libc.prctl(38, 1, 0, 0, 0)                                 # PR_SET_NO_NEW_PRIVS, which Landlock needs
+    if libc.syscall(446, ruleset, 0) != 0: return f"Landlock refused: {os.strerror(ctypes.get_errno())}"
+    net = "no TCP connections, " if abi >= 4 else "network not restricted (Landlock ABI < 4), "
+    return f"Landlock ABI {abi}: writes only under {', '.join(writable)}; {net}" + \
+        ("no signals outside" if abi >= 6 else "signals not restricted (ABI < 6)")
+
+# %% ../nbs/11_labs.ipynb #c039c
+def sandboxed_kernel():
+    """The graded kernel's entry point (a kernelspec's argv: CONFIG_JSON CONNECTION_FILE): limits,
+    Landlock, then an IPython kernel. What applied goes to the config's `report` file, for the grade."""
+    import resource
+    config, connection = json.loads(sys.argv[1]), sys.argv[2]
+    resource.setrlimit(resource.RLIMIT_CPU, (config["cpu_seconds"], config["cpu_seconds"]))
+    resource.setrlimit(resource.RLIMIT_AS, (config["memory_bytes"], config["memory_bytes"]))
+    ports = [v for k, v in json.loads(Path(connection).read_text()).items() if k.endswith("_port")]
+    ports.append(0)                                         # an ephemeral port, for the subprocess output pipe
+    applied = _landlock(config["writable"], ports)
+    limits = f"CPU {config['cpu_seconds']} s, memory {config['memory_bytes'] / 2**30:g} GiB"
+    Path(config["report"]).write_text(f"{limits}; {applied}")
+    from ipykernel.kernelapp import launch_new_instance
+    sys.argv = [sys.argv[0], "-f", connection]
+    launch_new_instance()
+
+def _sandbox(folder: Path, writable: list[Path], log: Path, settings: Path | None) -> dict:
+    """The whole environment of a graded kernel in `folder`: what Python and the lab need, `folder` as
+    home and temp, nothing of the grader's; with a kernelspec (found through JUPYTER_PATH) that starts
+    `sandboxed_kernel`."""
+    spec = folder / "kernelspec" / "kernels" / "restoration-nb-grader"
+    config = dict(cpu_seconds=SANDBOX_CPU_SECONDS, memory_bytes=SANDBOX_MEMORY_BYTES,
+                  writable=[str(p) for p in [*writable, "/dev/null"]], report=str(folder / "sandbox.txt"))
+    start = "from restoration_nb.labs import sandboxed_kernel; sandboxed_kernel()"
+    argv = [sys.executable, "-c", start, json.dumps(config), "{connection_file}"]
+    atomic_write_json(spec / "kernel.json", dict(argv=argv, display_name="restoration-nb grader", language="python"))
+    keep = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OMP_NUM_THREADS", "VIRTUAL_ENV",
+            "RESTORATION_NB_DATA")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.update(HOME=str(folder), TMPDIR=str(folder), IPYTHONDIR=str(folder / ".ipython"),
+               MPLCONFIGDIR=str(folder / ".mpl"), JUPYTER_PATH=str(folder / "kernelspec"))
+    env[GRADE_LOG_ENV] = str(log)
+    if settings is not None: env["RESTORATION_NB_SETTINGS"] = str(settings)
+    return env
+
 # %% ../nbs/11_labs.ipynb #c041
 @dataclass
 class GradeReport:
@@ -482,6 +549,7 @@ class GradeReport:
     lab: str | None
     rows: list = field(default_factory=list)
     problem: str | None = None
+    sandbox: str | None = None     # what the sandbox of its kernel applied
     @property
     def score(self) -> int: return sum(r["points"] for r in self.rows)
     @property
@@ -490,7 +558,9 @@ class GradeReport:
     def table(self) -> Table: return Table(self.rows)
     def __repr__(self) -> str:
         head = f"{self.path}: " + (f"lab {self.lab}, score {self.score}/{self.total}" if self.lab else "not graded")
-        return "\n".join([head] + ([f"problem: {self.problem}"] if self.problem else []) + ([self.table.to_markdown()] if self.rows else []))
+        lines = [head] + ([f"problem: {self.problem}"] if self.problem else [])
+        lines += [f"sandbox: {self.sandbox}"] if self.sandbox else []
+        return "\n".join(lines + ([self.table.to_markdown()] if self.rows else []))
 
 def _error_summary(cell) -> str | None:
     for out in cell.get("outputs", []):
@@ -501,19 +571,74 @@ def _cell_timed_out(cell, timeout: float) -> bool:
     meta = cell.get("metadata", {}).get("papermill", {})
     return (meta.get("duration") or 0) >= timeout * 0.98 or (_error_summary(cell) or "").startswith("KeyboardInterrupt")
 
-def _execute(path: Path, executed: Path, log: Path, timeout: float, kernel_name: str | None, cwd: Path):
+# %% ../nbs/11_labs.ipynb #c041a
+GRADER_NAMES = re.compile(r"\b(CHECKERS|_record|GRADE_LOG_ENV|RESTORATION_NB_GRADE_LOG|grades\.jsonl)\b"
+                          r"|^\s*(def\s+check\b|check\s*=)", re.M)
+
+def _tampering(nb) -> str | None:
+    "Why a submission's code cannot be trusted: it names the grader's machinery (checkers, log, `check`)."
+    for i, cell in enumerate(nb.cells):
+        found = GRADER_NAMES.search(cell.source) if cell.cell_type == "code" else None
+        if found: return f"cell {i + 1} reaches into the grader ({found.group(0).strip()!r})"
+    return None
+
+def _read_log(log: Path, exercises) -> tuple[dict, str | None]:
+    "The records `check` wrote ({exercise: record}), and why the log cannot be trusted, if it cannot."
+    results = {}
+    for n, line in enumerate(log.read_text().splitlines() if log.exists() else [], 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not (isinstance(record, dict) and set(record) == {"exercise", "passed", "message"}
+                and record["exercise"] in exercises and isinstance(record["passed"], bool)):
+            return {}, f"line {n} of the grade log is not a record that check() writes"
+        if record["exercise"] in results:
+            return {}, f"the grade log holds two records of {record['exercise']!r}, whose check ran once"
+        results[record["exercise"]] = record
+    return results, None
+
+# %% ../nbs/11_labs.ipynb #c041b
+def _execute(path: Path, executed: Path, timeout: float, env: dict):
+    "Run `path` with papermill in the grader's sandboxed kernel, the process environment `env` meanwhile."
     import papermill
     from papermill.exceptions import PapermillExecutionError
-    os.environ[GRADE_LOG_ENV] = str(log)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)                                   # the kernel inherits this, and only this
     try:
-        papermill.execute_notebook(str(path), str(executed), kernel_name=kernel_name or "python3", cwd=str(cwd),
-                                   execution_timeout=timeout, start_timeout=120, progress_bar=False,
+        papermill.execute_notebook(str(path), str(executed), kernel_name="restoration-nb-grader",
+                                   cwd=str(path.parent), execution_timeout=timeout, start_timeout=120, progress_bar=False,
                                    allow_errors=True, interrupt_on_timeout=True)
-    except PapermillExecutionError: pass                     # errors are graded from the executed notebook
-    finally: os.environ.pop(GRADE_LOG_ENV, None)
+    except PapermillExecutionError:
+        pass                                                 # errors are graded from the executed notebook
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
-def grade_submission(path: str | Path, timeout: float = 120, executed: str | Path | None = None, kernel_name: str | None = None) -> GradeReport:
-    "Run the lab notebook at `path` (each cell at most `timeout` s) and grade each exercise by its check."
+def _run_submission(path: Path, out: Path | None, timeout: float, folder: Path):
+    """Copy `path` into `folder` and run it there in the sandbox: (the executed notebook or None, the grade
+    log, what the sandbox applied)."""
+    import nbformat
+    # the course's settings.ini (above the submission) applies, else the grader's; relative paths in it resolve
+    # from that file's folder, wherever the kernel runs
+    settings = find_settings_file(path.resolve().parent) or find_settings_file()
+    values = read_settings(settings) if settings else lab_settings()
+    output_dir = Path(values["output_dir"]).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    run, log = folder / "run" / path.name, folder / "run" / "grades.jsonl"
+    run.parent.mkdir()
+    run.write_bytes(path.read_bytes())
+    out = out or folder / "executed.ipynb"
+    _execute(run, out, timeout, _sandbox(run.parent, [run.parent, output_dir], log, settings))
+    applied = run.parent / "sandbox.txt"
+    sandbox = applied.read_text() if applied.is_file() else "the kernel did not report its sandbox"
+    return (nbformat.read(str(out), as_version=4) if out.exists() else None), log, sandbox
+
+# %% ../nbs/11_labs.ipynb #c041c
+def grade_submission(path: str | Path, timeout: float = 120, executed: str | Path | None = None
+                     ) -> GradeReport:
+    "Run the lab notebook at `path` in a sandbox (each cell at most `timeout` s); grade each exercise by its check."
     import nbformat
     path = Path(path)
     if not path.is_file(): return GradeReport(str(path), None, problem=f"{path} is not a file")
@@ -525,19 +650,24 @@ def grade_submission(path: str | Path, timeout: float = 120, executed: str | Pat
         return GradeReport(str(path), None, problem=f"not a restoration-nb lab: no lab in its metadata, and its name matches none of "
                                                     f"{', '.join(l.notebook for l in LABS.values())}")
     exercises = LABS[lab].exercises
-    check_cells = {m: i for i, c in enumerate(nb.cells) if c.cell_type == "code" for m in CHECK_CELL.findall(c.source)}
+    out = Path(executed) if executed is not None else None
+    if out is not None and out.resolve() == path.resolve():
+        raise ValueError(f"executed={out} is the submission itself; the grader never writes over a submission")
+    def zero(reason: str) -> list[dict]:
+        return [dict(exercise=n, points=0, status="tampered", message=reason) for n in exercises]
+    tampered = _tampering(nb)
+    if tampered: return GradeReport(str(path), lab, zero(tampered), problem=f"not run: {tampered}")
     with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "grades.jsonl"
-        out = Path(executed) if executed is not None else Path(tmp) / "executed.ipynb"
-        if out.resolve() == path.resolve(): raise ValueError(f"executed={out} is the submission itself; the grader never writes over a submission")
-        run = Path(tmp) / path.name
-        run.write_bytes(path.read_bytes())
-        _execute(run, out, log, timeout, kernel_name, cwd=path.resolve().parent)   # the course's settings.ini applies
-        results = {}
-        for line in (log.read_text().splitlines() if log.exists() else []):
-            record = json.loads(line)
-            results[record["exercise"]] = record
-        ran = nbformat.read(str(out), as_version=4) if out.exists() else nb
+        ran, log, sandbox = _run_submission(path, out, timeout, Path(tmp))
+        results, tampered = _read_log(log, exercises)
+    if tampered: return GradeReport(str(path), lab, zero(tampered), problem=tampered, sandbox=sandbox)
+    rows = _grade_rows(ran or nb, nb, exercises, results, timeout)
+    return GradeReport(str(path), lab, rows, sandbox=sandbox)
+
+# %% ../nbs/11_labs.ipynb #c041d
+def _grade_rows(ran, nb, exercises, results: dict, timeout: float) -> list[dict]:
+    "A row per exercise: passed or failed (what its check said), or why its check gave no verdict."
+    check_cells = {m: i for i, c in enumerate(nb.cells) if c.cell_type == "code" for m in CHECK_CELL.findall(c.source)}
     ran.cells = [c for c in ran.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]   # papermill's banner
     first_error = next(((i, e) for i, c in enumerate(ran.cells) if c.cell_type == "code" for e in [_error_summary(c)]
                         if e and not e.startswith("ExerciseFailed")), None)
@@ -552,4 +682,4 @@ def grade_submission(path: str | Path, timeout: float = 120, executed: str | Pat
             message = f"the check cell raised {error}" if error else "the check cell did not run"
             if first_error and first_error[0] < check_cells[name]: message += f" (cell {first_error[0] + 1} failed first: {first_error[1]})"
         rows.append(dict(exercise=name, points=int(status == "passed"), status=status, message=message))
-    return GradeReport(str(path), lab, rows)
+    return rows

