@@ -24,8 +24,8 @@ from prior_report import measure_prior, measurement_faces  # noqa: E402
 
 from restoration_nb.core import atomic_write_json  # noqa: E402
 from restoration_nb.metrics import FaceEmbedder  # noqa: E402
-from restoration_nb.priors import (PRIOR_SPECS, TRAIN_PRESETS, WEIGHTS_DIR, load_prior, load_training_faces,  # noqa: E402
-                                   save_prior, train_prior)
+from restoration_nb.priors import (PRIOR_SPECS, TRAIN_PRESETS, WEIGHTS_DIR, load_checkpoint, load_prior,  # noqa: E402
+                                   load_training_faces, save_prior, train_prior)
 
 CAMPAIGNS = Path(__file__).resolve().parent / "campaign"
 RUNS = Path("runs/campaign")
@@ -87,7 +87,7 @@ def main() -> int:
         minutes_left = (deadline - time.time()) / 60 - 8          # leave time to measure and save
         if minutes_left < 5: break
         start = json.loads((init / "training.json").read_text())["minutes"] if not (run / "checkpoint.pt").exists() else None
-        done = start if start is not None else torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["log"]["minutes"]
+        done = start if start is not None else load_checkpoint(run / "checkpoint.pt", "cpu")["log"]["minutes"]
         target = done + min(args.eval_every, minutes_left)
         log = train_prior(args.name, run, cfg, faces=train_faces, device="cpu", progress=False, init=init, steps=10**8, max_minutes=target)
         stop["requested"] |= log["minutes"] < target - 0.05      # train_prior stopped early: SIGTERM reached it
