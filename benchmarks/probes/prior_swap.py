@@ -3,7 +3,7 @@
 The campaign's micro-sd-faces64 (benchmarks/campaign/micro-sd-faces64/prior) is compared with the shipped one (or the
 folder --old names): each restorer at its defaults restores the same 16 held-out faces degraded by tier x4 (seed 0), on
 each prior; the retrained restorers in benchmarks/campaign/ are run on the campaign prior. Mean PSNR (dB) to the clean
-faces goes to benchmarks/results/probes/prior_swap_cpu.json.
+faces goes to benchmarks/results/prior_swap_cpu.json.
 
     python benchmarks/probes/prior_swap.py [--old FOLDER]
 """
@@ -62,7 +62,7 @@ def main() -> int:
             where = Path(prior).resolve().relative_to(ROOT) if Path(prior).exists() else prior
             rows.append(dict(restorer=f"{weights_tag} {name}", prior=str(where), psnr=score))
             print(json.dumps(rows[-1]), flush=True)
-    out = ROOT / "benchmarks" / "results" / "probes" / "prior_swap_cpu.json"
+    out = ROOT / "benchmarks" / "results" / "prior_swap_cpu.json"
     atomic_write_json(out, dict(faces=16, tier="x4", seed=0, rows=rows))
     print(f"wrote {out}")
     return 0
