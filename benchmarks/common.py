@@ -27,8 +27,8 @@ def machine(device: torch.device) -> dict:
 
 
 def timed(fn, device: torch.device, warmup: int, runs: int) -> dict:
-    "Median and min seconds of `fn(run)` over `runs` timed calls after `warmup` untimed ones."
-    for i in range(warmup): fn(-1 - i)
+    "Median and min seconds of `fn(run)` over `runs` timed calls after `warmup` untimed ones (`fn(runs + i)`)."
+    for i in range(warmup): fn(runs + i)
     times = []
     for i in range(runs):
         if device.type == "cuda": torch.cuda.synchronize(device)

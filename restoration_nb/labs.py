@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_labs.ipynb #c002
 from __future__ import annotations
-import copy, json, os, re, struct, sys, tempfile
+import copy, json, os, re, struct, sys, tempfile, types
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -14,16 +14,17 @@ from .backbones import (EmpiricalDenoiser, StepState, ddim_step, make_scheduler,
                                       sample_from_step, sampling_timesteps)
 
 # %% auto #0
-__all__ = ['GRADE_LOG_ENV', 'LABS', 'CHECKERS', 'BEGIN', 'END', 'CHECK_CELL', 'SANDBOX_CPU_SECONDS', 'SANDBOX_MEMORY_BYTES',
-           'GRADER_NAMES', 'ExerciseFailed', 'check_noise_to_step', 'check_predict_x0', 'check_ddim_update',
-           'check_sampling_loop', 'check_guidance_distance', 'check_is_guided_step', 'check_skip_guidance_update',
-           'check_boost_hub_projections', 'check_boost_attention', 'check_boost_hub_output', 'check_flip',
-           'check_adain', 'check_extended_attention', 'check_shared_image_attention', 'check_rss_g', 'check_rss_update',
-           'check_rss_step', 'Lab', 'check', 'lab_of', 'lab_notebook_problems', 'student_version', 'labs_folder',
-           'build_labs', 'sandboxed_kernel', 'GradeReport', 'grade_submission']
+__all__ = ['GRADE_ANSWERS_ENV', 'LABS', 'CHECKERS', 'RAISED', 'BEGIN', 'END', 'CHECK_CELL', 'SANDBOX_CPU_SECONDS',
+           'SANDBOX_MEMORY_BYTES', 'GRADER_NAMES', 'ANSWER_BYTES', 'ExerciseFailed', 'check_noise_to_step',
+           'check_predict_x0', 'check_ddim_update', 'check_sampling_loop', 'check_guidance_distance',
+           'check_is_guided_step', 'check_skip_guidance_update', 'check_boost_hub_projections', 'check_boost_attention',
+           'check_boost_hub_output', 'check_flip', 'check_adain', 'check_extended_attention',
+           'check_shared_image_attention', 'check_rss_g', 'check_rss_update', 'check_rss_step', 'Lab', 'check',
+           'AnswerRecorder', 'save_answers', 'AnswerReplay', 'lab_of', 'lab_notebook_problems', 'student_version',
+           'labs_folder', 'build_labs', 'sandboxed_kernel', 'GradeReport', 'grade_submission']
 
 # %% ../nbs/11_labs.ipynb #c005
-GRADE_LOG_ENV = "RESTORATION_NB_GRADE_LOG"   # the grader sets this: every check appends its outcome there
+GRADE_ANSWERS_ENV = "RESTORATION_NB_GRADE_ANSWERS"   # set by the grader: where `check` leaves answers
 
 class ExerciseFailed(AssertionError):
     "A lab check that did not pass; the message says what is wrong."
@@ -381,22 +382,157 @@ LABS = dict(
 )
 CHECKERS = {name: globals()[f"check_{name}"] for lab in LABS.values() for name in lab.exercises}
 
-def _record(name: str, passed: bool, message: str):
-    path = os.environ.get(GRADE_LOG_ENV)
-    if path:
-        with open(path, "a") as f: f.write(json.dumps(dict(exercise=name, passed=passed, message=message)) + "\n")
-
 def check(name: str, fn) -> bool:
-    "Run the checker of exercise `name` on the student's `fn`: a tick, or `ExerciseFailed` with what is wrong."
+    """Run the checker of exercise `name` on the student's `fn`: a tick, or `ExerciseFailed` with what is
+    wrong. Under the grader it also leaves the answers of `fn` (never the verdict) where
+    `$RESTORATION_NB_GRADE_ANSWERS` says."""
     __tracebackhide__ = True
     if name not in CHECKERS: raise KeyError(f"no exercise called {name!r}; the exercises are: {', '.join(CHECKERS)}")
-    try: CHECKERS[name](fn)
+    answers = os.environ.get(GRADE_ANSWERS_ENV)
+    recorder = AnswerRecorder(fn) if answers and callable(fn) else None
+    try:
+        CHECKERS[name](recorder or fn)
+        wrong = None
     except _Wrong as e:
-        _record(name, False, str(e))
-        raise ExerciseFailed(f"{name}: {e}") from None
-    _record(name, True, "correct")
+        wrong = e
+    if answers: save_answers(Path(answers), name, fn, recorder)
+    if wrong is not None: raise ExerciseFailed(f"{name}: {wrong}") from None
     print(f"✓ {name}: correct")
     return True
+
+# %% ../nbs/11_labs.ipynb #c031b
+def _encode(value, tensors: dict, modules: dict):
+    "`value` as JSON, its tensors put in `tensors`; a layer that is one of `modules` is written as its name."
+    if isinstance(value, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = value.detach().cpu().contiguous().clone()
+        return dict(tensor=key, requires_grad=value.requires_grad)
+    if isinstance(value, torch.nn.Linear):
+        ptr = value.weight.data_ptr()
+        alias = next((k for k, m in modules.items() if m is value or m.weight.data_ptr() == ptr), None)
+        bias = None if value.bias is None else _encode(value.bias, tensors, {})
+        return dict(linear=alias, weight=_encode(value.weight, tensors, {}), bias=bias)
+    if isinstance(value, (tuple, list)):
+        return dict(items=[_encode(v, tensors, modules) for v in value], tuple=isinstance(value, tuple))
+    if isinstance(value, float): return dict(float=repr(value))
+    if value is None or isinstance(value, (bool, int, str)): return dict(value=value)
+    return dict(type=type(value).__name__)
+
+# %% ../nbs/11_labs.ipynb #c031c
+def _spy(call: dict, tensors: dict, i: int, callback):
+    "`callback` (argument `i`), with each call to it written into `call`."
+    def spied(*args):
+        call["callbacks"].append(dict(arg=i, args=_encode(list(args), tensors, {})))
+        return callback(*args)
+    return spied
+
+class AnswerRecorder:
+    "Stands in for the student's function in a graded check: calls it and records, call by call, what it did."
+    def __init__(self, fn):
+        self.fn, self.calls, self.tensors = fn, [], {}
+
+    def __call__(self, *args):
+        layers = {f"{i}.{n}": m for i, a in enumerate(args) if isinstance(a, torch.nn.Module)
+                  for n, m in a.named_modules() if isinstance(m, torch.nn.Linear)}
+        call = dict(args=_encode(list(args), self.tensors, {}), callbacks=[])
+        self.calls.append(call)
+        before = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
+        spied = {i: _spy(call, self.tensors, i, a) for i, a in enumerate(args)
+                 if isinstance(a, types.FunctionType)}
+        given = [spied.get(i, a) for i, a in enumerate(args)]
+        try:
+            out = self.fn(*given)
+        except Exception as e:
+            call["raised"] = dict(type=type(e).__name__, message=str(e))
+            raise
+        finally:
+            changed = [i for i, b in enumerate(before)
+                       if b is not None and not torch.equal(args[i].detach(), b)]
+            call["changed"] = [dict(arg=i, value=_encode(args[i], self.tensors, {})) for i in changed]
+        call["returned"] = _encode(out, self.tensors, layers)
+        return out
+
+# %% ../nbs/11_labs.ipynb #c031d
+def save_answers(folder: Path, name: str, fn, recorder: AnswerRecorder | None):
+    "Leave the answers to exercise `name` in `folder`: `name.safetensors`, then `name.json` (they are done)."
+    from safetensors.torch import save
+    tensors, calls = (recorder.tensors, recorder.calls) if recorder is not None else ({}, [])
+    atomic_write_bytes(folder / f"{name}.safetensors", save(tensors))
+    record = dict(exercise=name, callable=callable(fn), type=type(fn).__name__, calls=calls)
+    atomic_write_json(folder / f"{name}.json", record)
+
+# %% ../nbs/11_labs.ipynb #c031h
+class _Tampered(BaseException):
+    "Answers that no `check` wrote (a BaseException, so that no checker's `except Exception` can swallow it)."
+
+RAISED = {e.__name__: e for e in (NotImplementedError, ValueError, TypeError, IndexError, KeyError,
+                                  RuntimeError, AttributeError, NameError, ZeroDivisionError, AssertionError)}
+
+def _decode(node: dict, tensors: dict, args: tuple):
+    "The value `_encode` wrote, rebuilt; a layer named after a module of `args` is that very module."
+    if "tensor" in node:
+        t = tensors[node["tensor"]].clone()
+        return t.requires_grad_() if node["requires_grad"] and t.is_floating_point() else t
+    if "linear" in node:
+        if node["linear"] is not None:
+            i, path = node["linear"].split(".", 1)
+            return args[int(i)].get_submodule(path)
+        weight = _decode(node["weight"], tensors, args)
+        bias = None if node["bias"] is None else _decode(node["bias"], tensors, args)
+        layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+            if bias is not None: layer.bias.copy_(bias)
+        return layer
+    if "items" in node:
+        items = [_decode(v, tensors, args) for v in node["items"]]
+        return tuple(items) if node["tuple"] else items
+    if "float" in node: return float(node["float"])
+    if "value" in node: return node["value"]
+    return type(str(node["type"])[:80], (), {})()                # a stand-in that bears the type's name
+
+def _same(recorded, given) -> bool:
+    "Was a recorded input the one the grader's check gives? (tensors to within float error)"
+    if isinstance(given, torch.Tensor):
+        return isinstance(recorded, torch.Tensor) and _matches(recorded, given.detach(), 1e-5)
+    if isinstance(given, (tuple, list)):
+        if not isinstance(recorded, (tuple, list)) or len(recorded) != len(given): return False
+        return all(map(_same, recorded, given))
+    if given is None or isinstance(given, (bool, int, float, str)): return recorded == given
+    return type(recorded).__name__ == type(given).__name__
+
+# %% ../nbs/11_labs.ipynb #c031i
+class AnswerReplay:
+    "Stands in for the student's function in the grader's check: does again, call by call, what it did."
+    def __init__(self, name: str, calls: list, tensors: dict):
+        self.name, self.calls, self.tensors, self.used = name, calls, tensors, 0
+
+    def __call__(self, *args):
+        if self.used == len(self.calls):
+            raise _Tampered(f"the check calls `{self.name}` more often than the answers say it was called")
+        call, self.used = self.calls[self.used], self.used + 1
+        try:
+            recorded = _decode(call["args"], self.tensors, args)
+            callbacks = [(args[c["arg"]], _decode(c["args"], self.tensors, args)) for c in call["callbacks"]]
+            changes = [(args[c["arg"]], _decode(c["value"], self.tensors, args)) for c in call["changed"]]
+            raised = call.get("raised")
+            out = None if raised else _decode(call["returned"], self.tensors, args)
+            if raised: error = RAISED.get(raised["type"]) or type(str(raised["type"])[:80], (Exception,), {})
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
+            raise _Tampered(f"call {self.used} of `{self.name}` is not an answer `check` writes "
+                            f"({type(e).__name__})") from None
+        if not _same(recorded, list(args)):
+            raise _Tampered(f"call {self.used} of `{self.name}` was given other inputs than the check gives")
+        for callback, given in callbacks:       # the calls the student's function made to the check's
+            try: callback(*given)
+            except Exception: pass
+        try:
+            with torch.no_grad():
+                for arg, value in changes: arg.copy_(value)      # what it changed in place
+        except (RuntimeError, AttributeError, TypeError):
+            raise _Tampered(f"call {self.used} of `{self.name}` changed an input impossibly") from None
+        if raised: raise error(str(raised["message"]))
+        return out
 
 # %% ../nbs/11_labs.ipynb #c033
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -522,7 +658,7 @@ def sandboxed_kernel():
     sys.argv = [sys.argv[0], "-f", connection]
     launch_new_instance()
 
-def _sandbox(folder: Path, writable: list[Path], log: Path, settings: Path | None) -> dict:
+def _sandbox(folder: Path, writable: list[Path], answers: Path, settings: Path | None) -> dict:
     """The whole environment of a graded kernel in `folder`: what Python and the lab need, `folder` as
     home and temp, nothing of the grader's; with a kernelspec (found through JUPYTER_PATH) that starts
     `sandboxed_kernel`."""
@@ -537,7 +673,7 @@ def _sandbox(folder: Path, writable: list[Path], log: Path, settings: Path | Non
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(HOME=str(folder), TMPDIR=str(folder), IPYTHONDIR=str(folder / ".ipython"),
                MPLCONFIGDIR=str(folder / ".mpl"), JUPYTER_PATH=str(folder / "kernelspec"))
-    env[GRADE_LOG_ENV] = str(log)
+    env[GRADE_ANSWERS_ENV] = str(answers)
     if settings is not None: env["RESTORATION_NB_SETTINGS"] = str(settings)
     return env
 
@@ -572,30 +708,62 @@ def _cell_timed_out(cell, timeout: float) -> bool:
     return (meta.get("duration") or 0) >= timeout * 0.98 or (_error_summary(cell) or "").startswith("KeyboardInterrupt")
 
 # %% ../nbs/11_labs.ipynb #c041a
-GRADER_NAMES = re.compile(r"\b(CHECKERS|_record|GRADE_LOG_ENV|RESTORATION_NB_GRADE_LOG|grades\.jsonl)\b"
+GRADER_NAMES = re.compile(r"\b(CHECKERS|AnswerRecorder|save_answers|GRADE_ANSWERS_ENV"
+                          r"|RESTORATION_NB_GRADE_ANSWERS)\b"
                           r"|^\s*(def\s+check\b|check\s*=)", re.M)
 
 def _tampering(nb) -> str | None:
-    "Why a submission's code cannot be trusted: it names the grader's machinery (checkers, log, `check`)."
+    "Why a submission's code cannot be trusted: it names the grader's machinery (checkers, answers, `check`)."
     for i, cell in enumerate(nb.cells):
         found = GRADER_NAMES.search(cell.source) if cell.cell_type == "code" else None
         if found: return f"cell {i + 1} reaches into the grader ({found.group(0).strip()!r})"
     return None
 
-def _read_log(log: Path, exercises) -> tuple[dict, str | None]:
-    "The records `check` wrote ({exercise: record}), and why the log cannot be trusted, if it cannot."
+# %% ../nbs/11_labs.ipynb #c041a2
+ANSWER_BYTES = 16 * 2**20          # the most one exercise's answers may weigh
+
+def _read_answers(folder: Path, name: str) -> tuple[dict, dict] | None:
+    "The answers `check` left to exercise `name` in `folder` (record, tensors); None if none."
+    from safetensors.torch import load
+    record, tensors = folder / f"{name}.json", folder / f"{name}.safetensors"
+    if not (record.exists() or record.is_symlink()): return None
+    for p in (record, tensors):
+        if p.is_symlink() or not p.is_file(): raise _Tampered(f"{p.name} is not a plain file")
+        if p.stat().st_size > ANSWER_BYTES: raise _Tampered(f"{p.name} holds more than {ANSWER_BYTES} bytes")
+    try:
+        meta, arrays = json.loads(record.read_text()), load(tensors.read_bytes())
+    except Exception as e:                                  # JSON, UTF-8, safetensors or recursion errors
+        raise _Tampered(f"{record.name} or {tensors.name} cannot be read ({type(e).__name__})") from None
+    if not (isinstance(meta, dict) and meta.get("exercise") == name and isinstance(meta.get("calls"), list)
+            and isinstance(meta.get("callable"), bool) and isinstance(meta.get("type"), str)):
+        raise _Tampered(f"{record.name} is not a record that `check` writes")
+    return meta, arrays
+
+def _replay_check(name: str, meta: dict, tensors: dict) -> dict:
+    "Run exercise `name`'s checker in the grader on the recorded answers: its verdict."
+    replay = AnswerReplay(name, meta["calls"], tensors)
+    fn = replay if meta["callable"] else type(meta["type"][:80], (), {})()
+    try:
+        CHECKERS[name](fn)
+        verdict = dict(passed=True, message="correct")
+    except _Wrong as e:
+        verdict = dict(passed=False, message=str(e))
+    except Exception as e:                       # the kernel's check could not have saved these answers
+        raise _Tampered(f"its check breaks on them ({type(e).__name__})") from None
+    if replay.used != len(meta["calls"]):
+        made = len(meta["calls"])
+        raise _Tampered(f"the answers hold {made} calls of `{name}`; the check makes {replay.used}")
+    return verdict
+
+def _grade_answers(folder: Path, exercises) -> tuple[dict, str | None]:
+    "Each exercise's verdict ({exercise: verdict}) by the grader's checkers; or why answers are untrusted."
     results = {}
-    for n, line in enumerate(log.read_text().splitlines() if log.exists() else [], 1):
+    for name in exercises:
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if not (isinstance(record, dict) and set(record) == {"exercise", "passed", "message"}
-                and record["exercise"] in exercises and isinstance(record["passed"], bool)):
-            return {}, f"line {n} of the grade log is not a record that check() writes"
-        if record["exercise"] in results:
-            return {}, f"the grade log holds two records of {record['exercise']!r}, whose check ran once"
-        results[record["exercise"]] = record
+            answers = _read_answers(folder, name)
+            if answers is not None: results[name] = _replay_check(name, *answers)
+        except _Tampered as e:
+            return {}, f"the answers to {name!r} are not what its check left: {e}"
     return results, None
 
 # %% ../nbs/11_labs.ipynb #c041b
@@ -617,8 +785,8 @@ def _execute(path: Path, executed: Path, timeout: float, env: dict):
         os.environ.update(saved)
 
 def _run_submission(path: Path, out: Path | None, timeout: float, folder: Path):
-    """Copy `path` into `folder` and run it there in the sandbox: (the executed notebook or None, the grade
-    log, what the sandbox applied)."""
+    """Copy `path` into `folder` and run it there in the sandbox: (the executed notebook or None, the folder
+    of its answers, what the sandbox applied)."""
     import nbformat
     # the course's settings.ini (above the submission) applies, else the grader's; relative paths in it resolve
     # from that file's folder, wherever the kernel runs
@@ -626,14 +794,14 @@ def _run_submission(path: Path, out: Path | None, timeout: float, folder: Path):
     values = read_settings(settings) if settings else lab_settings()
     output_dir = Path(values["output_dir"]).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    run, log = folder / "run" / path.name, folder / "run" / "grades.jsonl"
+    run, answers = folder / "run" / path.name, folder / "run" / "answers"
     run.parent.mkdir()
     run.write_bytes(path.read_bytes())
     out = out or folder / "executed.ipynb"
-    _execute(run, out, timeout, _sandbox(run.parent, [run.parent, output_dir], log, settings))
+    _execute(run, out, timeout, _sandbox(run.parent, [run.parent, output_dir], answers, settings))
     applied = run.parent / "sandbox.txt"
     sandbox = applied.read_text() if applied.is_file() else "the kernel did not report its sandbox"
-    return (nbformat.read(str(out), as_version=4) if out.exists() else None), log, sandbox
+    return (nbformat.read(str(out), as_version=4) if out.exists() else None), answers, sandbox
 
 # %% ../nbs/11_labs.ipynb #c041c
 def grade_submission(path: str | Path, timeout: float = 120, executed: str | Path | None = None
@@ -658,8 +826,8 @@ def grade_submission(path: str | Path, timeout: float = 120, executed: str | Pat
     tampered = _tampering(nb)
     if tampered: return GradeReport(str(path), lab, zero(tampered), problem=f"not run: {tampered}")
     with tempfile.TemporaryDirectory() as tmp:
-        ran, log, sandbox = _run_submission(path, out, timeout, Path(tmp))
-        results, tampered = _read_log(log, exercises)
+        ran, answers, sandbox = _run_submission(path, out, timeout, Path(tmp))
+        results, tampered = _grade_answers(answers, exercises)
     if tampered: return GradeReport(str(path), lab, zero(tampered), problem=tampered, sandbox=sandbox)
     rows = _grade_rows(ran or nb, nb, exercises, results, timeout)
     return GradeReport(str(path), lab, rows, sandbox=sandbox)

@@ -111,11 +111,11 @@ def test_grade_files_that_are_not_labs(tmp_path):
     assert (report.score, report.total, report.rows) == (0, 0, []) and "not graded" in repr(report)
 
 
-def _with_cell(nb_path, out_path, code: str):
-    "A copy of the notebook with a code cell `code` inserted after its first code cell (the imports)."
+def _with_cell(nb_path, out_path, code: str, at_end: bool = False):
+    "A copy of the notebook with a code cell `code` after its first code cell (the imports), or at its end."
     nb = nbformat.read(str(nb_path), as_version=4)
     first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-    nb.cells.insert(first + 1, nbformat.v4.new_code_cell(code))
+    nb.cells.insert(len(nb.cells) if at_end else first + 1, nbformat.v4.new_code_cell(code))
     nbformat.write(nb, str(out_path))
     return out_path
 
@@ -140,34 +140,57 @@ print("LEAKS", leaks)""")
     assert "no TCP connections" in report.sandbox and "CPU 3600 s" in report.sandbox, report.sandbox
 
 
-TAMPERING = {   # how a submission that implements nothing tries to score, and what the report says
-    "forged-records": ('import json, os\nlog = os.environ["RESTORATION_NB_" + "GRADE_LOG"]\nfor n in ("noise_to_step", "predict_x0"):\n'
-                       '    open(log, "a").write(json.dumps(dict(exercise=n, passed=True, message="correct")) + "\\n")',
-                       "the grade log holds two records of 'noise_to_step', whose check ran once"),
-    "junk-line": ('import os\nopen(os.environ["RESTORATION_NB_" + "GRADE_LOG"], "a").write("junk\\n")',
-                  "line 1 of the grade log is not a record that check() writes"),
-    "replaced-checkers": ("import restoration_nb.labs as labs\nlabs.CHECKERS.update({k: (lambda fn: None) for k in labs.CHECKERS})",
-                          "reaches into the grader ('CHECKERS')"),
+ANSWERS = 'import json, os, pathlib\nanswers = pathlib.Path(os.environ["RESTORATION_NB_" + "GRADE_ANSWERS"])\n'
+TAMPERING = {   # how a submission that implements nothing tries to score: (code, after the checks?, what the report says)
+    "forged-verdict": (ANSWERS + 'for n in ("noise_to_step", "predict_x0"):\n'
+                       '    (answers / f"{n}.json").write_text(json.dumps(dict(exercise=n, passed=True, message="correct")))',
+                       True, "the answers to 'noise_to_step' are not what its check left: noise_to_step.json is not a record"),
+    "forged-answers": (ANSWERS + 'import torch\nfrom safetensors.torch import save_file\n'
+                       'save_file({"t0": torch.zeros(2, 3, 8, 8)}, str(answers / "noise_to_step.safetensors"))\n'
+                       'call = dict(args=dict(items=[], tuple=False), callbacks=[], changed=[], returned=dict(tensor="t0", requires_grad=False))\n'
+                       '(answers / "noise_to_step.json").write_text(json.dumps(dict(exercise="noise_to_step", callable=True,'
+                       ' type="function", calls=[call] * 3)))',
+                       True, "call 1 of `noise_to_step` was given other inputs than the check gives"),
+    "checkers-replaced-by-name": ("import restoration_nb.labs as labs\nlabs.CHECKERS.update({k: (lambda fn: None) for k in labs.CHECKERS})",
+                                  False, "reaches into the grader ('CHECKERS')"),
+    "checkers-replaced-unnamed": ('import restoration_nb.labs as L\nbox = getattr(L, "CHECK" + "ERS")\n'
+                                  'box.update({k: (lambda fn: None) for k in box})',
+                                  False, "the check calls `noise_to_step` more often than the answers say it was called"),
+    "answers-as-symlink": (ANSWERS + 'answers.mkdir(exist_ok=True)\n(answers / "noise_to_step.json").unlink(missing_ok=True)\n'
+                           '(answers / "noise_to_step.json").symlink_to("/etc/hostname")',
+                           True, "noise_to_step.json is not a plain file"),
 }
 
 
 @pytest.mark.parametrize("kind", list(TAMPERING))
 def test_a_tampered_submission_scores_zero_with_the_reason(course, tmp_path, kind):
-    code, reason = TAMPERING[kind]
-    sub = _with_cell(course["foundation"][1], tmp_path / "lab0_foundation.ipynb", code)    # the student version: nothing done
+    "Every way tried to score without doing the exercises scores 0, each exercise `tampered`, with the reason."
+    code, at_end, reason = TAMPERING[kind]
+    sub = _with_cell(course["foundation"][1], tmp_path / "lab0_foundation.ipynb", code, at_end)   # nothing done
     report = grade_submission(sub, timeout=300)
     assert (report.score, report.total) == (0, 4), report
     assert set(report.table["status"]) == {"tampered"} and reason in report.problem, report
 
 
+def test_a_student_who_patches_the_checks_in_memory_still_gets_the_real_verdict(course, tmp_path):
+    "A wrong ddim_update, with `torch.allclose`-style helpers patched so that every local comparison passes: still wrong."
+    sub = _edit(course["foundation"][0], tmp_path / "lab0_foundation_patched.ipynb", {"ddim_update": ABAR_LAST_BUG})
+    sub = _with_cell(sub, sub, "import restoration_nb.labs as L\nsetattr(L, '_match' + 'es', lambda *a: True)")
+    report = grade_submission(sub, timeout=300)
+    rows = {r["exercise"]: r for r in report.rows}
+    assert report.problem is None, report
+    assert rows["ddim_update"]["status"] == "failed" and "abar[-1]" in rows["ddim_update"]["message"], rows
+    assert rows["noise_to_step"]["status"] == "passed"
+
+
 def test_lab_grade_goes_on_past_a_tampered_submission_and_reports_every_one(course, tmp_path):
     "`lab grade` on a batch: a tampered submission gets its report (0 points and why), the next one is graded as usual."
     (tmp_path / "a").mkdir()
-    bad = _with_cell(course["foundation"][1], tmp_path / "a" / "lab0_foundation.ipynb", TAMPERING["junk-line"][0])
+    bad = _with_cell(course["foundation"][1], tmp_path / "a" / "lab0_foundation.ipynb", *TAMPERING["forged-verdict"][:2])
     good = course["foundation"][0]
     r = run_cli("lab", "grade", bad, good, "--timeout", "300", "-o", tmp_path / "reports.json")
     assert r.returncode == 0, r.stderr
     reports = json.loads((tmp_path / "reports.json").read_text())
     assert [(x["score"], x["total"]) for x in reports] == [(0, 4), (4, 4)], reports
-    assert "not a record that check() writes" in reports[0]["problem"] and reports[1]["problem"] is None
+    assert "is not a record that `check` writes" in reports[0]["problem"] and reports[1]["problem"] is None
     assert all(x["sandbox"] for x in reports), reports
