@@ -523,6 +523,8 @@ class AnswerReplay:
                             f"({type(e).__name__})") from None
         if not _same(recorded, list(args)):
             raise _Tampered(f"call {self.used} of `{self.name}` was given other inputs than the check gives")
+        if not all(isinstance(callback, types.FunctionType) for callback, _ in callbacks):
+            raise _Tampered(f"call {self.used} of `{self.name}` calls an input that is not a function")
         for callback, given in callbacks:       # the calls the student's function made to the check's
             try: callback(*given)
             except Exception: pass
