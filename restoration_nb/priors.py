@@ -620,6 +620,15 @@ def prior_folder(name: str) -> Path:
                                 f"with `restoration-nb train-prior {name}` and `restoration-nb save-prior`")
     return folder
 
+def _check_prediction_type(folder: Path, scheduler):
+    "Refuse a prior folder whose scheduler says the UNet predicts something other than what it was trained to predict."
+    trained = read_config(folder / "training.json").get("config", {}).get("prediction_type", "epsilon")
+    said = scheduler.config.prediction_type
+    if said != trained:
+        raise ValueError(f"'{folder / 'scheduler' / 'scheduler_config.json'}' says prediction_type={said!r}, but "
+                         f"'{folder / 'training.json'}' says the UNet was trained to predict {trained!r}; "
+                         "expected the two to agree")
+
 def load_prior(name_or_path: str | Path | None = None, sampler: str | None = None, device=None, dtype=None) -> Prior:
     "A `Prior` from a shipped name, a prior folder, or a diffusers folder/hub id (default: the lab's `prior`)."
     from safetensors.torch import load_file
@@ -635,6 +644,8 @@ def load_prior(name_or_path: str | Path | None = None, sampler: str | None = Non
     source = folder if folder.is_dir() else name
     if kind == "UNet2DModel": model, scheduler = load_unet_prior(source, sampler, device=device, dtype=dtype)
     else: model, scheduler = load_model(kind, source, device=device, dtype=dtype), load_scheduler(source, kind=sampler)
+    if folder.is_dir() and (folder / "training.json").is_file():
+        _check_prediction_type(folder, scheduler)
     embedding = None
     if folder.is_dir() and (folder / "prompt_embedding.safetensors").is_file():
         embedding = PromptEmbedding().to(model.device)

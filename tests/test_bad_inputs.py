@@ -1,10 +1,11 @@
 """Bad input gets a clear, specific message that names the value and what was expected.
 Each case runs the real console script and asserts exit status 2 and the message on stderr."""
-import hashlib, json, os, struct, zlib
+import hashlib, json, os, shutil, struct, zlib
 import pytest
 import torch
 from PIL import Image
 from conftest import ROOT, run_cli
+from restoration_nb.priors import WEIGHTS_DIR
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,9 @@ def bad(tmp_path_factory):
     for sub, text in (("unet/config.json", "{not json"), ("scheduler/scheduler_config.json", "{}")):
         (d / "bad_config_prior" / sub).parent.mkdir(parents=True, exist_ok=True)
         (d / "bad_config_prior" / sub).write_text(text)
+    shutil.copytree(WEIGHTS_DIR / "micro-sd-faces64", d / "mislabelled_prior")
+    config = d / "mislabelled_prior" / "scheduler" / "scheduler_config.json"
+    config.write_text(config.read_text().replace('"v_prediction"', '"sample"'))
     (d / "pickle_prior" / "unet").mkdir(parents=True)
     (d / "pickle_prior" / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
     torch.save({}, d / "pickle_prior" / "unet" / "diffusion_pytorch_model.bin")
@@ -96,6 +100,9 @@ CASES = [
      "input '{d}/dangling.png' is a symbolic link to '{d}/gone.png', which does not exist"),
     ("malformed-prior-config", ["sample", "-o", "{d}/s9", "--prior", "{d}/bad_config_prior"], None,
      "'{d}/bad_config_prior/unet/config.json' is not valid JSON (Expecting property name"),
+    ("mislabelled-prediction-type", ["sample", "-o", "{d}/s12", "--prior", "{d}/mislabelled_prior"], None,
+     "scheduler_config.json' says prediction_type='sample', but '{d}/mislabelled_prior/training.json' says the UNet "
+     "was trained to predict 'v_prediction'; expected the two to agree"),
     ("pickled-prior-weights", ["sample", "-o", "{d}/s10", "--prior", "{d}/pickle_prior"], None,
      "/pickle_prior/unet' holds no .safetensors weights; restoration-nb loads weights only from safetensors"),
     ("missing-settings-file", ["degrade", "{d}/ok.png", "-o", "{d}/out10"], {"RESTORATION_NB_SETTINGS": "{d}/none.ini"},
