@@ -16,6 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
+LABS = sorted((ROOT / "nbs" / "labs").glob("*.ipynb"))
+FIRST_LAB = LABS[0].relative_to(ROOT / "nbs").as_posix() if LABS else None
+PAPER_NOTEBOOKS = ["07_gen2res.ipynb", "08_flipnet.ipynb", "09_restoration_adapter.ipynb", "10_instant_restore.ipynb"]
+UNDER_TEST = PAPER_NOTEBOOKS + ([FIRST_LAB] if FIRST_LAB else [])     # the notebooks the browser suite runs (under nbs/)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -72,12 +76,12 @@ def skipped_by_nbdev_test(cell, flags: set[str]) -> bool:
     return d.get("eval") in ("false", "False") or bool(flags & d.keys())
 
 
-def browser_copy(src: Path, dst: Path, flags: set[str] | None = None, parameters: dict | None = None) -> dict:
+def browser_copy(src: Path, dst: Path, flags: set[str] | None = None) -> dict:
     """Write the copy of notebook `src` that the browser runs to `dst`: code cells `nbdev-test` skips (`#| slow`,
     `#| gpu`, `#| eval: false`, ...) removed, blank code cells removed (JupyterLab gives them no execution count),
     saved outputs and widget state cleared, a python3 kernelspec added when there is none (else JupyterLab asks
-    for a kernel in a dialog). `parameters` go in as papermill puts them, in an `injected-parameters` cell after the
-    `parameters` cell; each must be one the notebook declares. Returns what was done, for messages."""
+    for a kernel in a dialog). The lesson runs at its own defaults, as a student runs it. Returns what was done,
+    for messages."""
     import nbformat
     flags = tst_flags() if flags is None else flags
     nb = nbformat.read(src, as_version=4)
@@ -93,18 +97,9 @@ def browser_copy(src: Path, dst: Path, flags: set[str] | None = None, parameters
     added_kernelspec = "kernelspec" not in nb.metadata
     if added_kernelspec: nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     kept_code = [c.get("id") for c in nb.cells if c.cell_type == "code"]
-    if parameters:
-        from papermill.translators import translate_parameters
-        from restoration_nb.sweeps import notebook_parameters
-        declared = notebook_parameters(src)
-        unknown = sorted(set(parameters) - set(declared))
-        if unknown: raise ValueError(f"{unknown} are not parameters of '{src}'; its parameters cell declares: {', '.join(declared)}")
-        at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", []))
-        source = translate_parameters("python3", "python", parameters, "Injected parameters (the browser suite's)")
-        nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
     dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
-    return {"removed": removed, "kept_code": kept_code, "added_kernelspec": added_kernelspec, "parameters": dict(parameters or {})}
+    return {"removed": removed, "kept_code": kept_code, "added_kernelspec": added_kernelspec}
 
 
 # ---------------------------------------------------------------------------------------------------------------

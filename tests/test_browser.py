@@ -9,9 +9,9 @@ is not set already.
 The copies are what `nbdev-test` runs, made with nbformat: code cells flagged with a skipped test flag
 (`#| slow`, `#| gpu`: pyproject's `[tool.nbdev] tst_flags`), `#| eval: false` cells, nbclient's
 `skip-execution` cells and the `nbdev_export()` call are removed, as are saved outputs and widget state (so
-what the checks read is what this run drew). Smaller parameter values (BROWSER_PARAMETERS: fewer faces, steps and album people) go in
-after each notebook's `parameters` cell, as papermill injects them, to keep the suite within 10 minutes on 2 cores. `test_copy_runs_the_cells_nbdev_test_runs` checks the selection
-against nbdev's own.
+what the checks read is what this run drew). Each lesson runs at its own defaults, as a student runs it.
+`test_copy_runs_the_cells_nbdev_test_runs` checks the selection against nbdev's own; so where this suite runs a
+notebook, `tests/test_notebooks.py` does not run it again (each notebook is executed once per suite).
 
 For each notebook (one test class each, run in order, one browser tab and kernel per class): open it, Run > Run
 All Cells, wait until the kernel is idle and every cell has run, and assert that no cell has an error output.
@@ -30,26 +30,16 @@ suite with `pytest -m browser`.
 import os, shutil, time
 from pathlib import Path
 import pytest
-from browser_support import (CHROMIUM, CHROMIUM_ARGS, ROOT, JupyterLab, artifacts_dir, browser_copy, cell_directives, error_outputs,
-                             cell_times, find_widget, format_errors, missing_browser_tools, move_control, open_notebook, run_all_cells,
-                             tst_flags, wait_for_redraw, widget_output)
+from browser_support import (CHROMIUM, CHROMIUM_ARGS, FIRST_LAB, ROOT, UNDER_TEST, JupyterLab, artifacts_dir, browser_copy,
+                             cell_directives, error_outputs, cell_times, find_widget, format_errors, missing_browser_tools,
+                             move_control, open_notebook, run_all_cells, tst_flags, wait_for_redraw, widget_output)
 
 pytestmark = pytest.mark.browser
 
 NBS = ROOT / "nbs"
-LABS = sorted((NBS / "labs").glob("*.ipynb"))
-FIRST_LAB = LABS[0].relative_to(NBS).as_posix() if LABS else None
 # A guard against a hung run, not a timing check: how long one notebook's Run All may take. On a 2-core machine
 # that is busy with other work the paper notebooks run several times slower than on an idle one.
 RUN_TIMEOUT = float(os.environ.get("BROWSER_RUN_TIMEOUT", 1800))
-PAPER_NOTEBOOKS = ["07_gen2res.ipynb", "08_flipnet.ipynb", "09_restoration_adapter.ipynb", "10_instant_restore.ipynb"]
-UNDER_TEST = PAPER_NOTEBOOKS + ([FIRST_LAB] if FIRST_LAB else [])
-# Smaller runs than the lessons' defaults keep the suite within 10 minutes on 2 cores; the notebooks' own checks still
-# hold at these values (the lessons' defaults run under nbdev-test). They go in as papermill injects them.
-BROWSER_PARAMETERS = {"07_gen2res.ipynb": dict(album_size=3, album_steps=20, finetune_steps=20),
-                      "08_flipnet.ipynb": dict(n_faces=2, train_steps=5, num_steps=10),
-                      "09_restoration_adapter.ipynb": dict(n_faces=2, train_steps=10),
-                      "10_instant_restore.ipynb": dict(people=3)}
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +55,7 @@ def lab(browser_tools, tmp_path_factory):
     base = tmp_path_factory.mktemp("jupyterlab")
     root, state = base / "root", base / "state"
     state.mkdir()
-    for rel in UNDER_TEST: browser_copy(NBS / rel, root / "nbs" / rel, parameters=BROWSER_PARAMETERS.get(rel))
+    for rel in UNDER_TEST: browser_copy(NBS / rel, root / "nbs" / rel)
     shutil.copy(ROOT / "settings.ini", root / "settings.ini")
     shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
     server = JupyterLab(root, state)
@@ -110,26 +100,13 @@ def test_copy_runs_the_cells_nbdev_test_runs(rel, tmp_path):
     "The browser copy keeps exactly the code cells `nbdev-test` runs (nbdev's own selection, with pyproject's flags)."
     import nbformat
     nb_test_cells = pytest.importorskip("nbdev.test", reason="nbdev is not installed (pip install -e '.[dev]')").nb_test_cells
-    done = browser_copy(NBS / rel, tmp_path / Path(rel).name, parameters=BROWSER_PARAMETERS.get(rel))
+    done = browser_copy(NBS / rel, tmp_path / Path(rel).name)
     theirs = [c.get("id") for c in nb_test_cells(NBS / rel, sorted(tst_flags())) if c.cell_type == "code" and c.source.strip()]
     assert done["kept_code"] == theirs, (sorted(set(done["kept_code"]) ^ set(theirs)))
     copy = nbformat.read(tmp_path / Path(rel).name, as_version=4)
     flagged = [c.id for c in copy.cells if c.cell_type == "code" and {"slow", "gpu"} & cell_directives(c).keys()]
     assert not flagged, f"{rel}: the copy kept slow or gpu cells {flagged}"
     assert not any(c.get("outputs") for c in copy.cells), f"{rel}: the copy kept saved outputs"
-    tags = [c.get("metadata", {}).get("tags", []) for c in copy.cells]
-    injected = [i for i, t in enumerate(tags) if "injected-parameters" in t]
-    if BROWSER_PARAMETERS.get(rel):                 # papermill's cell, right after the parameters cell, with our values
-        assert len(injected) == 1 and "parameters" in tags[injected[0] - 1], f"{rel}: no injected-parameters cell after the parameters cell"
-        source = copy.cells[injected[0]].source
-        assert all(f"{k} = {v!r}" in source for k, v in BROWSER_PARAMETERS[rel].items()), source
-    else: assert not injected
-
-
-def test_copy_refuses_a_parameter_the_notebook_does_not_declare(tmp_path):
-    with pytest.raises(ValueError, match=r"\['n_face'\] are not parameters of .*08_flipnet.ipynb.*declares: n_faces, train_steps"):
-        browser_copy(NBS / "08_flipnet.ipynb", tmp_path / "x.ipynb", parameters=dict(n_face=2))
-    assert not (tmp_path / "x.ipynb").exists()
 
 
 # --- the notebooks -----------------------------------------------------------------------------------------------
