@@ -30,7 +30,7 @@ __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_
            'train_attribute_classifier', 'prompt_agreement', 'save_attribute_classifier', 'load_attribute_classifier']
 
 # %% ../nbs/06_priors.ipynb #c005
-MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on a 2-core CPU: over budget
+MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on two CPU cores: over budget
 
 def _norm_groups(channels) -> int: return 32 if min(channels) >= 32 else 8
 
