@@ -7,7 +7,8 @@
   weights, the scheduler, training.json, the model card), and curve.json: one point per measurement (step, faces seen, training minutes,
   dlib detection and Frechet distance of 256 samples with 50 DDIM steps, as benchmarks/prior_report.py measures them).
 - runs/campaign/<name>/ (ignored) is the train_prior run: within a sitting it resumes from its checkpoint; in a new sitting
-  it starts from the campaign folder (or, the first time, from the shipped weights), with a fresh optimizer.
+  it starts from the campaign folder (or, when it has no prior/, from the shipped weights), with a fresh optimizer.
+  When a campaign's weights are swapped into the package, its prior/ is removed and only curve.json stays.
 - SIGTERM (or --hours) ends the sitting cleanly: the step in progress is finished, the weights are saved and measured.
 The training recipe is the `cpu` preset of restoration_nb.priors (see nbs/06_priors.ipynb for why)."""
 from __future__ import annotations
