@@ -38,14 +38,21 @@ def checkpoint_of(run):
     return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
 
 
-def test_two_processes_train_like_one_with_twice_the_batch(tmp_path):
-    one = run_cli("train-prior", *TINY, "-o", tmp_path / "one", "--batch-size", "8", "--device", "cpu")
+@pytest.fixture(scope="module")
+def one_process_batch_8(tmp_path_factory):
+    "The checkpoint of TINY trained in one process with batch 8 (two tests compare with it)."
+    out = tmp_path_factory.mktemp("runs") / "one"
+    one = run_cli("train-prior", *TINY, "-o", out, "--batch-size", "8", "--device", "cpu")
     assert one.returncode == 0, one.stderr
+    return checkpoint_of(out)
+
+
+def test_two_processes_train_like_one_with_twice_the_batch(tmp_path, one_process_batch_8):
     launch = [*LAUNCH_2, console("restoration-nb"), "train-prior", *TINY, "-o", str(tmp_path / "two"), "--batch-size", "4"]
     two = subprocess.run(launch, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("step 6 of 6") == 1 and "(2 processes)" in two.stdout, two.stdout      # the main process reports, once
-    a, b = checkpoint_of(tmp_path / "one"), checkpoint_of(tmp_path / "two")
+    a, b = one_process_batch_8, checkpoint_of(tmp_path / "two")
     assert (a["log"]["processes"], b["log"]["processes"]) == (1, 2)
     la, lb = np.array(a["log"]["losses"]), np.array(b["log"]["losses"])
     assert len(la) == len(lb) == 6
@@ -55,13 +62,13 @@ def test_two_processes_train_like_one_with_twice_the_batch(tmp_path):
     assert list((tmp_path / "two").iterdir()) == [tmp_path / "two" / "checkpoint.pt"], "one checkpoint, written by the main process"
 
 
-def test_a_different_batch_gives_a_different_curve(tmp_path):
+def test_a_different_batch_gives_a_different_curve(tmp_path, one_process_batch_8):
     "The check above can fail: one process with the per-process batch (4) trains differently from one with 8."
     small = run_cli("train-prior", *TINY, "-o", tmp_path / "small", "--batch-size", "4", "--device", "cpu")
-    big = run_cli("train-prior", *TINY, "-o", tmp_path / "big", "--batch-size", "8", "--device", "cpu")
-    assert small.returncode == big.returncode == 0, small.stderr + big.stderr
-    la, lb = (np.array(checkpoint_of(tmp_path / k)["log"]["losses"]) for k in ("small", "big"))
-    assert not np.allclose(la, lb, rtol=1e-3, atol=1e-5)
+    assert small.returncode == 0, small.stderr
+    la = np.array(checkpoint_of(tmp_path / "small")["log"]["losses"])
+    lb = np.array(one_process_batch_8["log"]["losses"])
+    assert len(la) == len(lb) == 6 and not np.allclose(la, lb, rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("flag, value, message", [("--grad-accum", "0", "grad_accum=0; expected an int >= 1"),
@@ -76,29 +83,34 @@ import json, sys, torch
 from restoration_nb.backbones import build_model
 from restoration_nb.priors import Prior, micro_ddpm_faces64_config, prior_scheduler
 from restoration_nb.gen2res import constrain_prior
-out, batch_size, method = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+out, batch_size, methods = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
 prior = Prior(name="tiny", model=build_model(micro_ddpm_faces64_config((8, 8, 16, 16)), seed=0).eval(), scheduler=prior_scheduler())
 album = torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
-constrained, log = constrain_prior(prior, album, "fast", method=method, steps=5, batch_size=batch_size, lr=1e-3, out_dir=out, progress=False)
-report(out, log)
+for method in methods:
+    constrained, log = constrain_prior(prior, album, "fast", method=method, steps=5, batch_size=batch_size, lr=1e-3,
+                                       out_dir=f"{out}-{method}", progress=False)
+    report(f"{out}-{method}", log)
 '''
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
-def test_album_fine_tune_under_two_processes_matches_one_with_twice_the_batch(tmp_path, method):
-    "The same script runs plainly and under `accelerate launch --num_processes 2 --cpu` (the gen2res album fine-tune)."
-    script = tmp_path / "constrain.py"; script.write_text(ALBUM_SCRIPT)
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), "4", method], capture_output=True, text=True, timeout=600)
+def test_album_fine_tune_under_two_processes_matches_one_with_twice_the_batch(tmp_path):
+    """The same script runs plainly and under `accelerate launch --num_processes 2 --cpu` (the gen2res album fine-tune,
+    LoRA and full, one after the other in each run)."""
+    script = tmp_path / "constrain.py"
+    script.write_text(ALBUM_SCRIPT)
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), "4", "lora,full"], capture_output=True, text=True,
+                         timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
-    launch = [*LAUNCH_2, str(script), str(tmp_path / "two"), "2", method]
+    launch = [*LAUNCH_2, str(script), str(tmp_path / "two"), "2", "lora,full"]
     two = subprocess.run(launch, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
-    la = process_logs(tmp_path / "one")[0]["losses"]
-    lbs = [log["losses"] for log in process_logs(tmp_path / "two")]
-    assert len(lbs) == 2 and lbs[0] == lbs[1], "both processes log the same (gathered) losses"
-    np.testing.assert_allclose(lbs[0], la, rtol=1e-3, atol=1e-5)
-    a, b = (torch.load(tmp_path / k / "checkpoint.pt", weights_only=False)["trainable"] for k in ("one", "two"))
-    assert relative_distance(a, b) < 1e-3
+    for method in ("lora", "full"):
+        la = process_logs(tmp_path / f"one-{method}")[0]["losses"]
+        lbs = [log["losses"] for log in process_logs(tmp_path / f"two-{method}")]
+        assert len(lbs) == 2 and lbs[0] == lbs[1], f"{method}: both processes log the same (gathered) losses"
+        np.testing.assert_allclose(lbs[0], la, rtol=1e-3, atol=1e-5, err_msg=method)
+        a, b = (torch.load(tmp_path / f"{k}-{method}" / "checkpoint.pt", weights_only=False)["trainable"] for k in ("one", "two"))
+        assert relative_distance(a, b) < 1e-3, method
 
 
 ADAPTER_SCRIPT = REPORT + '''

@@ -1,10 +1,13 @@
 """Bad input gets a clear, specific message that names the value and what was expected.
-Each case runs the real console script and asserts exit status 2 and the message on stderr."""
+Each case calls `restoration_nb.cli.main`, the function the console script runs, in this process (an import of
+torch per case would cost more than the case) and asserts exit status 2, the message on stderr and no traceback;
+a few cases, and the tests after them, run the real console script to show the process exits the same way."""
 import hashlib, json, os, shutil, struct, zlib
 import pytest
 import torch
 from PIL import Image
 from conftest import ROOT, run_cli
+from restoration_nb.cli import main
 from restoration_nb.priors import WEIGHTS_DIR
 
 
@@ -198,14 +201,37 @@ def _snapshot(folder):
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def run_main(argv, env, monkeypatch, capfd):
+    "Exit status and stderr of `restoration-nb argv` run in this process with `env` set."
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        status = main(argv)
+    except SystemExit as e:                      # argparse refuses a malformed option by exiting
+        status = e.code
+    return status, capfd.readouterr().err
+
+
 @pytest.mark.parametrize("argv,env,message", [_case(c) for c in CASES])
-def test_bad_input_is_refused_with_a_clear_message(bad, argv, env, message):
+def test_bad_input_is_refused_with_a_clear_message(bad, argv, env, message, monkeypatch, capfd):
+    fill = lambda s: s.replace("{d}", str(bad))
+    before = _snapshot(bad)
+    status, err = run_main([*map(fill, argv), "--quiet"], {k: fill(v) for k, v in (env or {}).items()}, monkeypatch, capfd)
+    assert status == 2, (status, err)
+    assert fill(message) in err.strip().splitlines()[-1], err     # one line (argparse prints its usage above it)
+    assert _snapshot(bad) == before, "a refused command changed or added files"
+
+
+PROCESS_CASES = ["missing-input", "bad-settings-value", "seed-past-64-bits", "save-crafted-checkpoint"]
+
+
+@pytest.mark.parametrize("argv,env,message", [p for p in map(_case, CASES) if p.id in PROCESS_CASES])
+def test_the_console_script_exits_2_with_the_same_one_line(bad, argv, env, message):
     fill = lambda s: s.replace("{d}", str(bad))
     before = _snapshot(bad)
     r = run_cli(*map(fill, argv), "--quiet", env={k: fill(v) for k, v in (env or {}).items()})
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert fill(message) in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
+    assert fill(message) in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert _snapshot(bad) == before, "a refused command changed or added files"
 
 

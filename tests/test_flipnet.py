@@ -14,6 +14,7 @@ def _run(tmp_path, name, **params):
     return run_example(EXAMPLE, tmp_path, name, n_faces=1, num_steps=3, **params)
 
 
+@pytest.mark.runs_notebook("examples/flipnet_sweep.ipynb")
 def test_sweep_point_writes_metrics_and_phi_changes_them(tmp_path):
     m0, m2 = _run(tmp_path, "phi0", phi=0.0), _run(tmp_path, "phi2", phi=2.0)
     assert set(m0) >= {"psnr", "ssim", "id_cosine", "psnr_lq", "ssim_lq", "n_faces"}, m0

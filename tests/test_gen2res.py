@@ -1,6 +1,7 @@
 """gen2res as a job: the sweep notebook under papermill (metrics written, fine-tunes reused across K) and the sweep spec."""
 import json
 import papermill as pm
+import pytest
 from conftest import ROOT
 from restoration_nb.sweeps import expand_grid, load_sweep_spec, notebook_parameters
 
@@ -15,6 +16,7 @@ def _run(tmp_path, name, **params):
     return json.loads(metrics.read_text())
 
 
+@pytest.mark.runs_notebook("examples/gen2res_sweep.ipynb")
 def test_sweep_point_writes_metrics_and_reuses_the_fine_tune_across_K(tmp_path):
     cache = tmp_path / "cache"
     m50 = _run(tmp_path, "k50", K=50, cache_dir=str(cache))

@@ -26,6 +26,7 @@ def faces():
     return load_faces(6, "heldout", size=64)
 
 
+@pytest.mark.runs_notebook("examples/instant_sweep.ipynb")
 def test_sweep_point_records_metrics_and_references_change_them(tmp_path):
     one = run_example(EXAMPLE, tmp_path, "r1", n_refs=1, people=2)
     four = run_example(EXAMPLE, tmp_path, "r4", n_refs=4, adain=False, people=2)

@@ -1,8 +1,9 @@
 """Every notebook runs as a test (its cells hold the library's tests), one pytest case per notebook.
 Cells flagged `#| gpu` or `#| slow` are skipped here, as in `nbdev-test` (pyproject tst_flags).
 Each notebook is executed once per suite: one that this session's browser suite runs (tests/test_browser.py, the
-same cells at the same defaults, in JupyterLab) is skipped here; without Chromium and playwright, or with the browser
-tests deselected, it runs here."""
+same cells at the same defaults, in JupyterLab) is skipped here, and so is an example notebook that a selected test
+marked `runs_notebook` executes whole under papermill (with smaller parameters); without Chromium and playwright,
+or with those tests deselected, it runs here."""
 import filecmp, shutil, subprocess
 from pathlib import Path
 import pytest
@@ -22,18 +23,25 @@ def test_there_are_notebooks():
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 1200, 2400
 
 
-def run_in_browser(session) -> set[str]:
-    """The notebooks (paths under nbs/) that this session's browser suite runs whole: its tools are here and
-    its Run All test is selected."""
-    if missing_browser_tools(): return set()
-    return {item.cls.notebook for item in session.items
-            if item.name == "test_runs_all_cells_with_no_error" and item.path.name == "test_browser.py"}
+def run_elsewhere(session) -> dict[str, str]:
+    """The notebooks (paths under nbs/) that another selected test of this session executes whole, each with that
+    test's id: the browser suite's Run All (where its tools are here) and the tests marked `runs_notebook`."""
+    found = {}
+    for item in session.items:
+        for mark in item.iter_markers("runs_notebook"):
+            found[mark.args[0]] = item.nodeid
+    if not missing_browser_tools():
+        for item in session.items:
+            if item.name == "test_runs_all_cells_with_no_error" and item.path.name == "test_browser.py":
+                found[item.cls.notebook] = item.nodeid
+    return found
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT / "nbs")))
 def test_notebook(nb, request):
     rel = nb.relative_to(ROOT / "nbs").as_posix()
-    if rel in run_in_browser(request.session): pytest.skip(f"{rel} runs once, in tests/test_browser.py (JupyterLab)")
+    elsewhere = run_elsewhere(request.session)
+    if rel in elsewhere: pytest.skip(f"{rel} runs once, in {elsewhere[rel]}")
     r = subprocess.run([console("nbdev-test"), str(nb), "--cell-timeout", str(CELL_TIMEOUT)], cwd=ROOT,
                        capture_output=True, text=True, timeout=NOTEBOOK_TIMEOUT)
     assert r.returncode == 0 and "Success" in r.stdout, (r.stdout[-3000:] + "\n" + r.stderr[-12000:])

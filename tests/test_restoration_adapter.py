@@ -18,6 +18,7 @@ def _run(tmp_path, name, **params):
     return run_example(EXAMPLE, tmp_path, name, n_faces=2, num_steps=5, **params)
 
 
+@pytest.mark.runs_notebook("examples/adapter_sweep.ipynb")
 def test_sweep_point_writes_metrics_and_a_changes_them(tmp_path):
     low, high = _run(tmp_path, "a02", a=0.2, w=0.5), _run(tmp_path, "a08", a=0.8, w=0.5)
     assert set(low) >= {"psnr", "ssim", "id_cosine", "psnr_lq", "ssim_lq", "n_faces"}, low

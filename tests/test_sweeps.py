@@ -1,11 +1,13 @@
 """papermill runs: the example notebook as a parameterised job, and a sweep through the CLI."""
 import json
 import papermill as pm
+import pytest
 from conftest import ROOT, run_cli
 
 EXAMPLE = ROOT / "nbs" / "examples" / "degradation_sweep.ipynb"
 
 
+@pytest.mark.runs_notebook("examples/degradation_sweep.ipynb")
 def test_papermill_runs_the_example_with_parameters(tmp_path):
     metrics = tmp_path / "m.json"
     pm.execute_notebook(str(EXAMPLE), str(tmp_path / "out.ipynb"), parameters=dict(sigma=2.0, n_faces=2, metrics_path=str(metrics)),
