@@ -18,8 +18,8 @@ def test_there_are_notebooks():
     assert {"00_core", "01_degradations", "02_backbones", "03_metrics", "04_sweeps", "05_cli"} <= names, names
 
 
-# Guards against a hung notebook, not timing checks: on a busy 2-core machine, with the other worker's tests beside it,
-# the heaviest lesson runs several times slower than alone.
+# Guards against a hung notebook, not timing checks: on a busy 2-core machine the heaviest lesson runs several times
+# slower than alone.
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 1200, 2400
 
 
