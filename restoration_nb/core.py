@@ -15,8 +15,8 @@ __all__ = ['SETTINGS_SECTION', 'DEFAULT_SETTINGS', 'MAX_SEED', 'MIN_IMAGE_SIZE',
            'HELDOUT_RULE', 'ALBUMS_DIR', 'find_settings_file', 'read_settings', 'lab_settings', 'setting', 'get_device',
            'get_dtype', 'check_seed', 'seed_everything', 'make_generator', 'ImageInputError', 'pil_to_tensor',
            'tensor_to_pil', 'read_image', 'read_images', 'check_images', 'check_output_path', 'atomic_write_bytes',
-           'strict_json', 'atomic_write_json', 'save_image', 'Table', 'show_images', 'comparison_grid', 'face_data_dir',
-           'face_names', 'load_faces', 'album_people', 'load_album', 'knob_widget']
+           'strict_json', 'atomic_write_json', 'save_image', 'Table', 'show_images', 'comparison_grid', 'small_figures',
+           'face_data_dir', 'face_names', 'load_faces', 'album_people', 'load_album', 'knob_widget']
 
 # %% ../nbs/00_core.ipynb #c005
 SETTINGS_SECTION = "restoration_nb"
@@ -369,6 +369,24 @@ def comparison_grid(columns: dict, row_titles=None, scale: float = 1.6, suptitle
     if suptitle: fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/00_core.ipynb #c037b
+def small_figures(dpi: int = 60, quality: int = 85):
+    "Draw this session's figures at `dpi` and, in a notebook, display them as JPEG of `quality` (1-100)."
+    import matplotlib.pyplot as plt
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 1:
+        raise ValueError(f"dpi={dpi!r}; expected an integer >= 1")
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ValueError(f"quality={quality!r}; expected an integer from 1 to 100")
+    plt.rcParams["figure.dpi"] = dpi
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("jpeg", pil_kwargs={"quality": quality})
+
 
 # %% ../nbs/00_core.ipynb #c039
 UTKFACE_ZIP = "utkface64.zip"
