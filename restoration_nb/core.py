@@ -13,10 +13,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['SETTINGS_SECTION', 'DEFAULT_SETTINGS', 'MAX_SEED', 'MIN_IMAGE_SIZE', 'SQUARE_MODES', 'UTKFACE_ZIP', 'HELDOUT_EVERY',
            'HELDOUT_RULE', 'ALBUMS_DIR', 'find_settings_file', 'read_settings', 'lab_settings', 'setting', 'get_device',
-           'get_dtype', 'check_seed', 'seed_everything', 'make_generator', 'ImageInputError', 'pil_to_tensor',
-           'tensor_to_pil', 'read_image', 'read_images', 'check_images', 'check_output_path', 'atomic_write_bytes',
-           'strict_json', 'atomic_write_json', 'save_image', 'Table', 'show_images', 'comparison_grid', 'small_figures',
-           'face_data_dir', 'face_names', 'load_faces', 'album_people', 'load_album', 'knob_widget']
+           'get_dtype', 'check_seed', 'seed_everything', 'make_generator', 'check_int', 'ImageInputError',
+           'pil_to_tensor', 'tensor_to_pil', 'read_image', 'read_images', 'check_images', 'check_output_path',
+           'atomic_write_bytes', 'strict_json', 'atomic_write_json', 'save_image', 'Table', 'show_images',
+           'comparison_grid', 'small_figures', 'face_data_dir', 'face_names', 'load_faces', 'album_people',
+           'load_album', 'knob_widget']
 
 # %% ../nbs/00_core.ipynb #c005
 SETTINGS_SECTION = "restoration_nb"
@@ -137,6 +138,17 @@ def seed_everything(seed: int | None = None) -> int:
 def make_generator(seed: int | None = None, device: str | torch.device | None = "cpu") -> torch.Generator:
     "A `torch.Generator` on `device` seeded with `seed` (default: the lab's)."
     return torch.Generator(device=get_device(device)).manual_seed(check_seed(setting("seed", seed)))
+
+# %% ../nbs/00_core.ipynb #c017b
+def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
+    "`value` as an int in [`low`, `high`] (either may be None), or a ValueError naming `name`."
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    ok = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        bounds = {(False, False): "", (True, False): f" >= {low}", (False, True): f" <= {high}",
+                  (True, True): f" from {low} to {high}"}[(low is not None, high is not None)]
+        raise ValueError(f"{name}={value!r}; expected an integer{bounds}")
+    return int(value)
 
 # %% ../nbs/00_core.ipynb #c019
 MIN_IMAGE_SIZE = 16

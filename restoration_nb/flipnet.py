@@ -28,7 +28,7 @@ from .backbones import (ATTENTION_PROJECTIONS, build_model, diffusion_target, no
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
 from .priors import (WEIGHTS_DIR, PatchDiscriminator, Prior, _save_checkpoint, _Stop, any_process, average_gradients, caption, check_bf16_or_fp32,
-                                   face_labels, load_prior, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
+                                   face_labels, init_weights, load_prior, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
                                    same_start, save_weights, trained_card, trainable_copy, training_accelerator)
 
 # %% ../nbs/08_flipnet.ipynb #c007
@@ -356,8 +356,10 @@ def _autoencoder_loss(net, disc, hq, lq, stage, step, cfg, perceptual):
     return sum(parts.values()), parts, d_loss
 
 def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: FlipConfig | str = "cpu", out_dir=None,
-                  overwrite: bool = False, device=None, progress: bool = True, **overrides) -> tuple[FlipNet, dict]:
+                  overwrite: bool = False, device=None, progress: bool = True, init=None, **overrides) -> tuple[FlipNet, dict]:
     """Train FLIPNET's three stages on `faces` ((uint8 images, UTKFace names); default: the train split); resumes from `out_dir`.
+    Without a checkpoint there, `init` (a folder written by `save_flipnet` after the autoencoder stages) gives the starting
+    weights, its step and minutes: the FLIPNET stage goes on to `steps` in all, with fresh optimizers.
     Runs unchanged under `accelerate launch` (then `batch_size` is per process)."""
     from restoration_nb.priors import load_training_faces
     cfg = _flip_config(cfg, overrides)
@@ -388,6 +390,15 @@ def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None =
         _load_trainable(net, state["trainable"]); disc.load_state_dict(state["disc"])
         for k, o in opts.items(): o.load_state_dict(state["opts"][k])
         g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+    elif init is not None:
+        saved, carried = init_weights(init, "flipnet", "FLIPNET", "save_flipnet",
+                                      {k: net.config[k] for k in ("prior", "lora_rank")})
+        if carried["step"] < cfg.ae_steps + cfg.assoc_steps:          # saved weights hold only the LQ encoder
+            raise ValueError(f"init='{init}' is at step {carried['step']}; it can go on only in the FLIPNET stage, "
+                             f"past the autoencoder stages (step {cfg.ae_steps + cfg.assoc_steps})")
+        _load_trainable(net, {part: saved.get(part, {}) for part in ("unet", "autoencoders", "adapter")})
+        log.update(carried)
+        g = make_generator(cfg.seed + log["step"])                   # not the batches of the run it continues
     same_start(acc, *net.modules().values(), disc)
     def write():
         _save_checkpoint(folder, dict(trainable=_trainable_state(net), disc=disc.state_dict(), opts={k: o.state_dict() for k, o in opts.items()},

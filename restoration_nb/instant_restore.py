@@ -32,7 +32,7 @@ from .backbones import noise_to_step, predict_x0, self_attention_layers
 from .degradations import second_order_degrade, super_resolution_degrade
 from .metrics import MetricUnavailable, check_pair, identity_similarity, load_lpips, ms_ssim, psnr
 from .priors import (WEIGHTS_DIR, PatchDiscriminator, Prior, _save_checkpoint, _Stop, any_process, average_gradients, check_bf16_or_fp32,
-                                   load_training_faces, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
+                                   init_weights, load_training_faces, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
                                    same_start, save_weights, trained_card, trainable_copy, training_accelerator)
 
 # %% ../nbs/10_instant_restore.ipynb #c007
@@ -466,9 +466,11 @@ def instant_loss(ir: InstantRestorer, hq: torch.Tensor, lq: torch.Tensor, refs: 
 
 def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: InstantConfig | str = "cpu", out_dir=None,
                           overwrite: bool = False, device=None, identity_weights=None, dino_weights=None, progress: bool = True,
-                          **overrides) -> tuple[InstantRestorer, dict]:
+                          init=None, **overrides) -> tuple[InstantRestorer, dict]:
     """Train the one-step generator's LoRA on `faces` ((uint8 images, names); default: the train split) with view references; resumes
-    from `out_dir`. Runs unchanged under `accelerate launch` (then `batch_size` is per process)."""
+    from `out_dir`. Runs unchanged under `accelerate launch` (then `batch_size` is per process).
+    Without a checkpoint there, `init` (a folder written by `save_instant_restore`) gives the starting weights, its step
+    and minutes; training goes on to `steps` in all, with fresh optimizers and discriminator."""
     cfg = preset_config(cfg, INSTANT_PRESETS, overrides, "InstantRestore")
     acc = training_accelerator(device, mixed_precision=cfg.mixed_precision)
     check_bf16_or_fp32(acc.mixed_precision, "InstantRestore")
@@ -492,6 +494,12 @@ def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple 
     if state is not None:
         _load_trainable(ir, state["trainable"]); disc.load_state_dict(state["disc"]); opt.load_state_dict(state["opt"]); d_opt.load_state_dict(state["d_opt"])
         g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+    elif init is not None:
+        expected = {k: ir.config[k] for k in ("prior", "lora_rank")}
+        state, carried = init_weights(init, "instant", "InstantRestore generator", "save_instant_restore", expected)
+        _load_trainable(ir, state)
+        log.update(carried)
+        g = make_generator(cfg.seed + log["step"])                   # not the batches of the run it continues
     same_start(acc, *ir.modules().values(), disc)
     def write():
         _save_checkpoint(folder, dict(trainable=_trainable_state(ir), disc=disc.state_dict(), opt=opt.state_dict(), d_opt=d_opt.state_dict(),

@@ -25,8 +25,8 @@ __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_
            'launched_by_accelerate', 'training_accelerator', 'micro_batch', 'any_process', 'mean_over_processes',
            'on_main_process', 'same_start', 'average_gradients', 'mean_of_entries', 'check_bf16_or_fp32',
            'PatchDiscriminator', 'load_checkpoint', 'train_prior', 'save_prior', 'open_run', 'save_weights',
-           'load_weights', 'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder', 'load_prior',
-           'GuidedDenoiser', 'sample_prior', 'prior_quality', 'attribute_targets', 'AttributeClassifier',
+           'load_weights', 'init_weights', 'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder',
+           'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality', 'attribute_targets', 'AttributeClassifier',
            'train_attribute_classifier', 'prompt_agreement', 'save_attribute_classifier', 'load_attribute_classifier']
 
 # %% ../nbs/06_priors.ipynb #c005
@@ -554,6 +554,18 @@ def load_weights(folder, stem: str, what: str, writer: str) -> tuple[dict, dict]
         part, name = key.split(".", 1)
         parts.setdefault(part, {})[name] = value
     return read_config(folder / f"{stem}.json"), parts
+
+def init_weights(folder, stem: str, what: str, writer: str, expected: dict) -> tuple[dict, dict]:
+    """The weights in `folder` (written by `save_weights`) as float32 parts, refused unless their config holds
+    the `expected` values; and the log entries that carry their training on: step, minutes, where they came from."""
+    config, state = load_weights(folder, stem, what, writer)
+    theirs = {k: config.get(k) for k in expected}
+    if theirs != expected:
+        raise ValueError(f"init='{folder}' holds {what} weights for {theirs}; expected {expected}")
+    before = config.get("training") or {}
+    began = dict(step=int(before.get("step", 0)), minutes=float(before.get("minutes", 0.0)))
+    parts = {part: {k: v.float() if v.is_floating_point() else v for k, v in sd.items()} for part, sd in state.items()}
+    return parts, dict(began, init=dict(folder=str(folder), **began))
 
 def trained_card(title: str, what: str, trainer: str, stem: str, training: dict | None, degradation: str = "`second_order_degrade`") -> str:
     "A model card for weights trained on the UTKFace training split: what, by which function, for how long, its degradation, the licence."

@@ -29,8 +29,8 @@ from .core import (Table, atomic_write_json, check_images, get_device, knob_widg
 from .backbones import ATTENTION_PROJECTIONS, diffusion_target, noise_to_step, self_attention_layers
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate, psnr
-from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, any_process, caption, face_labels, load_prior,
-                                   load_training_faces, load_weights, mean_over_processes, micro_batch, on_main_process, open_run, preset_config, save_weights, trained_card,
+from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, any_process, caption, face_labels, init_weights,
+                                   load_prior, load_training_faces, load_weights, mean_over_processes, micro_batch, on_main_process, open_run, preset_config, save_weights, trained_card,
                                    trainable_copy, training_accelerator)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c007
@@ -327,9 +327,12 @@ class _AdapterObjective(torch.nn.Module):
         return adapter_loss(self.model, self.adapters, hq, lq, objective="diffusion", scheduler=self.scheduler, draws=draws, encoder_hidden_states=ctx)
 
 def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: AdapterConfig | str = "cpu",
-                              out_dir=None, overwrite: bool = False, device=None, progress: bool = True, **overrides) -> tuple[AdaptedPrior, dict]:
+                              out_dir=None, overwrite: bool = False, device=None, progress: bool = True, init=None,
+                              **overrides) -> tuple[AdaptedPrior, dict]:
     """Train adapters + LoRA on `faces` ((uint8 images, UTKFace names); default: the train split) degraded on the fly; resumes from
-    `out_dir`. Runs unchanged under `accelerate launch` (then `batch_size` is per process)."""
+    `out_dir`. Without a checkpoint there, `init` (a folder written by `save_restoration_adapter`) gives the starting weights, its
+    step and minutes: training goes on to `cfg.steps` in all, with a fresh optimizer and a generator seeded by the step.
+    Runs unchanged under `accelerate launch` (then `batch_size` is per process)."""
     cfg = _adapter_config(cfg, overrides)
     acc = training_accelerator(device)
     device = acc.device
@@ -347,6 +350,12 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
     if state is not None:
         _load_trainable(ap, state["trainable"]); opt.load_state_dict(state["opt"])
         g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+    elif init is not None:
+        expected = {k: ap.config[k] for k in ("prior", "blocks", "max_width", "lora_rank")}
+        state, carried = init_weights(init, "adapter", "restoration adapter", "save_restoration_adapter", expected)
+        _load_trainable(ap, dict(lora=state.get("lora", {}), adapters=state.get("adapters", {})))
+        log.update(carried)
+        g = make_generator(cfg.seed + log["step"])                   # not the batches of the run it continues
     objective, opt = acc.prepare(_AdapterObjective(ap), opt)        # N processes: gradients averaged across them
     def write():
         _save_checkpoint(folder, dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(), log=log))

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 LABS = sorted((ROOT / "nbs" / "labs").glob("*.ipynb"))
 FIRST_LAB = LABS[0].relative_to(ROOT / "nbs").as_posix() if LABS else None
-PAPER_NOTEBOOKS = ["07_gen2res.ipynb", "08_flipnet.ipynb", "09_restoration_adapter.ipynb", "10_instant_restore.ipynb"]
+PAPER_NOTEBOOKS = ["07_gen2res.ipynb", "08_flipnet.ipynb", "09_restoration_adapter.ipynb", "10_instant_restore.ipynb",
+                   "12_compare.ipynb"]
 UNDER_TEST = PAPER_NOTEBOOKS + ([FIRST_LAB] if FIRST_LAB else [])     # the notebooks the browser suite runs (under nbs/)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

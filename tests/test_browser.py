@@ -194,5 +194,9 @@ class TestInstantRestore(WidgetsInJupyterLab):
     notebook, controls = "10_instant_restore.ipynb", ("references", "AdaIN")
 
 
+class TestCompare(WidgetsInJupyterLab):
+    notebook, controls = "12_compare.ipynb", ("face",)
+
+
 class TestLabNotebook(RunsInJupyterLab):
     notebook = FIRST_LAB

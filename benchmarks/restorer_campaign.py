@@ -1,0 +1,124 @@
+"""A training campaign for a restorer: train in the background for as long as a sitting allows, save the
+weights every --save-every minutes, and measure them with the quality protocol (64 album faces at x4, as
+benchmarks/bench_quality.py does), so that the next sitting resumes from them and the curve shows when to
+stop.
+
+    nohup python benchmarks/restorer_campaign.py adapter --hours 2.5 > runs/campaign-adapter.log 2>&1 &
+
+The restorers: adapter, instant, flipnet (FLIPNET goes on in its last stage; its saved weights hold no
+more of the autoencoders than the LQ encoder, which is all that stage uses).
+
+- benchmarks/campaign/<weights name>/ (committed, read by no test) holds the weights (fp16 safetensors,
+  written by the restorer's own save function) and curve.json: one point per measurement (step, training
+  minutes, mean loss, and the x4 row of the protocol: PSNR, detection, identity, rank-1, Frechet distance,
+  beside the input's row).
+- runs/campaign/<weights name>/ (ignored) is the training run: within a sitting it resumes from its
+  checkpoint; in a new sitting it starts from the campaign folder's weights (or, when there are none, the
+  shipped ones), with a fresh optimizer.
+- SIGTERM (or --hours) ends the sitting cleanly: the step in progress is finished, the weights are saved
+  and measured."""
+from __future__ import annotations
+import argparse, json, signal, sys, time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
+from bench_quality import measure_restorer  # noqa: E402
+
+from restoration_nb.core import atomic_write_json  # noqa: E402
+from restoration_nb.priors import WEIGHTS_DIR, load_checkpoint, load_training_faces  # noqa: E402
+from restoration_nb import flipnet, instant_restore, restoration_adapter  # noqa: E402
+
+CAMPAIGNS = Path(__file__).resolve().parent / "campaign"
+RUNS = Path("runs/campaign")
+RESTORERS = dict(adapter=dict(weights=restoration_adapter.ADAPTER_WEIGHTS, card="adapter.json",
+                              train=restoration_adapter.train_restoration_adapter,
+                              save=restoration_adapter.save_restoration_adapter,
+                              presets=restoration_adapter.ADAPTER_PRESETS),
+                 instant=dict(weights=instant_restore.INSTANT_WEIGHTS, card="instant.json",
+                              train=instant_restore.train_instant_restore,
+                              save=instant_restore.save_instant_restore,
+                              presets=instant_restore.INSTANT_PRESETS),
+                 flipnet=dict(weights=flipnet.FLIPNET_WEIGHTS, card="flipnet.json",
+                              train=flipnet.train_flipnet,
+                              save=flipnet.save_flipnet,
+                              presets=flipnet.FLIP_PRESETS))
+
+
+def trained_steps(folder: Path, card: str) -> dict:
+    "The step and minutes recorded in a weights folder's config."
+    training = json.loads((folder / card).read_text()).get("training") or {}
+    return dict(step=int(training.get("step", 0)), minutes=float(training.get("minutes", 0.0)))
+
+
+def curve_point(method: str, folder: Path, log: dict, note: str | None = None) -> dict:
+    "The weights in `folder` measured by the protocol at x4, with where training stands."
+    rows = measure_restorer(method, folder)
+    recent = log.get("losses", [])[-200:]
+    point = dict(step=log["step"], train_minutes=round(log["minutes"], 1),
+                 loss_last_200=round(float(np.mean(recent)), 5) if recent else None, **rows,
+                 date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return point if note is None else dict(point, note=note)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("method", choices=list(RESTORERS))
+    ap.add_argument("--hours", type=float, default=2.5,
+                    help="wall-clock hours of this sitting (training and measuring)")
+    ap.add_argument("--save-every", type=float, default=30.0,
+                    help="training minutes between saves and measurements")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    deadline = time.time() + args.hours * 3600
+    stop = dict(requested=False)
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(requested=True))
+    spec = RESTORERS[args.method]
+    campaign, run = CAMPAIGNS / spec["weights"], RUNS / spec["weights"]
+    curve_file = campaign / "curve.json"
+    curve = (json.loads(curve_file.read_text()) if curve_file.is_file()
+             else dict(method=args.method, points=[]))
+    init = campaign if (campaign / spec["card"]).is_file() else WEIGHTS_DIR / spec["weights"]
+    began = trained_steps(init, spec["card"])
+    last = curve["points"][-1] if curve["points"] else None
+    if last is None or last["step"] != began["step"]:
+        where = init.relative_to(init.parents[2])
+        curve["points"].append(curve_point(args.method, init, dict(began, losses=[]),
+                                           f"the weights this sitting starts from: {where}"))
+        atomic_write_json(curve_file, curve)
+    cfg = spec["presets"]["cpu"]
+    before = cfg.ae_steps + cfg.assoc_steps if args.method == "flipnet" else 0   # FLIPNET: last stage
+    curve["recipe"] = dict(preset="cpu", batch_size=cfg.batch_size, lr=cfg.lr,
+                           note="fresh optimizer at each sitting's start")
+    faces = load_training_faces(progress=False)
+    while not stop["requested"] and time.time() < deadline:
+        minutes_left = (deadline - time.time()) / 60 - 5                 # leave time to save and measure
+        if minutes_left < 3: break
+        done = (load_checkpoint(run / "checkpoint.pt", "cpu")["log"] if (run / "checkpoint.pt").exists()
+                else began)
+        chunk = min(args.save_every, minutes_left)
+        seconds_per_step = 60 * done["minutes"] / max(done["step"], 1)
+        target = done["step"] + max(1, int(chunk * 60 / seconds_per_step))
+        try:
+            net, log = spec["train"](faces=faces, cfg="cpu", out_dir=run, device="cpu", progress=False,
+                                     init=init, steps=target - before)
+        except InterruptedError:  # SIGTERM: the checkpoint holds the last step
+            stop["requested"] = True
+            reached = load_checkpoint(run / "checkpoint.pt", "cpu")["log"]["step"]
+            net, log = spec["train"](faces=faces, cfg="cpu", out_dir=run, device="cpu", progress=False,
+                                     steps=reached - before)
+        spec["save"](net, campaign, log, overwrite=True)
+        curve["points"].append(curve_point(args.method, campaign, log))
+        curve["machine"] = machine(torch.device("cpu"))
+        atomic_write_json(curve_file, curve)
+        print(json.dumps(curve["points"][-1]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
