@@ -384,7 +384,7 @@ def comparison_grid(columns: dict, row_titles=None, scale: float = 1.6, suptitle
 
 # %% ../nbs/00_core.ipynb #c037b
 def small_figures(dpi: int = 60, quality: int = 85):
-    "Draw this session's figures at `dpi` and, in a notebook, display them as JPEG of `quality` (1-100)."
+    "Draw every figure from now on at `dpi` and, in a notebook, display it as JPEG of `quality` (1-100)."
     import matplotlib.pyplot as plt
     if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 1:
         raise ValueError(f"dpi={dpi!r}; expected an integer >= 1")

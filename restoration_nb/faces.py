@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from .core import (MIN_IMAGE_SIZE, ALBUMS_DIR, ImageInputError, album_people, check_images, face_data_dir,
+from .core import (MIN_IMAGE_SIZE, ALBUMS_DIR, ImageInputError, album_people, check_images, check_int, face_data_dir,
                                  make_generator, pil_to_tensor, read_image, setting, tensor_to_pil)
 from .degradations import degrade_tier
 from .metrics import load_face_models
@@ -23,12 +23,6 @@ __all__ = ['DETECT_MIN_SIDE', 'DETECT_MAX_SIDE', 'TEMPLATE_SIZE', 'FACE_TEMPLATE
            'SkippedFace', 'PhotoResult', 'restore_photo', 'draw_boxes', 'aligned_faces', 'aligned_album']
 
 # %% ../nbs/03a_faces.ipynb #c007
-def _check_int(name: str, value, low: int) -> int:
-    "`value` as an int, refused unless it is an integer >= `low`."
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}={value!r}; expected an integer >= {low}")
-    return int(value)
-
 def _check_number(name: str, value, low: float, high: float = math.inf) -> float:
     "`value` as a float, refused unless it is a finite number in [`low`, `high`]."
     ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
@@ -119,8 +113,8 @@ def detect_faces(image: torch.Tensor, landmarks: int = 5, upsample: int = 1, min
     A photo longer than `max_side` is searched on a shrunk copy; its landmarks are placed at full size."""
     import dlib
     image = _one_image(image)
-    upsample, min_side = _check_int("upsample", upsample, 0), _check_int("min_side", min_side, 1)
-    max_side = _check_int("max_side", max_side, min_side)
+    upsample, min_side = check_int("upsample", upsample, 0), check_int("min_side", min_side, 1)
+    max_side = check_int("max_side", max_side, min_side)
     detector, predictor, _ = load_face_models(landmarks)
     img = tensor_to_pil(image)
     searched = np.ascontiguousarray(np.asarray(_detection_copy(img, min_side, max_side)))
@@ -161,7 +155,7 @@ def five_points(landmarks) -> np.ndarray:
 
 def template_points(size: int = TEMPLATE_SIZE) -> np.ndarray:
     "`FACE_TEMPLATE` in a `size` px frame (pixel centres scale as x + 0.5)."
-    return (FACE_TEMPLATE + 0.5) * _check_int("size", size, MIN_IMAGE_SIZE) / TEMPLATE_SIZE - 0.5
+    return (FACE_TEMPLATE + 0.5) * check_int("size", size, MIN_IMAGE_SIZE) / TEMPLATE_SIZE - 0.5
 
 # %% ../nbs/03a_faces.ipynb #c024
 def warp_image(image: torch.Tensor, matrix: np.ndarray, size: tuple[int, int],
@@ -207,8 +201,8 @@ def align_face(image: torch.Tensor, face: Face | np.ndarray, size: int = TEMPLAT
 # %% ../nbs/03a_faces.ipynb #c031
 def feather_mask(size: int, erode: int | None = None, blur: float | None = None) -> torch.Tensor:
     "A (1, 1, size, size) mask: ones eroded by `erode` px (default size // 16), blurred (sigma `blur`)."
-    size = _check_int("size", size, MIN_IMAGE_SIZE)
-    erode = _check_int("erode", size // 16 if erode is None else erode, 1)
+    size = check_int("size", size, MIN_IMAGE_SIZE)
+    erode = check_int("erode", size // 16 if erode is None else erode, 1)
     blur = _check_number("blur", erode / 4 if blur is None else blur, 0)
     if 2 * erode >= size:
         raise ValueError(f"erode={erode} leaves nothing of a {size} px crop; expected < {size / 2}")
@@ -354,7 +348,7 @@ def restore_photo(image: torch.Tensor, restore, size: int = TEMPLATE_SIZE, upsca
     `restore` maps crops (N, 3, size, size) in [-1, 1] to restored crops of the same shape."""
     image = _one_image(image)
     _check_restorer(restore)
-    size, upscale = _check_int("size", size, MIN_IMAGE_SIZE), _check_int("upscale", upscale, 1)
+    size, upscale = check_int("size", size, MIN_IMAGE_SIZE), check_int("upscale", upscale, 1)
     min_face, detail = _check_number("min_face", min_face, 0), _check_number("detail", detail, 0, 1)
     if has_aligned: return _restore_aligned(image, restore, size, upscale)
     h, w = image.shape[-2:]
@@ -410,7 +404,7 @@ def aligned_album(person: str, tier: str = "x4", held: int = 3, size: int = TEMP
     low-quality photos as `real_lq` (no ground truth); `missed` lists the photos where no face was found."""
     people = album_people(data_dir)
     if person not in people: raise ValueError(f"no album for person {person!r}; expected one of {', '.join(people)}")
-    held = _check_int("held", held, 1)
+    held = check_int("held", held, 1)
     folder = face_data_dir(data_dir) / ALBUMS_DIR / person
     refs, missed_refs = aligned_faces(sorted((folder / "refs").glob("*.png")), size)
     real_lq, missed_lq = aligned_faces(sorted((folder / "lq").glob("*.png")), size)
