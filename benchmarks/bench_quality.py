@@ -81,7 +81,8 @@ def measure_restorer(method: str, weights: Path, faces=None) -> dict:
     lq = protocol_inputs(faces.clean, "x4")
     out = restore(lq, faces, "x4")
     rows = score_tier(ProtocolScorer(faces.clean), lq, {method: out}, "x4")
-    keep = lambda r: {k: r[k] for k in QUALITY_FIELDS if k not in ("tier", "method")}
+    fields = (*QUALITY_FIELDS, "fd_n", "fd_gap", "fd_gap_low", "fd_gap_high")
+    keep = lambda r: {k: r.get(k) for k in fields if k not in ("tier", "method")}
     bars = quality_bars(rows).rows[0]
     return dict(x4=keep(rows[-1]), input_x4=keep(rows[0]),
                 bars={k: v for k, v in bars.items() if k != "method"})
@@ -159,8 +160,9 @@ def main() -> int:
     r.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     r.add_argument("--tiers", nargs="+", choices=TIERS, default=list(TIERS))
     r.add_argument("--run-dir", type=Path, default=RUN_DIR)
-    r.add_argument("--skip", nargs="*", default=[], type=tier_method, metavar="TIER:METHOD",
-                   help="a pair not to run, e.g. x8:gen2res (the file lists what was skipped)")
+    r.add_argument("--skip", nargs="+", action="extend", default=[], type=tier_method,
+                   metavar="TIER:METHOD", help="pairs not to run, e.g. x8:gen2res; may be repeated (the file "
+                   "lists what was skipped)")
     for p in (r, k):
         p.add_argument("--faces", type=int, default=PROTOCOL_FACES)
         p.add_argument("--threads", type=int, default=2)

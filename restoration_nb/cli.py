@@ -10,9 +10,10 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'RESTORE_METHODS', 'RESTORE_RECIPES', 'METHOD_KNOBS', 'DEMO_METRICS', 'RECIPES_K', 'RECIPES_N',
            'RESTORE_EXAMPLES', 'COMMANDS', 'CLIError', 'image_files', 'output_folder', 'cmd_degrade', 'cmd_evaluate',
-           'cmd_sweep', 'cmd_demo', 'cmd_sample', 'cmd_train_prior', 'cmd_save_prior', 'check_method_knobs',
-           'read_references', 'recipe_overrides', 'gen2res_restorer', 'method_restorer', 'restore_one_photo',
-           'cmd_restore', 'cmd_lab', 'finite_float', 'seed_number', 'build_parser', 'main']
+           'cmd_sweep', 'demo_restorer_args', 'per_face_scores', 'cmd_demo', 'demo_outputs', 'cmd_sample',
+           'cmd_train_prior', 'cmd_save_prior', 'check_method_knobs', 'read_references', 'recipe_overrides',
+           'gen2res_restorer', 'method_restorer', 'restore_one_photo', 'cmd_restore', 'cmd_lab', 'finite_float',
+           'seed_number', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #c005
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -135,54 +136,100 @@ def cmd_sweep(args) -> int:
     return 0
 
 # %% ../nbs/05_cli.ipynb #c015
+def demo_restorer_args(args, method: str) -> argparse.Namespace:
+    "The `restore` knobs of the demo's `args` for `method`; gen2res restores with the bare prior from K."
+    for flag, value in (("--prior", args.prior), ("--K", args.K)):
+        if value is not None and method != "gen2res":
+            raise CLIError(f"{flag} is a knob of gen2res; the demo's --method {method} does not take it")
+    if args.num_steps is not None and method == "instant":
+        raise CLIError("--num-steps: --method instant restores in one step")
+    if args.num_steps is not None and args.num_steps < 1:
+        raise CLIError(f"--num-steps {args.num_steps}; expected an integer >= 1")
+    knobs = dict.fromkeys(k for names in METHOD_KNOBS.values() for k in names)
+    chosen = dict(method=method, prior=args.prior, K=args.K, num_steps=args.num_steps, recipe="none")
+    return argparse.Namespace(**knobs | chosen, quiet=args.quiet, has_aligned=True)
+
+def per_face_scores(people: list, scores: dict) -> "Table":
+    "One row per face: its person, then PSNR and identity cosine under each name of `scores` (`evaluate`)."
+    from restoration_nb.core import Table
+    rows = []
+    for i, person in enumerate(people):
+        row = dict(face=i, person=person)
+        for name, table in scores.items():
+            found = table.rows[i]
+            if "psnr" in found: row[f"psnr {name}"] = found["psnr"]
+            if "id_cosine" in found: row[f"identity {name}"] = found["id_cosine"]
+        rows.append(row)
+    return Table(rows)
+
+# %% ../nbs/05_cli.ipynb #c015b
 def cmd_demo(args) -> int:
-    import io
-    from restoration_nb.core import (load_faces, save_image, get_device, make_generator, setting,
-                                     check_output_path, atomic_write_bytes, comparison_grid, Table)
-    from restoration_nb.backbones import restore_from_step
-    from restoration_nb.priors import load_prior
-    from restoration_nb.degradations import second_order_degrade
-    from restoration_nb.metrics import check_metrics, evaluate, summarize, unavailable_metrics
+    import torch
+    from restoration_nb.core import get_device, setting
+    from restoration_nb.metrics import check_metrics, unavailable_metrics
+    from restoration_nb.degradations import TIERS
+    from restoration_nb.quality import PROTOCOL_FACES, protocol_faces, protocol_inputs
     out_dir = output_folder(args.out or Path(setting("output_dir")) / "demo")
     if out_dir.exists() and any(out_dir.iterdir()) and not args.overwrite:
-        raise CLIError(f"output folder '{out_dir}' exists and is not empty; pass --overwrite to replace its files, or choose another --out")
+        raise CLIError(f"output folder '{out_dir}' exists and is not empty; pass --overwrite to replace "
+                       "its files, or choose another --out")
+    if not 1 <= args.n <= PROTOCOL_FACES:
+        raise CLIError(f"--n {args.n}; expected 1 to {PROTOCOL_FACES}, the quality protocol's faces")
+    if args.tier not in TIERS:
+        raise CLIError(f"--tier {args.tier!r}; expected one of {', '.join(TIERS)}")
+    method = args.method or setting("demo_method")
+    if method not in RESTORE_METHODS:
+        raise CLIError(f"demo_method = {method!r} in the settings; "
+                       f"expected one of {', '.join(RESTORE_METHODS)}")
+    restorer_args = demo_restorer_args(args, method)
     device, seed = get_device(args.device), int(setting("seed", args.seed))
-    K, num_steps, prior = int(setting("K", args.K)), int(setting("num_steps", args.num_steps)), setting("prior", args.prior)
     metrics = check_metrics([m.strip() for m in (args.metrics or DEMO_METRICS).split(",") if m.strip()])
+    no_dlib = unavailable_metrics(("identity",)).get("identity")
+    if no_dlib:
+        raise CLIError(f"the demo's faces are album photos that dlib aligns, and dlib cannot run here "
+                       f"({no_dlib})")
     t0 = time.time()
-    try:
-        loaded = load_prior(prior, device=device)
-    except (OSError, ValueError) as e:
-        raise CLIError(f"prior {prior!r} could not be loaded ({str(e).splitlines()[0]}); expected a micro "
-                       "prior name or a diffusers UNet2DModel folder (--prior or settings.ini)") from None
-    if loaded.conditional:
-        raise CLIError(f"prior {prior!r} is a {type(loaded.model).__name__}; the demo restores with an "
-                       "unconditional UNet2DModel prior such as micro-ddpm-faces64")
-    model, scheduler, size = loaded.model, loaded.scheduler, loaded.model.config.sample_size
+    faces = protocol_faces(args.n) if method == "instant" else None   # instant reads each face's references
+    references = None if faces is None else faces.references
+    restore, size, knobs = method_restorer(restorer_args, device, seed, references)
+    if faces is None: faces = protocol_faces(args.n, size=size)
     missing = unavailable_metrics(metrics, size=size)
     if missing and args.metrics:
         name, why = next(iter(missing.items()))
         raise CLIError(f"--metrics {name} cannot run here: {why}")
     for name, why in missing.items(): print(f"{name} skipped: {why}")
     metrics = tuple(m for m in metrics if m not in missing)
-    clean = load_faces(args.n, split="heldout", size=size).to(device)
-    degraded, _ = second_order_degrade(clean, generator=make_generator(seed, device))
-    columns, rows = {"clean": clean, "degraded": degraded}, []
-    restored = restore_from_step(degraded, model, scheduler, K, num_steps,
-                                 generator=make_generator(seed, device), progress=not args.quiet)
-    columns[f"restored (K={K})"] = restored.clamp(-1, 1).float()
-    for name, batch in columns.items():
-        if name == "clean": continue
-        table = evaluate(batch.float().cpu(), clean.float().cpu(), metrics=metrics)
-        rows += [dict(method=name, **r) for r in table.rows]
-        for i, im in enumerate(batch): save_image(im, out_dir / name.split(" ")[0] / f"face{i}.png", overwrite=args.overwrite)
+    degraded = protocol_inputs(faces.clean, args.tier, seed)
+    with torch.no_grad():
+        restored = restore(degraded).float().cpu().clamp(-1, 1)
+    columns = {"clean": faces.clean, "degraded": degraded, method: restored}
+    run = dict(method=method, tier=args.tier, seed=seed, device=device.type, **knobs)
+    return demo_outputs(args, out_dir, columns, faces, metrics, run, t0)
+
+# %% ../nbs/05_cli.ipynb #c015c
+def demo_outputs(args, out_dir: Path, columns: dict, faces, metrics: tuple, run: dict, t0: float) -> int:
+    "The demo's faces, metrics table and figure in `out_dir`; per-face and mean scores printed."
+    import io
+    from restoration_nb.core import atomic_write_bytes, check_output_path, comparison_grid, save_image, Table
+    from restoration_nb.metrics import evaluate, summarize
+    scores, rows = {}, []
+    for name, batch in list(columns.items())[1:]:
+        scores[name] = evaluate(batch, faces.clean, metrics=metrics)
+        rows += [dict(method=name, person=p, **r) for p, r in zip(faces.people, scores[name].rows)]
+        folder = out_dir / ("degraded" if name == "degraded" else "restored")
+        for i, im in enumerate(batch): save_image(im, folder / f"face{i}.png", overwrite=args.overwrite)
     results = Table(rows)
     results.to_csv(out_dir / "metrics.csv", overwrite=args.overwrite)
-    fig = comparison_grid({k: v.float().cpu() for k, v in columns.items()}, suptitle=f"demo on {device.type}, seed {seed}")
-    png = io.BytesIO(); fig.savefig(png, format="png", dpi=100)
+    fig = comparison_grid(columns, suptitle=f"demo: {run['method']} on {run['tier']}, seed {run['seed']}")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     atomic_write_bytes(check_output_path(out_dir / "demo.png", overwrite=args.overwrite), png.getvalue())
+    print("per face (identity: cosine to the clean face's dlib embedding; nan where dlib finds no face):")
+    print(per_face_scores(faces.people, scores).to_markdown())
+    print("\nmeans:")
     print(summarize(results, by="method").to_markdown())
-    print(f"\ndemo written to '{out_dir}' in {time.time() - t0:.1f} s (prior: {prior}, device: {device.type})")
+    settings = ", ".join(f"{k} {v}" for k, v in run.items() if v is not None)
+    print(f"\ndemo written to '{out_dir}' in {time.time() - t0:.1f} s ({settings})")
     return 0
 
 # %% ../nbs/05_cli.ipynb #c017
@@ -312,7 +359,13 @@ def gen2res_restorer(args, device, seed: int) -> tuple:
     from restoration_nb.priors import load_prior
     from restoration_nb.gen2res import restore_by_generation, restore_with_album, as_denoiser, check_K
     from restoration_nb.gen2res import RECIPES
-    prior = load_prior(setting("prior", args.prior), device=device)
+    name = setting("prior", args.prior)
+    try:
+        prior = load_prior(name, device=device)
+    except (OSError, ValueError) as e:
+        why = str(e).splitlines()[0]
+        raise CLIError(f"prior {str(name)!r} could not be loaded ({why}); expected a micro prior name or "
+                       "a diffusers UNet2DModel folder (--prior or settings.ini)") from None
     recipe, progress = args.recipe or "fast", not args.quiet
     scheduler = as_denoiser(prior)[1]   # refuses a conditional prior
     if recipe == "none":
@@ -335,8 +388,9 @@ def gen2res_restorer(args, device, seed: int) -> tuple:
     return restore, prior.size, knobs
 
 # %% ../nbs/05_cli.ipynb #c019c
-def method_restorer(args, device, seed: int) -> tuple:
-    "The restorer `--method` names, on aligned crops (N, 3, S, S) in [-1, 1]; its face size S; its knobs."
+def method_restorer(args, device, seed: int, references=None) -> tuple:
+    '''The restorer `--method` names, on aligned crops (N, 3, S, S) in [-1, 1]; its face size S; its knobs.
+    `references` (N, R, 3, S, S), each crop's own, stand in for instant's `--refs`.'''
     from restoration_nb.core import setting
     if args.method == "gen2res": return gen2res_restorer(args, device, seed)
     progress, steps = not args.quiet, int(setting("num_steps", args.num_steps))
@@ -357,7 +411,9 @@ def method_restorer(args, device, seed: int) -> tuple:
         return restore, ap.prior.size, knobs
     from restoration_nb.instant_restore import load_instant_restore, instant_restore, check_references
     ir = load_instant_restore(device=device)
-    refs = check_references(read_references(image_files([args.refs]), ir.size, args.has_aligned), ir.size)
+    if references is None:
+        references = read_references(image_files([args.refs]), ir.size, args.has_aligned)
+    refs = check_references(references, ir.size)
     def restore(crops): return instant_restore(ir, crops, references=refs, seed=seed, progress=progress)
     return restore, ir.size, dict(refs=args.refs, references=len(refs[0]))
 
@@ -548,12 +604,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--address", default=None, help="the Ray cluster to use, e.g. 10.0.0.5:6379 (default: $RAY_ADDRESS, else a local Ray)")
     common(s, device=False)
 
-    m = sub.add_parser("demo", help="degrade, restore and evaluate held-out faces with the lab's prior")
+    m = sub.add_parser("demo", help="degrade, restore and score the quality protocol's first faces")
     m.add_argument("-o", "--out", default=None, help="output folder (default: <output_dir>/demo)")
-    m.add_argument("--n", type=int, default=4, help="number of held-out faces")
-    m.add_argument("--prior", default=None, help="micro prior name, or a diffusers UNet2DModel folder or hub id (default: settings.ini)")
-    m.add_argument("--K", type=int, default=None, help="noise level to restore from (default: settings.ini)")
-    m.add_argument("--num-steps", type=int, default=None, help="DDIM steps from K (default: settings.ini)")
+    m.add_argument("--n", type=int, default=4, help="number of protocol faces (1 to 64)")
+    m.add_argument("--method", choices=RESTORE_METHODS, default=None,
+                   help=f"the paper to restore with (default: {_setting_text('demo_method')}, "
+                   "the best on the quality protocol)")
+    m.add_argument("--tier", default="x4",
+                   help="the protocol's degradation: x4, x8 or second-order (default: x4)")
+    m.add_argument("--prior", default=None, help="gen2res: micro prior name, or a diffusers UNet2DModel "
+                   f"folder or hub id (default: {_setting_text('prior')})")
+    m.add_argument("--K", type=int, default=None,
+                   help=f"gen2res: noise level to restore from (default: {_setting_text('K')})")
+    m.add_argument("--num-steps", type=int, default=None,
+                   help=f"gen2res, flipnet, adapter: DDIM steps (default: {_setting_text('num_steps')})")
     m.add_argument("--metrics", default=None,
                    help=f"comma-separated (default: {DEMO_METRICS}, less those that cannot run here)")
     m.add_argument("--seed", type=seed_number, default=None)

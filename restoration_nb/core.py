@@ -25,6 +25,7 @@ DEFAULT_SETTINGS = dict(
     device="auto", dtype="auto", seed=0,
     prior="micro-ddpm-faces64", conditional_prior="micro-sd-faces64", image_size=64,
     K=200, skip_period=10, phi=1.0, threshold_a=0.8, w=0.05, sampler="ddim", num_steps=20,
+    demo_method="instant",
     data_dir="../shared/data", output_dir="outputs", max_image_pixels=40_000_000,
 )
 _PATH_SETTINGS = ("data_dir", "output_dir")

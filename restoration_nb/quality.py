@@ -16,9 +16,10 @@ from .faces import aligned_faces
 from .metrics import FaceEmbedder, frechet_distance, ms_ssim, psnr, ssim
 
 # %% auto #0
-__all__ = ['PROTOCOL_FACES', 'PROTOCOL_REFERENCES', 'QUALITY_FIELDS', 'REFERENCE_ROWS', 'MIN_DETECTION', 'MAX_PSNR_DROP',
-           'ProtocolFaces', 'take_turns', 'protocol_faces', 'protocol_inputs', 'ProtocolScorer', 'score_outputs',
-           'score_tier', 'quality_bars', 'check_quality_rows', 'write_quality', 'read_quality', 'contact_sheet']
+__all__ = ['PROTOCOL_FACES', 'PROTOCOL_REFERENCES', 'QUALITY_FIELDS', 'REFERENCE_ROWS', 'FD_BOOTSTRAP', 'MIN_DETECTION',
+           'MAX_PSNR_DROP', 'ProtocolFaces', 'take_turns', 'protocol_faces', 'protocol_inputs', 'ProtocolScorer',
+           'score_outputs', 'fd_gap', 'score_tier', 'quality_bars', 'best_method', 'check_quality_rows',
+           'write_quality', 'read_quality', 'contact_sheet', 'method_rows', 'bars_report', 'paired_means']
 
 # %% ../nbs/03b_quality.ipynb #q007
 PROTOCOL_FACES = 64        # targets in the protocol set
@@ -129,15 +130,36 @@ def score_outputs(scorer: ProtocolScorer, x: torch.Tensor, tier: str, method: st
                 identity_n=int(both.sum()), rank1=float(np.mean(per_face["rank1"])), fd=fd,
                 fd_n=int(pool.sum()), per_face=per_face)
 
+# %% ../nbs/03b_quality.ipynb #q018a
+FD_BOOTSTRAP = 500      # redraws of the faces for the interval of an FD gap
+
+def fd_gap(scorer: ProtocolScorer, x: torch.Tensor, lq: torch.Tensor, boots: int = FD_BOOTSTRAP,
+           seed: int = 0) -> dict:
+    '''FD of `x` minus FD of its input `lq`, both to the clean faces, over the faces found in both, with
+    a 95 % paired-bootstrap interval: dict(fd_gap, fd_gap_low, fd_gap_high); None where fewer than 3.'''
+    boots = check_int("boots", boots, 1)
+    ex, found_x = scorer.embedder(x.detach().float().cpu().clamp(-1, 1))
+    el, found_lq = scorer.embedder(lq.detach().float().cpu())
+    both = (found_x & found_lq & scorer.clean_found).nonzero().flatten()
+    if len(both) < 3: return dict(fd_gap=None, fd_gap_low=None, fd_gap_high=None)
+    target = scorer.clean_emb[scorer.clean_found]
+    def gap(idx): return frechet_distance(ex[idx], target) - frechet_distance(el[idx], target)
+    g = torch.Generator().manual_seed(seed)
+    redrawn = [gap(both[torch.randint(len(both), (len(both),), generator=g)]) for _ in range(boots)]
+    low, high = np.percentile(redrawn, [2.5, 97.5])
+    return dict(fd_gap=gap(both), fd_gap_low=float(low), fd_gap_high=float(high))
+
 # %% ../nbs/03b_quality.ipynb #q018b
 def score_tier(scorer: ProtocolScorer, lq: torch.Tensor, outputs: dict, tier: str) -> list[dict]:
     '''Rows for the input `lq`, the clean faces and each method of `outputs` ({method: (N, 3, S, S)}) on
-    `tier`.'''
+    `tier`; each but the input's with its FD gap to the input (`fd_gap`).'''
     clash = [m for m in outputs if m in REFERENCE_ROWS]
     if clash: raise ValueError(f"method name {clash[0]!r} is a reference row's; name the methods otherwise")
     input_found = scorer.embedder(lq.detach().float().cpu()).detected
     named = {"input": lq, "clean": scorer.clean, **outputs}
-    return [score_outputs(scorer, x, tier, method, input_found) for method, x in named.items()]
+    rows = [score_outputs(scorer, x, tier, method, input_found) for method, x in named.items()]
+    for row, x in zip(rows[1:], list(named.values())[1:]): row.update(fd_gap(scorer, x, lq))
+    return rows
 
 # %% ../nbs/03b_quality.ipynb #q023
 MIN_DETECTION = 0.9        # share of outputs dlib must find a face in
@@ -151,12 +173,25 @@ def quality_bars(rows: list, tier: str = "x4") -> Table:
     base, out = tiers[tier], []
     for r in rows:
         if r["tier"] != tier or r["method"] in REFERENCE_ROWS: continue
-        fd_ok = r["fd"] is not None and (base["fd"] is None or r["fd"] < base["fd"])
+        if r.get("fd_gap") is not None: fd_ok = r["fd_gap"] < 0     # on the faces found in both
+        else: fd_ok = r["fd"] is not None and (base["fd"] is None or r["fd"] < base["fd"])
         bars = dict(detection=r["detection"] >= MIN_DETECTION and r["detection"] > base["detection"],
                     rank1=r["rank1"] > base["rank1"], fd=fd_ok,
                     psnr=r["psnr"] >= base["psnr"] - MAX_PSNR_DROP)
         out.append(dict(method=r["method"], **bars, passes=all(bars.values())))
     return Table(out)
+
+# %% ../nbs/03b_quality.ipynb #q025c
+def best_method(rows: list, tier: str = "x4") -> str:
+    "The method of `tier` that passes the most bars; ties go to the higher rank-1, then the higher identity."
+    by = {r["method"]: r for r in rows if r["tier"] == tier}
+    def merit(bars: dict) -> tuple:
+        row = by[bars["method"]]
+        passed = sum(bars[k] for k in ("detection", "rank1", "fd", "psnr"))
+        return passed, row["rank1"], row["identity"] if row["identity"] is not None else -1.0
+    ranked = sorted(quality_bars(rows, tier).rows, key=merit, reverse=True)
+    if not ranked: raise ValueError(f"tier {tier!r} has no method rows; expected at least one restorer")
+    return ranked[0]["method"]
 
 # %% ../nbs/03b_quality.ipynb #q027
 def check_quality_rows(rows, where: str = "rows") -> list:
@@ -202,3 +237,38 @@ def contact_sheet(columns: dict, people=None, index=range(6), title: str | None 
     titles = None if people is None else [str(people[i]).replace("celebref_", "") for i in index]
     return comparison_grid({k: v[index].float().cpu() for k, v in columns.items()}, row_titles=titles,
                            scale=0.9, suptitle=title)
+
+# %% ../nbs/03b_quality.ipynb #q030b
+def method_rows(rows: list, method: str) -> Table:
+    "`method`'s rows and the input's, tier by tier, with the fields of `QUALITY_FIELDS`."
+    if not any(r["method"] == method for r in rows):
+        known = sorted({r["method"] for r in rows})
+        raise ValueError(f"no rows for method {method!r}; the rows have {known}")
+    return Table([{k: r[k] for k in QUALITY_FIELDS} for r in rows if r["method"] in (method, "input")])
+
+def bars_report(rows: list, tier: str = "x4", methods=None) -> str:
+    "One line per method of `tier` (or of `methods`): passes or fails, each bar's score beside the input's."
+    by = {r["method"]: r for r in rows if r["tier"] == tier}
+    base, lines = by["input"], []
+    for bars in quality_bars(rows, tier).rows:
+        if methods is not None and bars["method"] not in methods: continue
+        r = by[bars["method"]]
+        fd = "-" if r["fd"] is None else f"{r['fd']:.3f}"
+        base_fd = "-" if base["fd"] is None else f"{base['fd']:.3f}"
+        if r.get("fd_gap") is not None:
+            base_fd += (f"; gap {r['fd_gap']:+.3f}, 95 % interval "
+                        f"[{r['fd_gap_low']:+.3f}, {r['fd_gap_high']:+.3f}]")
+        lines.append(f"{bars['method']:8s} {'passes' if bars['passes'] else 'fails':6s} at {tier}: "
+                     f"detection {r['detection']:.0%} (input {base['detection']:.0%}), "
+                     f"rank-1 {r['rank1']:.0%} ({base['rank1']:.0%}), FD {fd} ({base_fd}), "
+                     f"PSNR {r['psnr']:.2f} ({base['psnr']:.2f}); fails: "
+                     + (", ".join(k for k in ("detection", "rank1", "fd", "psnr") if not bars[k]) or "none"))
+    return "\n".join(lines)
+
+def paired_means(a: dict, b: dict, key: str = "identity") -> tuple:
+    "Means of the per-face `key` of rows `a` and `b` over the faces where both have it, and how many faces."
+    def scores(row):
+        return torch.tensor([float("nan") if v is None else float(v) for v in row["per_face"][key]])
+    x, y = scores(a), scores(b)
+    both = x.isfinite() & y.isfinite()
+    return x[both].mean().item(), y[both].mean().item(), int(both.sum())

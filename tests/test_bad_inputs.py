@@ -110,7 +110,8 @@ CASES = [
      "/pickle_prior/unet' holds no .safetensors weights; restoration-nb loads weights only from safetensors"),
     ("missing-settings-file", ["degrade", "{d}/ok.png", "-o", "{d}/out10"], {"RESTORATION_NB_SETTINGS": "{d}/none.ini"},
      "is not a file; point it at a settings.ini"),
-    ("too-many-faces", ["demo", "-o", "{d}/demo2", "--n", "5000"], None, "which has 975"),
+    ("too-many-faces", ["demo", "-o", "{d}/demo2", "--n", "5000"], None,
+     "--n 5000; expected 1 to 64, the quality protocol's faces"),
     ("sweep-spec-missing", ["sweep", "{d}/no_spec.json"], None, "sweep spec not found: '"),
     ("sweep-notebook-missing", ["sweep", "{d}/spec_missing_nb.json", "-o", "{d}/sw1"], None, "notebook not found: '"),
     ("sweep-unknown-parameter", ["sweep", "{d}/spec_bad_key.json", "-o", "{d}/sw2"], None,
@@ -155,7 +156,7 @@ CASES = [
     ("seed-past-64-bits", ["degrade", "{d}/ok.png", "-o", "{d}/out15", "--seed", str(2**64)], None,
      "argument --seed: '18446744073709551616' is not a seed; expected an integer from 0 to 2**64-1"),
     ("seed-negative", ["sample", "-o", "{d}/s8", "--seed", "-3"], None, "argument --seed: '-3' is not a seed"),
-    ("demo-prior-typo", ["demo", "-o", "{d}/demo3", "--prior", "micro-ddpm-face64"], None,
+    ("demo-prior-typo", ["demo", "-o", "{d}/demo3", "--method", "gen2res", "--prior", "micro-ddpm-face64"], None,
      "prior 'micro-ddpm-face64' could not be loaded (unknown micro prior 'micro-ddpm-face64'"),
     # a checkpoint crafted to run a command is refused, not run (the snapshot check sees no marker file)
     ("save-crafted-checkpoint", ["save-prior", "{d}/crafted", "--to", "{d}/p2"], None,

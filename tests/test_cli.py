@@ -50,11 +50,11 @@ def test_refuses_to_overwrite_and_never_touches_inputs(tmp_path, faces_dir):
 def test_demo_restores_with_a_prior_folder(tmp_path):
     from restoration_nb.backbones import build_model
     build_model("tiny-unet2d").save_pretrained(tmp_path / "prior")
-    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "2", "--prior", tmp_path / "prior", "--K", "50",
-                "--num-steps", "2", "--metrics", "psnr,ssim", "--quiet")
+    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "2", "--method", "gen2res", "--prior", tmp_path / "prior",
+                "--K", "50", "--num-steps", "2", "--metrics", "psnr,ssim", "--quiet")
     assert r.returncode == 0, r.stderr
     csv = (tmp_path / "demo" / "metrics.csv").read_text()
-    assert csv.count("degraded") == 2 and csv.count("restored (K=50)") == 2
+    assert csv.count("\ndegraded,") == 2 and csv.count("\ngen2res,") == 2
     assert (tmp_path / "demo" / "demo.png").stat().st_size > 10_000
     restored = sorted((tmp_path / "demo" / "restored").iterdir())
     assert [p.name for p in restored] == ["face0.png", "face1.png"]
@@ -62,23 +62,21 @@ def test_demo_restores_with_a_prior_folder(tmp_path):
 
 
 def test_demo_without_a_loadable_prior_refuses_before_any_work(tmp_path):
-    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "1", "--prior", tmp_path / "no-such-prior", "--metrics", "psnr", "--quiet")
+    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "1", "--method", "gen2res", "--prior", tmp_path / "no-such-prior",
+                "--metrics", "psnr", "--quiet")
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "no-such-prior" in r.stderr and "could not be loaded" in r.stderr and "expected a micro prior name" in r.stderr
     assert not (tmp_path / "demo").exists()
 
 
-def test_demo_on_an_install_without_dlib_skips_identity_and_refuses_it_when_asked(tmp_path):
-    "A plain `pip install` has no dlib: the default metrics drop identity with a note; asking for it is refused first."
+def test_demo_on_an_install_without_dlib_refuses_before_any_work(tmp_path):
+    "A plain `pip install` has no dlib, which aligns the demo's album photos: the demo says so and writes nothing."
     hidden = tmp_path / "hide" / "dlib"
     hidden.mkdir(parents=True)
     (hidden / "__init__.py").write_text("raise ImportError(\"No module named 'dlib'\")\n")
     env = {"PYTHONPATH": str(hidden.parent)}
-    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "1", "--num-steps", "2", "--quiet", env=env)
-    assert r.returncode == 0, r.stderr
-    assert "identity skipped: identity needs dlib, which is not installed" in r.stdout
-    header = (tmp_path / "demo" / "metrics.csv").read_text().splitlines()[0]
-    assert "psnr" in header and "id_cosine" not in header, header
-    r = run_cli("demo", "-o", tmp_path / "demo2", "--n", "1", "--metrics", "psnr,identity", "--quiet", env=env)
-    assert r.returncode == 2 and "--metrics identity cannot run here: identity needs dlib" in r.stderr, r.stderr
-    assert not (tmp_path / "demo2").exists()
+    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "1", "--metrics", "psnr", "--quiet", env=env)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "the demo's faces are album photos that dlib aligns, and dlib cannot run here" in r.stderr, r.stderr
+    assert "pip install 'restoration-nb[faces]'" in r.stderr
+    assert not (tmp_path / "demo").exists()

@@ -1,4 +1,4 @@
-"""The shipped micro priors: the demo uses them by default, a built wheel carries them, and training checkpoints survive a full disk."""
+"""The shipped micro priors: the demo's gen2res uses them by default, a built wheel carries them, and training checkpoints survive a full disk."""
 import subprocess, sys, zipfile
 import pytest
 from pathlib import Path
@@ -6,10 +6,11 @@ from conftest import ROOT, run_cli
 
 
 def test_demo_restores_with_the_shipped_micro_prior(tmp_path):
-    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "2", "--metrics", "psnr,ssim", "--quiet")
+    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "2", "--method", "gen2res", "--metrics", "psnr,ssim",
+                "--quiet")
     assert r.returncode == 0, r.stderr
-    assert "prior: micro-ddpm-faces64" in r.stdout
-    assert (tmp_path / "demo" / "metrics.csv").read_text().count("restored (K=200)") == 2
+    assert "prior micro-ddpm-faces64, recipe none, K 200" in r.stdout, r.stdout
+    assert (tmp_path / "demo" / "metrics.csv").read_text().count("\ngen2res,") == 2
 
 
 def test_sample_is_seeded_and_never_overwrites(tmp_path):

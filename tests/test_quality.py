@@ -41,6 +41,16 @@ def test_a_protocol_run_writes_rows_and_a_contact_sheet_and_reuses_its_outputs(t
     assert read_quality(out)["rows"] == data["rows"]  # read back from the run folder, not re-run
 
 
+def test_a_repeated_skip_keeps_every_pair(tmp_path):
+    out = tmp_path / "quality_cpu.json"
+    args = ("run", "--faces", "2", "--methods", "instant", "--tiers", "x4", "x8", "--run-dir", tmp_path / "runs")
+    r = bench(*args, "--skip", "x4:instant", "--skip", "x8:instant", "--out", out, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = read_quality(out)
+    assert data["skipped"] == ["instant at x4", "instant at x8"]
+    assert {r["method"] for r in data["rows"]} == {"input", "clean"}
+
+
 def test_a_campaign_measures_weights_against_the_input_on_the_same_faces():
     from bench_quality import measure_restorer
     point = measure_restorer("instant", WEIGHTS_DIR / INSTANT_WEIGHTS, faces=protocol_faces(4))
@@ -65,3 +75,43 @@ def test_instant_restore_own_references_beat_another_persons():
     both = own.isfinite() & other.isfinite()
     assert int(both.sum()) >= 6, "dlib should find most of the restored faces"
     assert own[both].mean() > other[both].mean() + 0.005, (own, other)
+
+
+def test_adapter_a_higher_threshold_is_more_faithful():
+    "The adapter paper's claim on the micro model: a = 0.8 keeps the restoration nearer the truth than 0.2."
+    from restoration_nb.compare import paper_restorer
+    from restoration_nb.metrics import psnr
+    from restoration_nb.quality import protocol_inputs
+    faces = protocol_faces(8)
+    lq = protocol_inputs(faces.clean, "x4")
+    high, low = (psnr(paper_restorer("adapter", a=a)[0](lq, faces, "x4"), faces.clean) for a in (0.8, 0.2))
+    assert high.mean() > low.mean() + 0.5, (high, low)
+
+
+def test_flipnet_more_phi_keeps_more_of_the_person():
+    "FLIPNET's claim on the micro model: phi = 2 lets the LQ face in and keeps the person nearer than 0."
+    from restoration_nb.compare import paper_restorer
+    from restoration_nb.metrics import identity_similarity
+    from restoration_nb.quality import protocol_inputs
+    faces = protocol_faces(8)
+    lq = protocol_inputs(faces.clean, "x4")
+    restored = {phi: paper_restorer("flipnet", phi=phi)[0](lq, faces, "x4") for phi in (2.0, 0.0)}
+    much, none = (identity_similarity(restored[phi], faces.clean)["cosine"] for phi in (2.0, 0.0))
+    both = much.isfinite() & none.isfinite()
+    assert int(both.sum()) >= 5, "dlib should find most of the restored faces"
+    assert much[both].mean() > none[both].mean() + 0.01, (much, none)
+
+
+def test_the_demo_restores_with_the_best_method_of_the_committed_results(tmp_path):
+    "The lab's `demo_method` is the method that passes the most bars in the committed results file."
+    from conftest import run_cli
+    from restoration_nb.core import DEFAULT_SETTINGS, setting
+    from restoration_nb.quality import best_method
+    best = best_method(read_quality(ROOT / "benchmarks" / "results" / "quality_cpu.json")["rows"])
+    assert setting("demo_method") == DEFAULT_SETTINGS["demo_method"] == best
+    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "3", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert f"method {best}, tier x4, seed 0" in r.stdout
+    people = protocol_faces(3).people
+    per_face = [line for line in r.stdout.splitlines() if line.startswith(("| 0 |", "| 1 |", "| 2 |"))]
+    assert [line.split(" | ")[1] for line in per_face] == people, r.stdout
