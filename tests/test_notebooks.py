@@ -55,3 +55,14 @@ def test_export_changes_nothing(tmp_path):
     assert r.returncode == 0, r.stderr
     cmp = filecmp.dircmp(ROOT / "restoration_nb", tmp_path / "restoration_nb", ignore=["__pycache__"])
     assert not cmp.diff_files and not cmp.left_only and not cmp.right_only, (cmp.diff_files, cmp.left_only, cmp.right_only)
+
+
+def test_clean_changes_nothing(tmp_path):
+    "nbdev-clean on a copy of the notebooks leaves every one as committed: no stray outputs, metadata or key order."
+    shutil.copytree(ROOT / "nbs", tmp_path / "nbs", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    r = subprocess.run([console("nbdev-clean")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    changed = [p.relative_to(tmp_path).as_posix() for p in sorted((tmp_path / "nbs").rglob("*.ipynb"))
+               if p.read_bytes() != (ROOT / p.relative_to(tmp_path)).read_bytes()]
+    assert not changed, f"run nbdev-clean on: {changed}"
