@@ -147,7 +147,7 @@ def demo_restorer_args(args, method: str) -> argparse.Namespace:
         raise CLIError(f"--num-steps {args.num_steps}; expected an integer >= 1")
     knobs = dict.fromkeys(k for names in METHOD_KNOBS.values() for k in names)
     chosen = dict(method=method, prior=args.prior, K=args.K, num_steps=args.num_steps, recipe="none")
-    return argparse.Namespace(**knobs | chosen, quiet=args.quiet, has_aligned=True)
+    return argparse.Namespace(**knobs | chosen, quiet=args.quiet)
 
 def per_face_scores(people: list, scores: dict) -> "Table":
     "One row per face: its person, then PSNR and identity cosine under each name of `scores` (`evaluate`)."
@@ -156,9 +156,9 @@ def per_face_scores(people: list, scores: dict) -> "Table":
     for i, person in enumerate(people):
         row = dict(face=i, person=person)
         for name, table in scores.items():
-            found = table.rows[i]
-            if "psnr" in found: row[f"psnr {name}"] = found["psnr"]
-            if "id_cosine" in found: row[f"identity {name}"] = found["id_cosine"]
+            face_scores = table.rows[i]
+            if "psnr" in face_scores: row[f"psnr {name}"] = face_scores["psnr"]
+            if "id_cosine" in face_scores: row[f"identity {name}"] = face_scores["id_cosine"]
         rows.append(row)
     return Table(rows)
 
@@ -213,7 +213,8 @@ def demo_outputs(args, out_dir: Path, columns: dict, faces, metrics: tuple, run:
     from restoration_nb.core import atomic_write_bytes, check_output_path, comparison_grid, save_image, Table
     from restoration_nb.metrics import evaluate, summarize
     scores, rows = {}, []
-    for name, batch in list(columns.items())[1:]:
+    for name, batch in columns.items():
+        if name == "clean": continue
         scores[name] = evaluate(batch, faces.clean, metrics=metrics)
         rows += [dict(method=name, person=p, **r) for p, r in zip(faces.people, scores[name].rows)]
         folder = out_dir / ("degraded" if name == "degraded" else "restored")

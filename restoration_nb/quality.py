@@ -19,7 +19,8 @@ from .metrics import FaceEmbedder, frechet_distance, ms_ssim, psnr, ssim
 __all__ = ['PROTOCOL_FACES', 'PROTOCOL_REFERENCES', 'QUALITY_FIELDS', 'REFERENCE_ROWS', 'FD_BOOTSTRAP', 'MIN_DETECTION',
            'MAX_PSNR_DROP', 'ProtocolFaces', 'take_turns', 'protocol_faces', 'protocol_inputs', 'ProtocolScorer',
            'score_outputs', 'fd_gap', 'score_tier', 'quality_bars', 'best_method', 'check_quality_rows',
-           'write_quality', 'read_quality', 'contact_sheet', 'method_rows', 'bars_report', 'paired_means']
+           'write_quality', 'read_quality', 'contact_sheet', 'method_rows', 'knob_points', 'bars_report',
+           'method_report', 'paired_difference', 'difference_text']
 
 # %% ../nbs/03b_quality.ipynb #q007
 PROTOCOL_FACES = 64        # targets in the protocol set
@@ -146,8 +147,10 @@ def fd_gap(scorer: ProtocolScorer, x: torch.Tensor, lq: torch.Tensor, boots: int
     def gap(idx): return frechet_distance(ex[idx], target) - frechet_distance(el[idx], target)
     g = torch.Generator().manual_seed(seed)
     redrawn = [gap(both[torch.randint(len(both), (len(both),), generator=g)]) for _ in range(boots)]
-    low, high = np.percentile(redrawn, [2.5, 97.5])
-    return dict(fd_gap=gap(both), fd_gap_low=float(low), fd_gap_high=float(high))
+    measured, (below, above) = gap(both), np.percentile(redrawn, [2.5, 97.5])
+    # the basic bootstrap interval: the redrawn spread mirrored around the measured gap
+    return dict(fd_gap=measured, fd_gap_low=float(2 * measured - above),
+                fd_gap_high=float(2 * measured - below))
 
 # %% ../nbs/03b_quality.ipynb #q018b
 def score_tier(scorer: ProtocolScorer, lq: torch.Tensor, outputs: dict, tier: str) -> list[dict]:
@@ -173,8 +176,12 @@ def quality_bars(rows: list, tier: str = "x4") -> Table:
     base, out = tiers[tier], []
     for r in rows:
         if r["tier"] != tier or r["method"] in REFERENCE_ROWS: continue
-        if r.get("fd_gap") is not None: fd_ok = r["fd_gap"] < 0     # on the faces found in both
-        else: fd_ok = r["fd"] is not None and (base["fd"] is None or r["fd"] < base["fd"])
+        if r.get("fd_gap") is not None:
+            fd_ok = r["fd_gap"] < 0                          # on the faces found in both
+        elif base["fd"] is None:
+            fd_ok = r["fd"] is not None                      # no input face to compare with (x8)
+        else:
+            fd_ok = False                                    # too few faces found in both to compare
         bars = dict(detection=r["detection"] >= MIN_DETECTION and r["detection"] > base["detection"],
                     rank1=r["rank1"] > base["rank1"], fd=fd_ok,
                     psnr=r["psnr"] >= base["psnr"] - MAX_PSNR_DROP)
@@ -246,29 +253,57 @@ def method_rows(rows: list, method: str) -> Table:
         raise ValueError(f"no rows for method {method!r}; the rows have {known}")
     return Table([{k: r[k] for k in QUALITY_FIELDS} for r in rows if r["method"] in (method, "input")])
 
+def knob_points(rows: list) -> dict:
+    "The rows of a knob sweep by (method, knob, value)."
+    return {(r["method"], r.get("knob"), r.get("value")): r for r in rows}
+
 def bars_report(rows: list, tier: str = "x4", methods=None) -> str:
     "One line per method of `tier` (or of `methods`): passes or fails, each bar's score beside the input's."
+    table = quality_bars(rows, tier)
+    unknown = sorted(set(methods or ()) - set(table["method"]))
+    if unknown: raise ValueError(f"no {tier} rows for {unknown}; the methods there: {table['method']}")
     by = {r["method"]: r for r in rows if r["tier"] == tier}
     base, lines = by["input"], []
-    for bars in quality_bars(rows, tier).rows:
+    for bars in table.rows:
         if methods is not None and bars["method"] not in methods: continue
         r = by[bars["method"]]
         fd = "-" if r["fd"] is None else f"{r['fd']:.3f}"
-        base_fd = "-" if base["fd"] is None else f"{base['fd']:.3f}"
+        fd_beside = "-" if base["fd"] is None else f"{base['fd']:.3f}"
         if r.get("fd_gap") is not None:
-            base_fd += (f"; gap {r['fd_gap']:+.3f}, 95 % interval "
-                        f"[{r['fd_gap_low']:+.3f}, {r['fd_gap_high']:+.3f}]")
+            fd_beside += (f"; gap {r['fd_gap']:+.3f}, 95 % interval "
+                          f"[{r['fd_gap_low']:+.3f}, {r['fd_gap_high']:+.3f}]")
+        failed = ", ".join(k for k in ("detection", "rank1", "fd", "psnr") if not bars[k]) or "none"
         lines.append(f"{bars['method']:8s} {'passes' if bars['passes'] else 'fails':6s} at {tier}: "
                      f"detection {r['detection']:.0%} (input {base['detection']:.0%}), "
-                     f"rank-1 {r['rank1']:.0%} ({base['rank1']:.0%}), FD {fd} ({base_fd}), "
-                     f"PSNR {r['psnr']:.2f} ({base['psnr']:.2f}); fails: "
-                     + (", ".join(k for k in ("detection", "rank1", "fd", "psnr") if not bars[k]) or "none"))
+                     f"rank-1 {r['rank1']:.0%} ({base['rank1']:.0%}), FD {fd} ({fd_beside}), "
+                     f"PSNR {r['psnr']:.2f} ({base['psnr']:.2f}); fails: {failed}")
     return "\n".join(lines)
 
-def paired_means(a: dict, b: dict, key: str = "identity") -> tuple:
-    "Means of the per-face `key` of rows `a` and `b` over the faces where both have it, and how many faces."
-    def scores(row):
+def method_report(results: dict, method: str, tier: str = "x4") -> str:
+    "`bars_report` of `method` in a results file's data, and the tiers where the file did not run it."
+    skipped = [s for s in results.get("skipped", []) if s.startswith(f"{method} at ")]
+    return bars_report(results["rows"], tier, [method]) + "\nnot run: " + (", ".join(skipped) or "none")
+
+def paired_difference(a: dict, b: dict, key: str = "identity", boots: int = 2000, seed: int = 0) -> dict:
+    '''Rows `a` and `b` compared on their per-face `key` over the faces where both have it: the two means,
+    how many faces, and a 95 % bootstrap interval of the mean difference.'''
+    def scores(row, name):
+        if key not in row.get("per_face", {}):
+            raise ValueError(f"row {name} has no per-face {key!r}; expected a row written by score_tier")
         return torch.tensor([float("nan") if v is None else float(v) for v in row["per_face"][key]])
-    x, y = scores(a), scores(b)
+    x, y = scores(a, "a"), scores(b, "b")
     both = x.isfinite() & y.isfinite()
-    return x[both].mean().item(), y[both].mean().item(), int(both.sum())
+    if int(both.sum()) < 2:
+        raise ValueError(f"{int(both.sum())} faces have {key!r} in both rows; expected 2 or more")
+    diff = (x - y)[both].double()
+    g = torch.Generator().manual_seed(seed)
+    redrawn = diff[torch.randint(len(diff), (check_int("boots", boots, 1), len(diff)), generator=g)].mean(1)
+    low, high = np.percentile(redrawn.numpy(), [2.5, 97.5])
+    return dict(first=x[both].mean().item(), second=y[both].mean().item(), faces=int(both.sum()),
+                low=float(low), high=float(high))
+
+def difference_text(d: dict, digits: int = 3) -> str:
+    "A `paired_difference` in words, with whether its interval lies above zero."
+    verdict = "shown" if d["low"] > 0 else "not shown"
+    return (f"{d['first']:.{digits}f} against {d['second']:.{digits}f} on the same {d['faces']} faces; "
+            f"difference 95 % interval [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]: {verdict}")

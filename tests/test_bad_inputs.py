@@ -156,7 +156,8 @@ CASES = [
     ("seed-past-64-bits", ["degrade", "{d}/ok.png", "-o", "{d}/out15", "--seed", str(2**64)], None,
      "argument --seed: '18446744073709551616' is not a seed; expected an integer from 0 to 2**64-1"),
     ("seed-negative", ["sample", "-o", "{d}/s8", "--seed", "-3"], None, "argument --seed: '-3' is not a seed"),
-    ("demo-prior-typo", ["demo", "-o", "{d}/demo3", "--method", "gen2res", "--prior", "micro-ddpm-face64"], None,
+    ("demo-prior-typo", ["demo", "-o", "{d}/demo3", "--method", "gen2res", "--prior", "micro-ddpm-face64"],
+     None,
      "prior 'micro-ddpm-face64' could not be loaded (unknown micro prior 'micro-ddpm-face64'"),
     # a checkpoint crafted to run a command is refused, not run (the snapshot check sees no marker file)
     ("save-crafted-checkpoint", ["save-prior", "{d}/crafted", "--to", "{d}/p2"], None,

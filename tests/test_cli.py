@@ -50,8 +50,9 @@ def test_refuses_to_overwrite_and_never_touches_inputs(tmp_path, faces_dir):
 def test_demo_restores_with_a_prior_folder(tmp_path):
     from restoration_nb.backbones import build_model
     build_model("tiny-unet2d").save_pretrained(tmp_path / "prior")
-    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "2", "--method", "gen2res", "--prior", tmp_path / "prior",
-                "--K", "50", "--num-steps", "2", "--metrics", "psnr,ssim", "--quiet")
+    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "2", "--method", "gen2res",
+                "--prior", tmp_path / "prior", "--K", "50", "--num-steps", "2", "--metrics", "psnr,ssim",
+                "--quiet")
     assert r.returncode == 0, r.stderr
     csv = (tmp_path / "demo" / "metrics.csv").read_text()
     assert csv.count("\ndegraded,") == 2 and csv.count("\ngen2res,") == 2
@@ -62,21 +63,21 @@ def test_demo_restores_with_a_prior_folder(tmp_path):
 
 
 def test_demo_without_a_loadable_prior_refuses_before_any_work(tmp_path):
-    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "1", "--method", "gen2res", "--prior", tmp_path / "no-such-prior",
-                "--metrics", "psnr", "--quiet")
+    r = run_cli("demo", "-o", tmp_path / "demo", "--n", "1", "--method", "gen2res",
+                "--prior", tmp_path / "no-such-prior", "--metrics", "psnr", "--quiet")
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "no-such-prior" in r.stderr and "could not be loaded" in r.stderr and "expected a micro prior name" in r.stderr
     assert not (tmp_path / "demo").exists()
 
 
 def test_demo_on_an_install_without_dlib_refuses_before_any_work(tmp_path):
-    "A plain `pip install` has no dlib, which aligns the demo's album photos: the demo says so and writes nothing."
+    "A plain `pip install` has no dlib, which aligns the demo's album photos: the demo says so and stops."
     hidden = tmp_path / "hide" / "dlib"
     hidden.mkdir(parents=True)
     (hidden / "__init__.py").write_text("raise ImportError(\"No module named 'dlib'\")\n")
     env = {"PYTHONPATH": str(hidden.parent)}
     r = run_cli("demo", "-o", tmp_path / "demo", "--n", "1", "--metrics", "psnr", "--quiet", env=env)
     assert r.returncode == 2, (r.stdout, r.stderr)
-    assert "the demo's faces are album photos that dlib aligns, and dlib cannot run here" in r.stderr, r.stderr
+    assert "the demo's faces are album photos that dlib aligns, and dlib cannot run here" in r.stderr
     assert "pip install 'restoration-nb[faces]'" in r.stderr
     assert not (tmp_path / "demo").exists()

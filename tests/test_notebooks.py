@@ -58,7 +58,7 @@ def test_export_changes_nothing(tmp_path):
 
 
 def test_clean_changes_nothing(tmp_path):
-    "nbdev-clean on a copy of the notebooks leaves every one as committed: no stray outputs, metadata or key order."
+    "nbdev-clean on a copy of the notebooks leaves each as committed: no stray outputs, metadata, key order."
     shutil.copytree(ROOT / "nbs", tmp_path / "nbs", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     r = subprocess.run([console("nbdev-clean")], cwd=tmp_path, capture_output=True, text=True, timeout=300)

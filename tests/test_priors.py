@@ -1,4 +1,5 @@
-"""The shipped micro priors: the demo's gen2res uses them by default, a built wheel carries them, and training checkpoints survive a full disk."""
+"""The shipped micro priors: the demo's gen2res uses them by default, a built wheel carries them, and training
+checkpoints survive a full disk."""
 import subprocess, sys, zipfile
 import pytest
 from pathlib import Path

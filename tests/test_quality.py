@@ -43,7 +43,8 @@ def test_a_protocol_run_writes_rows_and_a_contact_sheet_and_reuses_its_outputs(t
 
 def test_a_repeated_skip_keeps_every_pair(tmp_path):
     out = tmp_path / "quality_cpu.json"
-    args = ("run", "--faces", "2", "--methods", "instant", "--tiers", "x4", "x8", "--run-dir", tmp_path / "runs")
+    args = ("run", "--faces", "2", "--methods", "instant", "--tiers", "x4", "x8",
+            "--run-dir", tmp_path / "runs")
     r = bench(*args, "--skip", "x4:instant", "--skip", "x8:instant", "--out", out, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     data = read_quality(out)
@@ -77,8 +78,8 @@ def test_instant_restore_own_references_beat_another_persons():
     assert own[both].mean() > other[both].mean() + 0.005, (own, other)
 
 
-def test_adapter_a_higher_threshold_is_more_faithful():
-    "The adapter paper's claim on the micro model: a = 0.8 keeps the restoration nearer the truth than 0.2."
+def test_adapter_a_longer_rss_pull_costs_fidelity():
+    "On the micro model a lower threshold a (RSS pulls toward the LQ latent for longer) loses fidelity."
     from restoration_nb.compare import paper_restorer
     from restoration_nb.metrics import psnr
     from restoration_nb.quality import protocol_inputs
