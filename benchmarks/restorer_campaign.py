@@ -55,14 +55,33 @@ def trained_steps(folder: Path, card: str) -> dict:
     return dict(step=int(training.get("step", 0)), minutes=float(training.get("minutes", 0.0)))
 
 
+def recent_loss(log: dict, last: int = 200) -> float | None:
+    """Mean total loss over a training log's `last` entries: the adapter logs floats, InstantRestore dicts
+    with a `loss`, FLIPNET such dicts per stage (its last stage counts)."""
+    losses = log.get("losses") or []
+    if isinstance(losses, dict): losses = losses.get("flipnet") or []
+    recent = [v["loss"] if isinstance(v, dict) else v for v in losses[-last:]]
+    return round(float(np.mean(recent)), 5) if recent else None
+
+
 def curve_point(method: str, folder: Path, log: dict, note: str | None = None) -> dict:
     "The weights in `folder` measured by the protocol at x4, with where training stands."
     rows = measure_restorer(method, folder)
-    recent = log.get("losses", [])[-200:]
-    point = dict(step=log["step"], train_minutes=round(log["minutes"], 1),
-                 loss_last_200=round(float(np.mean(recent)), 5) if recent else None, **rows,
+    point = dict(step=log["step"], train_minutes=round(log["minutes"], 1), loss_last_200=recent_loss(log),
+                 **rows,
                  date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return point if note is None else dict(point, note=note)
+
+
+def measure_only(method: str, campaign: Path, training_log: Path, curve: dict, began: dict) -> int:
+    """Add the campaign folder's weights to its curve, with the run's losses when the run's log is at the
+    same step (a sitting that stopped between saving and measuring); train nothing."""
+    log = json.loads(training_log.read_text()) if training_log.is_file() else {}
+    if log.get("step") != began["step"]: log = dict(began, losses=[])
+    curve["points"].append(curve_point(method, campaign, log, "measured on its own (--measure-only)"))
+    atomic_write_json(campaign / "curve.json", curve)
+    print(json.dumps(curve["points"][-1]), flush=True)
+    return 0
 
 
 def main() -> int:
@@ -73,6 +92,8 @@ def main() -> int:
     ap.add_argument("--save-every", type=float, default=30.0,
                     help="training minutes between saves and measurements")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--measure-only", action="store_true",
+                    help="measure the campaign folder's weights (if the curve lacks them) and train nothing")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     deadline = time.time() + args.hours * 3600
@@ -85,6 +106,12 @@ def main() -> int:
              else dict(method=args.method, points=[]))
     init = campaign if (campaign / spec["card"]).is_file() else WEIGHTS_DIR / spec["weights"]
     began = trained_steps(init, spec["card"])
+    if args.measure_only:
+        if init != campaign:
+            raise SystemExit(f"no campaign weights in '{campaign}' to measure; "
+                             "expected a folder that a sitting saved")
+        return measure_only(args.method, campaign, run / f"{Path(spec['card']).stem}_training.json", curve,
+                            began)
     last = curve["points"][-1] if curve["points"] else None
     if last is None or last["step"] != began["step"]:
         where = init.relative_to(init.parents[2])

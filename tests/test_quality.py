@@ -62,6 +62,15 @@ def test_a_campaign_measures_weights_against_the_input_on_the_same_faces():
         measure_restorer("gfpgan", WEIGHTS_DIR / INSTANT_WEIGHTS, faces=protocol_faces(4))
 
 
+def test_a_campaign_reads_each_restorers_loss_log():
+    "The adapter logs floats, InstantRestore dicts with a loss, FLIPNET such dicts per stage (the last counts)."
+    from restorer_campaign import recent_loss
+    assert recent_loss(dict(losses=[0.5, 0.3])) == 0.4
+    assert recent_loss(dict(losses=[dict(loss=0.2, l1=9.0), dict(loss=0.4, l1=9.0)])) == 0.3
+    assert recent_loss(dict(losses=dict(reconstruction=[dict(loss=5.0)], flipnet=[dict(loss=0.1)]))) == 0.1
+    assert recent_loss(dict(losses=[])) is None and recent_loss({}) is None
+
+
 def test_instant_restore_own_references_beat_another_persons():
     "InstantRestore's claim on the micro model: a person's own photos as references keep the identity better."
     from restoration_nb.compare import paper_restorer
