@@ -25,8 +25,9 @@ from prior_report import measure_prior, measurement_faces  # noqa: E402
 
 from restoration_nb.core import atomic_write_json  # noqa: E402
 from restoration_nb.metrics import FaceEmbedder  # noqa: E402
-from restoration_nb.priors import (PRIOR_SPECS, TRAIN_PRESETS, WEIGHTS_DIR, load_checkpoint, load_prior,  # noqa: E402
-                                   load_training_faces, save_prior, train_prior)
+from restoration_nb.priors import (PRIOR_SPECS, TRAIN_PRESETS, load_prior, load_training_faces,  # noqa: E402
+                                   save_prior, train_prior)
+from restoration_nb.training import WEIGHTS_DIR, load_checkpoint  # noqa: E402
 
 CAMPAIGNS = Path(__file__).resolve().parent / "campaign"
 RUNS = Path("runs/campaign")
@@ -90,8 +91,12 @@ def main() -> int:
         start = json.loads((init / "training.json").read_text())["minutes"] if not (run / "checkpoint.pt").exists() else None
         done = start if start is not None else load_checkpoint(run / "checkpoint.pt", "cpu")["log"]["minutes"]
         target = done + min(args.eval_every, minutes_left)
-        log = train_prior(args.name, run, cfg, faces=train_faces, device="cpu", progress=False, init=init, steps=10**8, max_minutes=target)
-        stop["requested"] |= log["minutes"] < target - 0.05      # train_prior stopped early: SIGTERM reached it
+        try:
+            log = train_prior(args.name, run, cfg, faces=train_faces, device="cpu", progress=False, init=init,
+                              steps=10**8, max_minutes=target)
+        except InterruptedError:            # SIGTERM reached train_prior: its checkpoint holds the last step
+            stop["requested"] = True
+            log = load_checkpoint(run / "checkpoint.pt", "cpu")["log"]
         save_prior(run, campaign, overwrite=True, note="A campaign snapshot (benchmarks/prior_campaign.py): not the shipped weights.")
         point = curve_point(log, curve["points"][-1], measure(campaign, faces, embedder), args.threads, cfg.batch_size)
         curve["points"].append(point)

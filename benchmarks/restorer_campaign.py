@@ -30,7 +30,8 @@ from common import machine  # noqa: E402
 from bench_quality import measure_restorer  # noqa: E402
 
 from restoration_nb.core import atomic_write_json  # noqa: E402
-from restoration_nb.priors import WEIGHTS_DIR, load_checkpoint, load_training_faces  # noqa: E402
+from restoration_nb.priors import load_training_faces  # noqa: E402
+from restoration_nb.training import WEIGHTS_DIR, load_checkpoint  # noqa: E402
 from restoration_nb import flipnet, instant_restore, restoration_adapter  # noqa: E402
 
 CAMPAIGNS = Path(__file__).resolve().parent / "campaign"

@@ -260,7 +260,8 @@ def _channels(text: str) -> tuple:
     except ValueError: raise CLIError(f"--channels {text!r}: expected four comma-separated integers, e.g. 32,64,128,128") from None
 
 def cmd_train_prior(args) -> int:
-    from restoration_nb.priors import train_prior, load_training_faces, CHECKPOINT
+    from restoration_nb.priors import train_prior, load_training_faces
+    from restoration_nb.training import CHECKPOINT
     out_dir = output_folder(args.out or Path("runs") / args.name)
     if args.faces is not None and args.faces < 1:
         raise CLIError(f"--faces {args.faces}; expected a number of training faces >= 1 "
@@ -272,10 +273,16 @@ def cmd_train_prior(args) -> int:
                                        grad_accum=args.grad_accum).items() if v is not None}
     if args.channels: overrides["channels"] = _channels(args.channels)
     faces = load_training_faces(limit=args.faces, progress=not args.quiet) if args.faces is not None else None
-    log = train_prior(args.name, out_dir, args.preset, faces=faces, device=args.device, progress=not args.quiet,
-                      init=args.init, **overrides)
-    state = "finished" if log["finished"] else "stopped (time budget or signal); run the same command to resume"
-    if int(os.environ.get("RANK", 0)) == 0:             # under accelerate launch, the main process speaks for all
+    main = int(os.environ.get("RANK", 0)) == 0          # under accelerate launch, the main process speaks for all
+    try:
+        log = train_prior(args.name, out_dir, args.preset, faces=faces, device=args.device, progress=not args.quiet,
+                          init=args.init, **overrides)
+    except InterruptedError as stopped:                 # SIGTERM: the step finished and its checkpoint is written
+        if main:
+            print(f"{args.name}: {stopped}")
+        return 0
+    state = "finished" if log["finished"] else "stopped (time budget); run the same command to resume"
+    if main:
         print(f"{args.name}: step {log['step']} of {log['config']['steps']}, {log['minutes']:.1f} min on {log['device']} "
               f"({log['processes']} process{'es' if log['processes'] > 1 else ''}): {state}")
     return 0

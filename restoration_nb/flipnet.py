@@ -13,7 +13,7 @@ __all__ = ['MODES', 'EMBED_CHANNELS', 'FLIP_PRESETS', 'STAGES', 'INFERENCE_AUTOE
            'flipnet_degrade', 'evaluate_over_phi', 'phi_figure', 'phi_widget']
 
 # %% ../nbs/08_flipnet.ipynb #c004
-import copy, math, time
+import copy, math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,9 +27,10 @@ from .backbones import (ATTENTION_PROJECTIONS, build_model, diffusion_target, no
                                       sample_from_step, self_attention_layers)
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
-from .priors import (WEIGHTS_DIR, PatchDiscriminator, Prior, _save_checkpoint, _Stop, any_process, average_gradients, caption, check_bf16_or_fp32,
-                                   face_labels, init_weights, load_prior, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
-                                   same_start, save_weights, trained_card, trainable_copy, training_accelerator)
+from .priors import Prior, caption, face_labels, load_prior, trainable_copy
+from .training import (WEIGHTS_DIR, PatchDiscriminator, average_gradients, check_bf16_or_fp32, fit,
+                                     init_weights, load_weights, mean_of_entries, micro_batch, open_run, preset_config,
+                                     same_start, save_checkpoint, save_weights, trained_card, training_accelerator)
 
 # %% ../nbs/08_flipnet.ipynb #c007
 MODES = ("restoration", "degradation")
@@ -400,51 +401,51 @@ def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None =
         log.update(carried)
         g = make_generator(cfg.seed + log["step"])                   # not the batches of the run it continues
     same_start(acc, *net.modules().values(), disc)
-    def write():
-        _save_checkpoint(folder, dict(trainable=_trainable_state(net), disc=disc.state_dict(), opts={k: o.state_dict() for k, o in opts.items()},
-                                      generator=g.get_state(), log=log))
+    for module in (net.model, net.autoencoders, net.adapter, disc):
+        module.train()
+    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum       # every process draws the whole step
+
+    def step() -> dict:
+        stage, i = _stage(log["step"], cfg)
+        idx = torch.randint(len(images), (whole,), generator=g)
+        hq = images[idx].float().div(127.5).sub(1) if images.dtype == torch.uint8 else images[idx].float()
+        hq = hq.to(device)
+        lq, _ = second_order_degrade(hq, generator=g)
+        if stage == "flipnet":
+            share = cfg.degradation_share
+            mode = "degradation" if torch.rand(1, generator=g).item() < share else "restoration"
+            draws = flipnet_draws(whole, hq.shape[1:], net.prior.scheduler, g, cfg)
+        trained = "flip" if stage == "flipnet" else "ae"             # each loss reaches only the weights it trains
+        entries = []
+        for micro in range(cfg.grad_accum):
+            part = micro_batch(acc, cfg.batch_size, micro)
+            with acc.autocast():
+                if stage == "flipnet":
+                    prompts = [captions[j] for j in idx[part].tolist()]
+                    loss, parts = flipnet_loss(net, hq[part], lq[part], mode, prompts, None, cfg, perceptual,
+                                               draws=tuple(d[part] for d in draws))
+                    d_loss = None
+                else:
+                    loss, parts, d_loss = _autoencoder_loss(net, disc, hq[part], lq[part], stage, i, cfg, perceptual)
+            (loss / cfg.grad_accum).backward(inputs=params[trained])
+            if d_loss is not None:
+                (d_loss / cfg.grad_accum).backward(inputs=params["disc"])
+            entries.append(dict(loss=loss.item(), **{k: v.item() if torch.is_tensor(v) else v for k, v in parts.items()}))
+        for k in (trained, "disc") if d_loss is not None else (trained,):
+            average_gradients(acc, params[k])
+            if k == "flip":
+                torch.nn.utils.clip_grad_norm_(params[k], cfg.grad_clip)
+            opts[k].step()
+            opts[k].zero_grad(set_to_none=True)
+        entry = mean_of_entries(acc, entries)
+        log["losses"][stage].append(dict(entry, mode=mode[0]) if stage == "flipnet" else entry)
+        return dict(stage=stage, loss=f"{entry['loss']:.4f}")
+
+    def save():
+        save_checkpoint(folder, dict(trainable=_trainable_state(net), disc=disc.state_dict(), generator=g.get_state(),
+                                     opts={k: o.state_dict() for k, o in opts.items()}, log=log))
         atomic_write_json(folder / "flipnet_training.json", log)
-    def checkpoint():
-        if folder is not None: on_main_process(acc, write)
-    for m in (net.model, net.autoencoders, net.adapter, disc): m.train()
-    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum          # every process draws the whole step, trains on its slices
-    start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=total, initial=min(log["step"], total), desc="training FLIPNET", disable=not progress or not acc.is_main_process, leave=False)
-    with _Stop() as stop:
-        while log["step"] < total and not stop.requested:
-            stage, i = _stage(log["step"], cfg)
-            idx = torch.randint(len(images), (whole,), generator=g)
-            hq = images[idx].float().div(127.5).sub(1).to(device) if images.dtype == torch.uint8 else images[idx].float().to(device)
-            lq, _ = second_order_degrade(hq, generator=g)
-            if stage == "flipnet":
-                mode = "degradation" if torch.rand(1, generator=g).item() < cfg.degradation_share else "restoration"
-                draws = flipnet_draws(whole, hq.shape[1:], net.prior.scheduler, g, cfg)
-            entries = []
-            for micro in range(cfg.grad_accum):
-                part = micro_batch(acc, cfg.batch_size, micro)
-                with acc.autocast():
-                    if stage == "flipnet":
-                        loss, parts = flipnet_loss(net, hq[part], lq[part], mode, [captions[j] for j in idx[part].tolist()], None, cfg,
-                                                   perceptual, draws=tuple(d[part] for d in draws))
-                        d_loss = None
-                    else: loss, parts, d_loss = _autoencoder_loss(net, disc, hq[part], lq[part], stage, i, cfg, perceptual)
-                trained = "flip" if stage == "flipnet" else "ae"            # each loss puts gradients only on the weights it trains
-                (loss / cfg.grad_accum).backward(inputs=params[trained])
-                if d_loss is not None: (d_loss / cfg.grad_accum).backward(inputs=params["disc"])
-                entries.append(dict(loss=loss.item(), **{k: v.item() if torch.is_tensor(v) else v for k, v in parts.items()}))
-            for k in (trained, "disc") if d_loss is not None else (trained,):
-                average_gradients(acc, params[k])
-                if k == "flip": torch.nn.utils.clip_grad_norm_(params[k], cfg.grad_clip)
-                opts[k].step(); opts[k].zero_grad(set_to_none=True)
-            entry = mean_of_entries(acc, entries)
-            log["losses"][stage].append(dict(entry, mode=mode[0]) if stage == "flipnet" else entry)
-            log["step"] += 1
-            log["minutes"] = minutes_before + (time.time() - start) / 60
-            bar.update(1); bar.set_postfix(stage=stage, loss=f"{entry['loss']:.4f}")
-            stop.requested = any_process(acc, stop.requested)
-            if log["step"] % cfg.checkpoint_every == 0 or log["step"] == total or stop.requested: checkpoint()
-    bar.close()
-    stop.check("FLIPNET", log["step"], total, folder)
+    fit(step, log, total, acc, folder, save, cfg.checkpoint_every, desc="training FLIPNET", progress=progress)
     for m in net.modules().values(): m.eval().requires_grad_(False)
     return net, log
 

@@ -24,8 +24,9 @@ from .core import (Table, atomic_write_json, check_images, comparison_grid, knob
 from .backbones import (EmpiricalDenoiser, StepState, _model_output, diffusion_target, noise_to_step, predict_x0,
                                       sample_from_step, scheduler_class)
 from .metrics import FaceEmbedder, evaluate, psnr
-from .priors import (CHECKPOINT, Prior, _save_checkpoint, _Stop, any_process, mean_over_processes, micro_batch,
-                                   on_main_process, open_run, preset_config, training_accelerator)
+from .priors import Prior
+from .training import (CHECKPOINT, fit, mean_over_processes, micro_batch, open_run, preset_config,
+                                     save_checkpoint, training_accelerator)
 
 # %% ../nbs/07_gen2res.ipynb #c007
 def check_K(K, scheduler, name: str = "K") -> int:
@@ -255,39 +256,31 @@ def constrain_prior(prior: Prior, album: torch.Tensor, cfg: ConstrainConfig | st
         net.load_state_dict(state["trainable"], strict=cfg.method == "full"); opt.load_state_dict(state["opt"])
         g.set_state(state["generator"]); log = dict(old, config=asdict(cfg))
     wrapped, opt = acc.prepare(net, opt)                            # N processes: gradients averaged across them
-    def write():
-        trainable = {k: v for k, v in net.state_dict().items() if cfg.method == "full" or "lora_" in k}
-        _save_checkpoint(folder, dict(trainable=trainable, opt=opt.state_dict(), generator=g.get_state(), log=log))
-        atomic_write_json(folder / "constrain.json", log)
-    def checkpoint():
-        if folder is not None: on_main_process(acc, write)
     data = album.to(device).float()
-    whole = cfg.batch_size * acc.num_processes                      # every process draws the whole batch, then takes its slice
-    start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=cfg.steps, initial=min(log["step"], cfg.steps), desc=f"constraining ({cfg.method})",
-               disable=not progress or not acc.is_main_process, leave=False)
-    with _Stop() as stop:
-        while log["step"] < cfg.steps and not stop.requested:
-            part = micro_batch(acc, cfg.batch_size)
-            idx = torch.randint(len(data), (whole,), generator=g)[part]
-            t = torch.randint(T, (whole,), generator=g)[part].to(device)
-            noise = torch.randn((whole, *data.shape[1:]), generator=g)[part].to(device)
-            x0 = data[idx.to(device)]
-            with acc.autocast():
-                out = wrapped(noise_to_step(x0, t, scheduler, noise=noise), t)
-            target = diffusion_target(x0, noise, t, scheduler)
-            loss = ((out.sample if hasattr(out, "sample") else out).float() - target).square().mean()
-            opt.zero_grad(set_to_none=True); acc.backward(loss); opt.step()
-            log["step"] += 1; log["losses"].append(round(mean_over_processes(acc, loss), 5))
-            log["minutes"] = minutes_before + (time.time() - start) / 60
-            bar.update(1)
-            stop.requested = any_process(acc, stop.requested)
-            if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or stop.requested: checkpoint()
-    bar.close()
-    log["finished"] = log["step"] >= cfg.steps
-    if stop.requested:       # SIGTERM: the checkpoint is written; stop the whole job, not just this fine-tune
-        raise InterruptedError(f"fine-tune stopped by SIGTERM at step {log['step']} of {cfg.steps}"
-                               + (f"; its checkpoint is in '{folder}', run again with the same out_dir to resume" if folder else ""))
+    whole = cfg.batch_size * acc.num_processes                      # every process draws the whole batch
+    part = micro_batch(acc, cfg.batch_size)                         # then takes its slice
+
+    def step() -> dict:
+        idx = torch.randint(len(data), (whole,), generator=g)[part]
+        t = torch.randint(T, (whole,), generator=g)[part].to(device)
+        noise = torch.randn((whole, *data.shape[1:]), generator=g)[part].to(device)
+        x0 = data[idx.to(device)]
+        with acc.autocast():
+            out = wrapped(noise_to_step(x0, t, scheduler, noise=noise), t)
+        target = diffusion_target(x0, noise, t, scheduler)
+        loss = ((out.sample if hasattr(out, "sample") else out).float() - target).square().mean()
+        opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        opt.step()
+        log["losses"].append(round(mean_over_processes(acc, loss), 5))
+        return {}
+
+    def save():
+        trainable = {k: v for k, v in net.state_dict().items() if cfg.method == "full" or "lora_" in k}
+        save_checkpoint(folder, dict(trainable=trainable, opt=opt.state_dict(), generator=g.get_state(), log=log))
+        atomic_write_json(folder / "constrain.json", log)
+    fit(step, log, cfg.steps, acc, folder, save, cfg.checkpoint_every, desc=f"constraining ({cfg.method})",
+        progress=progress)          # on SIGTERM it raises: the whole job stops, not just this fine-tune
     net = acc.unwrap_model(wrapped, keep_fp32_wrapper=False)              # the plain module, without accelerate's autocast
     if cfg.method == "lora": net = net.merge_and_unload()
     net, dtype = net.eval().requires_grad_(False), next(model.parameters()).dtype

@@ -31,9 +31,10 @@ from .faces import aligned_album, detect_faces
 from .backbones import noise_to_step, predict_x0, self_attention_layers
 from .degradations import second_order_degrade, super_resolution_degrade
 from .metrics import MetricUnavailable, check_pair, identity_similarity, load_lpips, ms_ssim, psnr
-from .priors import (WEIGHTS_DIR, PatchDiscriminator, Prior, _save_checkpoint, _Stop, any_process, average_gradients, check_bf16_or_fp32,
-                                   init_weights, load_training_faces, load_weights, mean_of_entries, micro_batch, on_main_process, open_run, preset_config,
-                                   same_start, save_weights, trained_card, trainable_copy, training_accelerator)
+from .priors import Prior, load_training_faces, trainable_copy
+from .training import (WEIGHTS_DIR, PatchDiscriminator, average_gradients, check_bf16_or_fp32, fit,
+                                     init_weights, load_weights, mean_of_entries, micro_batch, open_run, preset_config,
+                                     same_start, save_checkpoint, save_weights, trained_card, training_accelerator)
 
 # %% ../nbs/10_instant_restore.ipynb #c007
 MAX_REFERENCES = 4
@@ -501,51 +502,48 @@ def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple 
         log.update(carried)
         g = make_generator(cfg.seed + log["step"])                   # not the batches of the run it continues
     same_start(acc, *ir.modules().values(), disc)
-    def write():
-        _save_checkpoint(folder, dict(trainable=_trainable_state(ir), disc=disc.state_dict(), opt=opt.state_dict(), d_opt=d_opt.state_dict(),
-                                      generator=g.get_state(), log=log))
+    ir.generator.train()
+    disc.train()
+    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum       # every process draws the whole step
+
+    def step() -> dict:
+        idx = torch.randint(len(images), (whole,), generator=g)
+        hq = images[idx].float().div(127.5).sub(1) if images.dtype == torch.uint8 else images[idx].float()
+        lq, _ = second_order_degrade(hq, generator=g)
+        if cfg.sr_share > 0:                                          # a share keeps only a tiny face's layout
+            sr, _ = super_resolution_degrade(hq, cfg.sr_scales, g)
+            lq = torch.where((torch.rand(whole, generator=g) < cfg.sr_share)[:, None, None, None], sr, lq)
+        n_refs = int(torch.randint(1, cfg.max_refs + 1, (1,), generator=g))
+        refs, theta = reference_views(hq, n_refs, g)
+        t = torch.tensor(cfg.train_steps)[torch.randint(len(cfg.train_steps), (whole,), generator=g)]
+        points = (_landmarks(landmarks, idx.tolist(), hq) if cfg.las_weight > 0
+                  else torch.full((whole, 68, 2), float("nan")))
+        ref_points = warp_points(points, theta, hq.shape[-1])
+        noise = torch.randn((whole, *ir.latent_shape), generator=g)
+        pairs = landmark_pairs(points, ref_points).sum().item() * cfg.batch_size / whole   # a slice's share
+        entries = []
+        for micro in range(cfg.grad_accum):
+            part = micro_batch(acc, cfg.batch_size, micro)
+            batch = [x[part].to(device) for x in (hq, lq, refs, points, ref_points, t)]
+            with acc.autocast():
+                loss, d_loss, parts = instant_loss(ir, *batch, None, cfg, disc, extra, noise[part], pairs)
+            (loss / cfg.grad_accum).backward(inputs=params)           # each loss reaches only the weights it trains
+            (d_loss / cfg.grad_accum).backward(inputs=d_params)
+            entries.append(dict(loss=loss.item(), disc=d_loss.item(), **parts))
+        for o, ps in ((opt, params), (d_opt, d_params)):
+            average_gradients(acc, ps)
+            o.step()
+            o.zero_grad(set_to_none=True)
+        entry = mean_of_entries(acc, entries)
+        log["losses"].append(dict(loss=entry.pop("loss"), disc=entry.pop("disc"), refs=n_refs, **entry))
+        return dict(loss=f"{log['losses'][-1]['loss']:.4f}")
+
+    def save():
+        save_checkpoint(folder, dict(trainable=_trainable_state(ir), disc=disc.state_dict(), opt=opt.state_dict(),
+                                     d_opt=d_opt.state_dict(), generator=g.get_state(), log=log))
         atomic_write_json(folder / "instant_training.json", log)
-    def checkpoint():
-        if folder is not None: on_main_process(acc, write)
-    ir.generator.train(); disc.train()
-    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum          # every process draws the whole step, trains on its slices
-    start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=cfg.steps, initial=min(log["step"], cfg.steps), desc="training InstantRestore", disable=not progress or not acc.is_main_process,
-               leave=False)
-    with _Stop() as stop:
-        while log["step"] < cfg.steps and not stop.requested:
-            idx = torch.randint(len(images), (whole,), generator=g)
-            hq = images[idx].float().div(127.5).sub(1) if images.dtype == torch.uint8 else images[idx].float()
-            lq, _ = second_order_degrade(hq, generator=g)
-            if cfg.sr_share > 0:                                                # a share of the batch keeps only a tiny face's layout
-                sr, _ = super_resolution_degrade(hq, cfg.sr_scales, g)
-                lq = torch.where((torch.rand(whole, generator=g) < cfg.sr_share)[:, None, None, None], sr, lq)
-            n_refs = int(torch.randint(1, cfg.max_refs + 1, (1,), generator=g))
-            refs, theta = reference_views(hq, n_refs, g)
-            t = torch.tensor(cfg.train_steps)[torch.randint(len(cfg.train_steps), (whole,), generator=g)]
-            points = _landmarks(landmarks, idx.tolist(), hq) if cfg.las_weight > 0 else torch.full((whole, 68, 2), float("nan"))
-            ref_points = warp_points(points, theta, hq.shape[-1])
-            noise = torch.randn((whole, *ir.latent_shape), generator=g)
-            pairs = landmark_pairs(points, ref_points).sum().item() * cfg.batch_size / whole   # a slice's share of the whole batch's landmarks
-            entries = []
-            for micro in range(cfg.grad_accum):
-                part = micro_batch(acc, cfg.batch_size, micro)
-                with acc.autocast():
-                    loss, d_loss, parts = instant_loss(ir, hq[part].to(device), lq[part].to(device), refs[part].to(device), points[part].to(device),
-                                                       ref_points[part].to(device), t[part].to(device), None, cfg, disc, extra, noise[part], pairs)
-                (loss / cfg.grad_accum).backward(inputs=params)                     # each loss puts gradients only on the weights it trains
-                (d_loss / cfg.grad_accum).backward(inputs=d_params)
-                entries.append(dict(loss=loss.item(), disc=d_loss.item(), **parts))
-            for o, ps in ((opt, params), (d_opt, d_params)):
-                average_gradients(acc, ps); o.step(); o.zero_grad(set_to_none=True)
-            entry = mean_of_entries(acc, entries)
-            log["losses"].append(dict(loss=entry.pop("loss"), disc=entry.pop("disc"), refs=n_refs, **entry)); log["step"] += 1
-            log["minutes"] = minutes_before + (time.time() - start) / 60
-            bar.update(1); bar.set_postfix(loss=f"{log['losses'][-1]['loss']:.4f}")
-            stop.requested = any_process(acc, stop.requested)
-            if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or stop.requested: checkpoint()
-    bar.close()
-    stop.check("InstantRestore", log["step"], cfg.steps, folder)
+    fit(step, log, cfg.steps, acc, folder, save, cfg.checkpoint_every, desc="training InstantRestore",
+        progress=progress)
     for m in ir.modules().values(): m.eval().requires_grad_(False)
     return ir, log
 

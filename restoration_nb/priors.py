@@ -5,29 +5,29 @@
 
 # %% ../nbs/06_priors.ipynb #c002
 from __future__ import annotations
-import copy, importlib.resources, json, math, os, re, shutil, signal, time, zipfile
-from dataclasses import dataclass, asdict, replace
+import copy, json, math, os, re, shutil, zipfile
+from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import (atomic_write_bytes, atomic_write_json, face_data_dir, face_names, UTKFACE_ZIP, HELDOUT_RULE,
-                                 get_device, make_generator, setting)
+from .core import (atomic_write_json, face_data_dir, face_names, UTKFACE_ZIP, HELDOUT_RULE,
+                                 make_generator, setting)
 from .backbones import (build_model, read_config, diffusion_target, make_scheduler, noise_to_step, load_model,
                                       load_scheduler, load_unet_prior, scheduler_class, sample_from_step)
 from .metrics import FaceEmbedder, frechet_distance
+from .training import (CHECKPOINT, LICENCE, WEIGHTS_DIR, fit, load_checkpoint, mean_over_processes,
+                                     load_weights, micro_batch, preset_config, save_checkpoint, save_weights,
+                                     training_accelerator)
 
 # %% auto #0
 __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_VOCAB', 'PROMPT_LENGTH', 'MIXED_PRECISIONS',
-           'PRIOR_PREDICTIONS', 'TRAIN_PRESETS', 'PRIOR_SPECS', 'CHECKPOINT', 'SAFE_CHECKPOINT_GLOBALS', 'WEIGHTS_DIR',
-           'LICENCE', 'ATTRIBUTES_NAME', 'micro_ddpm_faces64_config', 'micro_sd_faces64_config', 'face_labels',
-           'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces', 'TrainConfig', 'prior_scheduler',
-           'launched_by_accelerate', 'training_accelerator', 'micro_batch', 'any_process', 'mean_over_processes',
-           'on_main_process', 'same_start', 'average_gradients', 'mean_of_entries', 'check_bf16_or_fp32',
-           'PatchDiscriminator', 'load_checkpoint', 'train_prior', 'save_prior', 'open_run', 'save_weights',
-           'load_weights', 'init_weights', 'trained_card', 'trainable_copy', 'preset_config', 'Prior', 'prior_folder',
-           'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality', 'attribute_targets', 'AttributeClassifier',
-           'train_attribute_classifier', 'prompt_agreement', 'save_attribute_classifier', 'load_attribute_classifier']
+           'PRIOR_PREDICTIONS', 'TRAIN_PRESETS', 'PRIOR_SPECS', 'ATTRIBUTES_NAME', 'micro_ddpm_faces64_config',
+           'micro_sd_faces64_config', 'face_labels', 'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces',
+           'TrainConfig', 'prior_scheduler', 'prior_step', 'train_prior', 'save_prior', 'trainable_copy', 'Prior',
+           'prior_folder', 'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality', 'attribute_targets',
+           'AttributeClassifier', 'train_attribute_classifier', 'prompt_agreement', 'save_attribute_classifier',
+           'load_attribute_classifier']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on two CPU cores: over budget
@@ -184,143 +184,6 @@ def _loss_weights(abar: torch.Tensor, min_snr: float | None, prediction_type: st
     snr = abar / (1 - abar)
     return snr.clamp(max=min_snr) / (snr if prediction_type == "epsilon" else snr + 1)
 
-class _Stop:
-    "Turns SIGTERM into a clean stop at the next step (the checkpoint is written first)."
-    def __init__(self): self.requested = False
-    def __enter__(self):
-        self.old = signal.getsignal(signal.SIGTERM) if _main_thread() else None
-        if self.old is not None: signal.signal(signal.SIGTERM, lambda *a: setattr(self, "requested", True))
-        return self
-    def __exit__(self, *exc):
-        if self.old is not None: signal.signal(signal.SIGTERM, self.old)
-    def check(self, what: str, step: int, total: int, folder):
-        "After the loop: raise InterruptedError (naming the checkpoint to resume from) if SIGTERM stopped `what`'s training."
-        if self.requested:
-            raise InterruptedError(f"{what} training stopped by SIGTERM at step {step} of {total}"
-                                   + (f"; its checkpoint is in '{folder}', run again with the same out_dir to resume" if folder else ""))
-
-def _main_thread() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
-
-# %% ../nbs/06_priors.ipynb #c018b
-def launched_by_accelerate() -> bool:
-    "Is this process one of those `accelerate launch` (or torchrun) started?"
-    return any(k in os.environ for k in ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_USE_CPU", "LOCAL_RANK", "WORLD_SIZE"))
-
-def training_accelerator(device=None, grad_accum: int = 1, mixed_precision: str | None = None):
-    """The `accelerate.Accelerator` a training loop runs under. Launched by accelerate, its device, process and (unless
-    `mixed_precision` is given) precision are accelerate's; run plainly, it is one process on `device` (default: the
-    lab's), in bf16 on a GPU and fp32 on a CPU unless `mixed_precision` says otherwise, whatever an earlier training in
-    this kernel used (accelerate keeps one state per process, so a plain run resets it)."""
-    from accelerate import Accelerator
-    if launched_by_accelerate():       # N processes on a machine without GPUs are N CPU processes (gloo)
-        return Accelerator(cpu=not torch.cuda.is_available(), gradient_accumulation_steps=grad_accum, mixed_precision=mixed_precision)
-    from accelerate.state import AcceleratorState, GradientState
-    AcceleratorState._reset_state(reset_partial_state=True); GradientState._reset_state()
-    device = get_device(device)
-    if device.type == "cuda" and device.index is not None: torch.cuda.set_device(device)
-    mixed_precision = mixed_precision or ("bf16" if device.type == "cuda" else "no")
-    return Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=grad_accum, mixed_precision=mixed_precision)
-
-def micro_batch(accelerator, batch_size: int, micro: int = 0) -> slice:
-    """This process's part of micro-batch `micro` of a step's whole batch, drawn as grad_accum micro-batches of
-    `batch_size` items per process: N processes x B x k accumulation see what one process with batch N*B*k sees."""
-    start = (micro * accelerator.num_processes + accelerator.process_index) * batch_size
-    return slice(start, start + batch_size)
-
-def any_process(accelerator, flag: bool) -> bool:
-    "True on every process when `flag` is true on any of them (a stop must stop them all at the same step)."
-    if accelerator.num_processes == 1: return bool(flag)
-    return bool(accelerator.gather(torch.tensor([float(flag)], device=accelerator.device)).max() > 0)
-
-def mean_over_processes(accelerator, loss: torch.Tensor) -> float:
-    "The mean of a 0-d `loss` over all processes (each process's own, for one): the loss of the step's whole batch."
-    return accelerator.gather(loss.detach()[None]).mean().item()
-
-def on_main_process(accelerator, write):
-    "Call `write()` on the main process only (one writer of checkpoints), then let every process go on together."
-    if accelerator.is_main_process: write()
-    accelerator.wait_for_everyone()
-
-# %% ../nbs/06_priors.ipynb #c018f
-def same_start(accelerator, *modules):
-    "Give every process the main process's parameters and buffers of `modules` (what DDP does when it wraps a model)."
-    if accelerator.num_processes == 1: return
-    import torch.distributed as dist
-    with torch.no_grad():
-        for m in modules:
-            for t in [*m.parameters(), *m.buffers()]: dist.broadcast(t.data, src=0)
-
-def average_gradients(accelerator, params):
-    """Average the gradients of `params` over all processes, in place, in one all-reduce (for loops with several optimizers).
-    Every process must hold gradients for the same parameters (they run the same code path); those without stay None."""
-    if accelerator.num_processes == 1: return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads: return
-    flat = accelerator.reduce(torch.cat([g.flatten() for g in grads]), "mean")
-    for g, part in zip(grads, flat.split([g.numel() for g in grads])): g.copy_(part.view_as(g))
-
-def mean_of_entries(accelerator, entries: list) -> dict:
-    "One log entry from `entries` (a dict of numbers per micro-batch, same keys): each number's mean over them and all processes, 5 decimals."
-    keys = list(entries[0])
-    values = torch.tensor([[float(e[k]) for k in keys] for e in entries], dtype=torch.float64).mean(0)
-    if accelerator.num_processes > 1: values = accelerator.gather(values[None].to(accelerator.device)).mean(0).cpu()
-    return {k: round(v, 5) for k, v in zip(keys, values.tolist())}
-
-def check_bf16_or_fp32(mixed_precision: str | None, what: str) -> str | None:
-    "`mixed_precision` of a loop with several optimizers ('no', 'bf16' or None: the default), which refuses fp16: accelerate's loss scaler serves one."
-    if mixed_precision == "fp16":
-        raise ValueError(f"{what} trains with several optimizers, which accelerate's fp16 loss scaler does not serve; mixed_precision='fp16': "
-                         "expected 'bf16' or 'no' (accelerate launch --mixed_precision bf16, or the config's mixed_precision)")
-    if mixed_precision not in (None, "no", "bf16"): raise ValueError(f"mixed_precision={mixed_precision!r}; expected 'no', 'bf16' or None")
-    return mixed_precision
-
-# %% ../nbs/06_priors.ipynb #c018j
-class PatchDiscriminator(torch.nn.Module):
-    "A small patch discriminator: real/fake logits on a grid a quarter of the image's side, for the papers' adversarial terms."
-    def __init__(self, width: int = 32):
-        super().__init__()
-        act = lambda: torch.nn.LeakyReLU(0.2)
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, width, 4, 2, 1), act(), torch.nn.Conv2d(width, 2 * width, 4, 2, 1),
-                                       torch.nn.GroupNorm(8, 2 * width), act(), torch.nn.Conv2d(2 * width, 1, 3, 1, 1))
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.net(x)
-
-# %% ../nbs/06_priors.ipynb #c018n
-CHECKPOINT = "checkpoint.pt"
-SAFE_CHECKPOINT_GLOBALS = [torch.torch_version.TorchVersion]      # a str subclass that older logs hold
-
-def _save_checkpoint(folder: Path, state: dict):
-    """Write `state` to `folder`/checkpoint.pt through a temporary file; if that fails (a full disk), remove
-    it and say where."""
-    tmp = folder / (CHECKPOINT + ".tmp")
-    try:
-        torch.save(state, tmp)
-    except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
-        message = f"could not write the checkpoint '{folder / CHECKPOINT}' ({e}); the previous one is kept"
-        raise OSError(message) from None
-    os.replace(tmp, folder / CHECKPOINT)
-
-def load_checkpoint(path, device=None) -> dict:
-    """The training checkpoint at `path`, read by torch's weights-only unpickler (tensors and plain data;
-    no code runs); one clear error, naming the file, for a crafted, corrupt, empty or foreign file."""
-    path = Path(path)
-    try:
-        with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
-            state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        text = str(e)
-        unsafe = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text, re.IGNORECASE)
-        if unsafe: reason = f"it would call {unsafe.group(1)} when loaded"
-        elif "Weights only load failed" in text: reason = "it holds objects other than tensors and plain data"
-        else: reason = (text.strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ValueError(f"'{path}' is not a training checkpoint that can be read safely: {reason}; "
-                         "delete it or use another out_dir") from None
-    if not isinstance(state, dict) or not isinstance(state.get("log"), dict):
-        raise ValueError(f"'{path}' is not a restoration-nb training checkpoint (it holds no training log); "
-                         "delete it or use another out_dir")
-    return state
 
 # %% ../nbs/06_priors.ipynb #c019
 def _init_from_prior(folder, log: dict, cfg: TrainConfig, pairs: list) -> dict:
@@ -336,7 +199,8 @@ def _init_from_prior(folder, log: dict, cfg: TrainConfig, pairs: list) -> dict:
     wanted = json.loads(json.dumps(log["model_config"]))
     found = {k: v for k, v in read_config(config_file).items() if k in wanted}
     if before["name"] != log["name"] or found != {k: wanted[k] for k in found}:
-        raise ValueError(f"init='{folder}' holds {before['name']!r} with another architecture; expected {log['name']!r} "
+        raise ValueError(f"init='{folder}' holds {before['name']!r} with another architecture; "
+                         f"expected {log['name']!r} "
                          f"with block_out_channels={list(wanted['block_out_channels'])}")
     predicts = before["config"].get("prediction_type", "epsilon")
     if predicts != cfg.prediction_type:
@@ -350,112 +214,153 @@ def _init_from_prior(folder, log: dict, cfg: TrainConfig, pairs: list) -> dict:
     began = dict(step=before["step"], minutes=before["minutes"])
     return dict(began, init=dict(folder=str(folder), **began))
 
-def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple | None = None, config: dict | None = None,
-                device=None, progress: bool = True, init=None, **overrides) -> dict:
-    """Train micro prior `name` in `out_dir`, resuming from its checkpoint; returns the run's log (steps, loss, minutes).
-    Without a checkpoint, `init` (a prior folder written by `save_prior`) gives the starting weights, its step and minutes
-    (training goes on to `cfg.steps` in all; the optimizer starts afresh, with its warm-up).
-    Runs unchanged under `accelerate launch` (then `device` is accelerate's and `batch_size` is per process)."""
+
+# %% ../nbs/06_priors.ipynb #c019p
+def _resume_prior(ckpt: Path, log: dict, cfg: TrainConfig, nets: dict, opt, g: torch.Generator) -> dict:
+    """Load the checkpoint `ckpt` into `nets` (model, ema, prompts, ema_prompts; None where the prior has
+    none), `opt` and `g`, refusing one of another prior, architecture or prediction type; returns its log."""
+    state = load_checkpoint(ckpt, next(nets["model"].parameters()).device)
+    old = state["log"]
+    if old["name"] != log["name"]:
+        raise ValueError(f"'{ckpt}' is a checkpoint of {old['name']!r}, not {log['name']!r}; "
+                         "use another out_dir")
+    if old["model_config"] != log["model_config"]:
+        theirs, ours = old["model_config"]["block_out_channels"], log["model_config"]["block_out_channels"]
+        raise ValueError(f"'{ckpt}' holds a model with block_out_channels={theirs}, not {ours}; "
+                         "resume with the same channels or use another out_dir")
+    predicted = old["config"].get("prediction_type", "epsilon")
+    if predicted != cfg.prediction_type:
+        raise ValueError(f"'{ckpt}' was trained with prediction_type={predicted!r}, not "
+                         f"{cfg.prediction_type!r}; resume with the same prediction_type or use another out_dir")
+    for key, net in nets.items():
+        if net is not None:
+            net.load_state_dict(state[key])
+    opt.load_state_dict(state["opt"])
+    g.set_state(state["generator"])
+    return {**old, "config": asdict(cfg), "processes": log["processes"]}
+
+
+# %% ../nbs/06_priors.ipynb #c019q
+def _prior_nets(config: dict, conditional: bool, seed: int, device) -> dict:
+    "The trained UNet and its EMA copy; for a conditional prior, the prompt embedding and its EMA copy too."
+    nets = dict(model=build_model(config, seed=seed, device=device, dtype=torch.float32).train())
+    nets["ema"] = build_model(config, seed=seed, device=device, dtype=torch.float32).eval()
+    nets["ema"].requires_grad_(False)
+    nets["ema"].load_state_dict(nets["model"].state_dict())
+    nets["prompts"] = PromptEmbedding().to(device) if conditional else None
+    nets["ema_prompts"] = PromptEmbedding().to(device).requires_grad_(False) if conditional else None
+    return nets
+
+
+# %% ../nbs/06_priors.ipynb #c019r
+def _prior_micro_step(acc, wrapped: list, opt, x0, t, noise, ids, sched, cfg: TrainConfig) -> float:
+    "One micro-batch: the min-SNR-weighted diffusion loss, backward, and the update when a step is complete."
+    device = acc.device
+    t, noise = t.to(device), noise.to(device)
+    x_t, target = noise_to_step(x0, t, sched, noise=noise), diffusion_target(x0, noise, t, sched)
+    with acc.accumulate(*wrapped):
+        kw = dict(encoder_hidden_states=wrapped[1](ids.to(device))) if ids is not None else {}
+        with acc.autocast():
+            err = (wrapped[0](x_t, t, **kw).sample.float() - target).square().mean((1, 2, 3))
+        abar = sched.alphas_cumprod.to(device)[t]
+        loss = (err * _loss_weights(abar, cfg.min_snr, cfg.prediction_type)).mean()
+        acc.backward(loss)
+        if acc.sync_gradients:
+            acc.clip_grad_norm_([p for group in opt.param_groups for p in group["params"]], 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return mean_over_processes(acc, loss)
+
+def _update_ema(nets: dict, decay: float):
+    "Move each EMA copy toward its trained network by 1 - `decay`."
+    with torch.no_grad():
+        for trained, ema in (("model", "ema"), ("prompts", "ema_prompts")):
+            if nets[trained] is not None:
+                for pe, pm in zip(nets[ema].parameters(), nets[trained].parameters()):
+                    pe.lerp_(pm, 1 - decay)
+
+
+# %% ../nbs/06_priors.ipynb #c019s
+def prior_step(acc, nets: dict, wrapped: list, opt, images: torch.Tensor, names: list, g: torch.Generator,
+               log: dict, cfg: TrainConfig):
+    """The step function of a prior's training (for `fit`): warm-up, the whole step's draws from `g`, this
+    process's micro-batches through the `wrapped` (prepared) UNet and prompts, then the EMA update."""
+    sched = prior_scheduler(cfg.prediction_type)
+    abar = sched.alphas_cumprod.to(acc.device)
+    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum
+    on_device = images.to(acc.device)                    # decoded once; uint8 keeps it at 230 MB
+    conditional = nets["prompts"] is not None
+
+    def step() -> dict:
+        warm = log["step"] - log.get("init", {}).get("step", 0)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (warm + 1) / cfg.warmup)
+        # every process draws the whole step's batch on the CPU generator (the same run on any device and
+        # any number of processes), then trains on its slice of each micro-batch
+        idx = torch.randint(len(images), (whole,), generator=g)
+        flip = torch.rand(whole, generator=g) < 0.5
+        t = torch.randint(len(abar), (whole,), generator=g)
+        noise = torch.randn((whole, *images.shape[1:]), generator=g)
+        ids = _captions_to_ids([names[i] for i in idx], g, cfg) if conditional else None
+        losses = []
+        for micro in range(cfg.grad_accum):
+            part = micro_batch(acc, cfg.batch_size, micro)
+            x0 = on_device[idx[part].to(acc.device)].float().div(127.5).sub(1)
+            x0 = torch.where(flip[part].to(acc.device)[:, None, None, None], x0.flip(-1), x0)
+            prompt_ids = ids[part] if conditional else None
+            loss = _prior_micro_step(acc, wrapped, opt, x0, t[part], noise[part], prompt_ids, sched, cfg)
+            losses.append(loss)
+        _update_ema(nets, _ema_decay(log["step"], cfg.ema_max_decay))
+        log["losses"].append(round(float(np.mean(losses)), 5))
+        return dict(loss=f"{np.mean(log['losses'][-50:]):.4f}")
+    return step
+
+
+# %% ../nbs/06_priors.ipynb #c019t
+def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple | None = None,
+                config: dict | None = None, device=None, progress: bool = True, init=None,
+                **overrides) -> dict:
+    """Train micro prior `name` in `out_dir`, resuming from its checkpoint; returns the run's log (steps,
+    loss, minutes). Without a checkpoint, `init` (a prior folder written by `save_prior`) gives the starting
+    weights, its step and minutes (training goes on to `cfg.steps` in all; the optimizer starts afresh, with
+    its warm-up). Runs unchanged under `accelerate launch` (then `device` is accelerate's and `batch_size` is
+    per process)."""
     spec = _check_prior_name(name)
-    if isinstance(cfg, str):
-        if cfg not in TRAIN_PRESETS: raise ValueError(f"unknown training preset {cfg!r}; expected one of {', '.join(TRAIN_PRESETS)}")
-        cfg = TRAIN_PRESETS[cfg]
-    cfg = replace(cfg, **overrides)
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = preset_config(cfg, TRAIN_PRESETS, overrides, "training")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     images, names = faces if faces is not None else load_training_faces(progress=progress)
     if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(names):
-        raise ValueError(f"faces must be (uint8 (N, 3, H, W) images, N names), got {images.dtype} {tuple(images.shape)} and {len(names)} names")
+        raise ValueError(f"faces must be (uint8 (N, 3, H, W) images, N names), got {images.dtype} "
+                         f"{tuple(images.shape)} and {len(names)} names")
     acc = training_accelerator(device, cfg.grad_accum, cfg.mixed_precision)
-    device, whole = acc.device, cfg.batch_size * acc.num_processes * cfg.grad_accum
-    device_images = images.to(device)                     # decoded once; uint8 keeps it at 230 MB
     torch.manual_seed(cfg.seed)
     config = config or spec["config"](cfg.channels)
-    model = build_model(config, seed=cfg.seed, device=device, dtype=torch.float32).train()
-    ema = build_model(config, seed=cfg.seed, device=device, dtype=torch.float32).eval().requires_grad_(False)
-    ema.load_state_dict(model.state_dict())
-    prompts = PromptEmbedding().to(device) if spec["conditional"] else None
-    ema_prompts = PromptEmbedding().to(device).requires_grad_(False) if spec["conditional"] else None
-    params = list(model.parameters()) + (list(prompts.parameters()) if prompts else [])
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    sched = prior_scheduler(cfg.prediction_type); abar = sched.alphas_cumprod.to(device)
+    nets = _prior_nets(config, spec["conditional"], cfg.seed, acc.device)
+    trained = [net for net in (nets["model"], nets["prompts"]) if net is not None]
+    opt = torch.optim.AdamW([p for net in trained for p in net.parameters()], lr=cfg.lr, weight_decay=0.0)
     g = make_generator(cfg.seed)
-    log = dict(name=name, config=asdict(cfg), model_config=json.loads(json.dumps(config)), train_faces=len(images), step=0, minutes=0.0, losses=[],
-               device=str(device), processes=acc.num_processes, torch=str(torch.__version__))
-    ckpt = out_dir / CHECKPOINT
-    if ckpt.exists():
-        state = load_checkpoint(ckpt, device)
-        if state["log"]["name"] != name: raise ValueError(f"'{ckpt}' is a checkpoint of {state['log']['name']!r}, not {name!r}; use another out_dir")
-        if state["log"]["model_config"] != log["model_config"]:
-            raise ValueError(f"'{ckpt}' holds a model with block_out_channels={state['log']['model_config']['block_out_channels']}, "
-                             f"not {log['model_config']['block_out_channels']}; resume with the same channels or use another out_dir")
-        model.load_state_dict(state["model"]); ema.load_state_dict(state["ema"]); opt.load_state_dict(state["opt"])
-        if prompts: prompts.load_state_dict(state["prompts"]); ema_prompts.load_state_dict(state["ema_prompts"])
-        if state["log"]["config"].get("prediction_type", "epsilon") != cfg.prediction_type:
-            raise ValueError(f"'{ckpt}' was trained with prediction_type={state['log']['config'].get('prediction_type', 'epsilon')!r}, "
-                             f"not {cfg.prediction_type!r}; resume with the same prediction_type or use another out_dir")
-        g.set_state(state["generator"]); log = {**state["log"], "config": asdict(cfg), "processes": acc.num_processes}
+    log = dict(name=name, config=asdict(cfg), model_config=json.loads(json.dumps(config)),
+               train_faces=len(images), step=0, minutes=0.0, losses=[], device=str(acc.device),
+               processes=acc.num_processes, torch=str(torch.__version__))
+    if (out_dir / CHECKPOINT).exists():
+        log = _resume_prior(out_dir / CHECKPOINT, log, cfg, nets, opt, g)
     elif init is not None:
-        pairs = [(model, ema)] + ([(prompts, ema_prompts)] if prompts else [])
+        pairs = [(nets["model"], nets["ema"]), (nets["prompts"], nets["ema_prompts"])][:len(trained)]
         log.update(_init_from_prior(init, log, cfg, pairs))
-    elif prompts: ema_prompts.load_state_dict(prompts.state_dict())
-    trained = [model, prompts] if prompts else [model]
-    *wrapped, opt = acc.prepare(*trained, opt)            # one process: as they were; N processes: gradients averaged across them
-    def checkpoint():
-        on_main_process(acc, lambda: _save_checkpoint(out_dir, dict(
-            model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(), generator=g.get_state(), log=log,
-            prompts=prompts.state_dict() if prompts else None, ema_prompts=ema_prompts.state_dict() if prompts else None)))
-    start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=cfg.steps, initial=log["step"], desc=f"training {name}", disable=not progress or not acc.is_main_process)
-    with _Stop() as stop:
-        while log["step"] < cfg.steps:
-            warm = log["step"] - log.get("init", {}).get("step", 0)
-            for group in opt.param_groups: group["lr"] = cfg.lr * min(1.0, (warm + 1) / cfg.warmup)
-            # every process draws the whole step's batch on the CPU generator (the same run on any device and any number of
-            # processes), then trains on its slice of each micro-batch
-            idx = torch.randint(len(images), (whole,), generator=g)
-            flip = torch.rand(whole, generator=g) < 0.5
-            t = torch.randint(len(abar), (whole,), generator=g)
-            noise = torch.randn((whole, *images.shape[1:]), generator=g)
-            ids = _captions_to_ids([names[i] for i in idx], g, cfg) if prompts else None
-            step_losses = []
-            for micro in range(cfg.grad_accum):
-                part = micro_batch(acc, cfg.batch_size, micro)
-                x0 = device_images[idx[part].to(device)].float().div(127.5).sub(1)
-                x0 = torch.where(flip[part].to(device)[:, None, None, None], x0.flip(-1), x0)
-                tt, eps = t[part].to(device), noise[part].to(device)
-                x_t, target = noise_to_step(x0, tt, sched, noise=eps), diffusion_target(x0, eps, tt, sched)
-                with acc.accumulate(*wrapped):
-                    kw = dict(encoder_hidden_states=wrapped[1](ids[part].to(device))) if prompts else {}
-                    with acc.autocast():
-                        err = (wrapped[0](x_t, tt, **kw).sample.float() - target).square().mean((1, 2, 3))
-                    loss = (err * _loss_weights(abar[tt], cfg.min_snr, cfg.prediction_type)).mean()
-                    acc.backward(loss)
-                    if acc.sync_gradients: acc.clip_grad_norm_(params, 1.0)
-                    opt.step(); opt.zero_grad(set_to_none=True)
-                step_losses.append(mean_over_processes(acc, loss))
-            decay = _ema_decay(log["step"], cfg.ema_max_decay)
-            with torch.no_grad():
-                pairs = [(ema, model)] + ([(ema_prompts, prompts)] if prompts else [])
-                for e, m in pairs:
-                    for pe, pm in zip(e.parameters(), m.parameters()): pe.lerp_(pm, 1 - decay)
-            log["step"] += 1; log["losses"].append(round(float(np.mean(step_losses)), 5))
-            log["minutes"] = minutes_before + (time.time() - start) / 60
-            bar.update(1); bar.set_postfix(loss=f"{np.mean(log['losses'][-50:]):.4f}")
-            halt = any_process(acc, (cfg.max_minutes is not None and log["minutes"] >= cfg.max_minutes) or stop.requested)
-            if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or halt:
-                checkpoint()
-            if halt: break
-    bar.close()
-    log["finished"] = log["step"] >= cfg.steps
-    return log
+    elif nets["prompts"] is not None:
+        nets["ema_prompts"].load_state_dict(nets["prompts"].state_dict())
+    *wrapped, opt = acc.prepare(*trained, opt)          # one process: as they were; N: gradients averaged
+    step = prior_step(acc, nets, wrapped, opt, images, names, g, log, cfg)
+
+    def save():
+        weights = {key: net.state_dict() if net is not None else None for key, net in nets.items()}
+        save_checkpoint(out_dir, dict(opt=opt.state_dict(), generator=g.get_state(), log=log, **weights))
+    return fit(step, log, cfg.steps, acc, out_dir, save, cfg.checkpoint_every, cfg.max_minutes,
+               f"training {name}", progress)
+
 
 # %% ../nbs/06_priors.ipynb #c025
-WEIGHTS_DIR = Path(str(importlib.resources.files("restoration_nb"))) / "weights"   # shipped inside the package
-
-LICENCE = ("UTKFace (https://susanqq.github.io/UTKFace/) is available for non-commercial research purposes only; the copyright "
-           "of each photo belongs to its owner. These weights are trained on it and are released for non-commercial research "
-           "and teaching only.")
-
 def _model_card(log: dict, n_params: int, note: str | None = None) -> str:
     c = log["config"]
     losses = log["losses"]
@@ -512,67 +417,6 @@ def save_prior(run_dir, folder, overwrite: bool = False, note: str | None = None
     return folder
 
 # %% ../nbs/06_priors.ipynb #c025b
-def open_run(out_dir, config: dict, keys=(), overwrite: bool = False, device=None, main: bool = True) -> tuple[Path | None, dict | None]:
-    """A training run's folder (made if needed) and the checkpoint to resume from (None: start afresh); refuses one trained with other
-    `keys` of `config`. With `overwrite` only the `main` process deletes the old checkpoint; every process starts afresh."""
-    if out_dir is None: return None, None
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    ckpt = folder / CHECKPOINT
-    if overwrite:
-        if main: ckpt.unlink(missing_ok=True)
-        return folder, None
-    if not ckpt.exists(): return folder, None
-    state = load_checkpoint(ckpt, device)
-    for key in keys:
-        if state["log"]["config"][key] != config[key]:
-            raise ValueError(f"'{ckpt}' was trained with {key}={state['log']['config'][key]!r}, not {config[key]!r}; use another out_dir or overwrite=True")
-    return folder, state
-
-def save_weights(folder, stem: str, parts: dict, config: dict, card: str, overwrite: bool = False, half: bool = False) -> Path:
-    "`parts` ({part: state dict}) as `stem`.safetensors (fp16 if `half`), `config` as `stem`.json and `card` as MODEL_CARD.md in `folder`."
-    from safetensors.torch import save_file
-    folder = Path(folder)
-    path = folder / f"{stem}.safetensors"
-    if path.exists() and not overwrite: raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it")
-    folder.mkdir(parents=True, exist_ok=True)
-    flat = {f"{part}.{k}": (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
-            for part, sd in parts.items() for k, v in sd.items()}
-    save_file(flat, folder / f"{stem}.safetensors.tmp"); (folder / f"{stem}.safetensors.tmp").replace(path)
-    atomic_write_json(folder / f"{stem}.json", config)
-    atomic_write_bytes(folder / "MODEL_CARD.md", card.encode())
-    return folder
-
-def load_weights(folder, stem: str, what: str, writer: str) -> tuple[dict, dict]:
-    "(config, {part: state dict}) of a folder written by `save_weights`; the error names `what` it should hold and the `writer` that makes one."
-    from safetensors.torch import load_file
-    folder = Path(folder)
-    if not (folder / f"{stem}.safetensors").is_file() or not (folder / f"{stem}.json").is_file():
-        raise FileNotFoundError(f"no {what} in '{folder}'; expected {stem}.safetensors and {stem}.json (written by {writer})")
-    parts = {}
-    for key, value in load_file(folder / f"{stem}.safetensors").items():
-        part, name = key.split(".", 1)
-        parts.setdefault(part, {})[name] = value
-    return read_config(folder / f"{stem}.json"), parts
-
-def init_weights(folder, stem: str, what: str, writer: str, expected: dict) -> tuple[dict, dict]:
-    """The weights in `folder` (written by `save_weights`) as float32 parts, refused unless their config holds
-    the `expected` values; and the log entries that carry their training on: step, minutes, where they came from."""
-    config, state = load_weights(folder, stem, what, writer)
-    theirs = {k: config.get(k) for k in expected}
-    if theirs != expected:
-        raise ValueError(f"init='{folder}' holds {what} weights for {theirs}; expected {expected}")
-    before = config.get("training") or {}
-    began = dict(step=int(before.get("step", 0)), minutes=float(before.get("minutes", 0.0)))
-    parts = {part: {k: v.float() if v.is_floating_point() else v for k, v in sd.items()} for part, sd in state.items()}
-    return parts, dict(began, init=dict(folder=str(folder), **began))
-
-def trained_card(title: str, what: str, trainer: str, stem: str, training: dict | None, degradation: str = "`second_order_degrade`") -> str:
-    "A model card for weights trained on the UTKFace training split: what, by which function, for how long, its degradation, the licence."
-    return (f"# {title}\n\n{what}, trained by `{trainer}`"
-            + (f" for {training['step']} steps ({training['minutes']:.1f} min on {training['device']}; config in {stem}.json)" if training else "")
-            + f".\n\nTraining data: UTKFace training split, degraded on the fly with {degradation}.\n\n{LICENCE}\n")
-
 def trainable_copy(prior, what: str) -> tuple:
     "(prior, a frozen float32 copy of its model) for a method `what` that trains add-ons on a conditional prior (a Prior or a name)."
     if isinstance(prior, (str, Path)): prior = load_prior(prior, sampler="ddim")
@@ -583,15 +427,6 @@ def trainable_copy(prior, what: str) -> tuple:
     model.requires_grad_(False)
     return prior, model
 
-def preset_config(cfg, presets: dict, overrides: dict, what: str):
-    "A training config (a dataclass): `cfg` itself or the preset it names, with `overrides` of its fields."
-    if isinstance(cfg, str):
-        if cfg not in presets: raise ValueError(f"unknown {what} preset {cfg!r}; expected one of {', '.join(presets)}")
-        cfg = presets[cfg]
-    fields = type(cfg).__dataclass_fields__
-    unknown = set(overrides) - set(fields)
-    if unknown: raise ValueError(f"unknown {type(cfg).__name__} fields {sorted(unknown)}; expected some of {', '.join(fields)}")
-    return replace(cfg, **overrides)
 
 # %% ../nbs/06_priors.ipynb #c027
 @dataclass

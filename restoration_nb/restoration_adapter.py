@@ -15,7 +15,7 @@ __all__ = ['OBJECTIVES', 'ADAPTER_PRESETS', 'ADAPTER_WEIGHTS', 'SAMPLERS', 'A_GR
            'adapter_restore', 'threshold_widget', 'adapter_parameter_table', 'evaluate_rss_grid', 'rss_grid_figure']
 
 # %% ../nbs/09_restoration_adapter.ipynb #c004
-import inspect, math, time
+import inspect, math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,9 +29,11 @@ from .core import (Table, atomic_write_json, check_images, get_device, knob_widg
 from .backbones import ATTENTION_PROJECTIONS, diffusion_target, noise_to_step, self_attention_layers
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate, psnr
-from .priors import (WEIGHTS_DIR, GuidedDenoiser, Prior, _save_checkpoint, _Stop, any_process, caption, face_labels, init_weights,
-                                   load_prior, load_training_faces, load_weights, mean_over_processes, micro_batch, on_main_process, open_run, preset_config, save_weights, trained_card,
-                                   trainable_copy, training_accelerator)
+from .priors import (GuidedDenoiser, Prior, caption, face_labels, load_prior, load_training_faces,
+                                   trainable_copy)
+from .training import (WEIGHTS_DIR, fit, init_weights, load_weights, mean_over_processes, micro_batch,
+                                     open_run, preset_config, save_checkpoint, save_weights, trained_card,
+                                     training_accelerator)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c007
 def _groups(channels: int) -> int: return next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
@@ -357,35 +359,34 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
         log.update(carried)
         g = make_generator(cfg.seed + log["step"])                   # not the batches of the run it continues
     objective, opt = acc.prepare(_AdapterObjective(ap), opt)        # N processes: gradients averaged across them
-    def write():
-        _save_checkpoint(folder, dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(), log=log))
+    ap.model.train()
+    ap.adapters.train()
+    whole = cfg.batch_size * acc.num_processes                      # every process draws the whole batch
+    part = micro_batch(acc, cfg.batch_size)                         # then trains on its part
+
+    def step() -> dict:
+        idx = torch.randint(len(images), (whole,), generator=g)
+        hq = images[idx].float().div(127.5).sub(1) if images.dtype == torch.uint8 else images[idx].float()
+        hq = hq.to(device)
+        lq, _ = second_order_degrade(hq, generator=g)
+        drop = (torch.rand(whole, generator=g) < cfg.prompt_drop).tolist()
+        noise, t = adapter_draws(hq.shape, g, "diffusion", ap.prior.scheduler)
+        ctx = ap.prior.encode(["" if d else captions[j] for j, d in zip(idx[part].tolist(), drop[part])])
+        with acc.autocast():
+            loss = objective(hq[part], lq[part], (noise[part], t[part]), ctx)
+        opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        opt.step()
+        value = mean_over_processes(acc, loss)
+        log["losses"].append(round(value, 5))
+        return dict(loss=f"{value:.4f}")
+
+    def save():
+        save_checkpoint(folder, dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(),
+                                     log=log))
         atomic_write_json(folder / "adapter_training.json", log)
-    def checkpoint():
-        if folder is not None: on_main_process(acc, write)
-    ap.model.train(); ap.adapters.train()
-    whole, part = cfg.batch_size * acc.num_processes, micro_batch(acc, cfg.batch_size)   # every process draws the whole batch, trains on its part
-    start, minutes_before = time.time(), log["minutes"]
-    bar = tqdm(total=cfg.steps, initial=min(log["step"], cfg.steps), desc="training adapters + LoRA",
-               disable=not progress or not acc.is_main_process, leave=False)
-    with _Stop() as stop:
-        while log["step"] < cfg.steps and not stop.requested:
-            idx = torch.randint(len(images), (whole,), generator=g)
-            hq = images[idx].float().div(127.5).sub(1).to(device) if images.dtype == torch.uint8 else images[idx].float().to(device)
-            lq, _ = second_order_degrade(hq, generator=g)
-            drop = (torch.rand(whole, generator=g) < cfg.prompt_drop).tolist()
-            noise, t = adapter_draws(hq.shape, g, "diffusion", ap.prior.scheduler)
-            ctx = ap.prior.encode(["" if d else captions[j] for j, d in zip(idx[part].tolist(), drop[part])])
-            with acc.autocast():
-                loss = objective(hq[part], lq[part], (noise[part], t[part]), ctx)
-            opt.zero_grad(set_to_none=True); acc.backward(loss); opt.step()
-            value = mean_over_processes(acc, loss)
-            log["losses"].append(round(value, 5)); log["step"] += 1
-            log["minutes"] = minutes_before + (time.time() - start) / 60
-            bar.update(1); bar.set_postfix(loss=f"{value:.4f}")
-            stop.requested = any_process(acc, stop.requested)
-            if log["step"] % cfg.checkpoint_every == 0 or log["step"] == cfg.steps or stop.requested: checkpoint()
-    bar.close()
-    stop.check("adapter", log["step"], cfg.steps, folder)
+    fit(step, log, cfg.steps, acc, folder, save, cfg.checkpoint_every, desc="training adapters + LoRA",
+        progress=progress)
     acc.unwrap_model(objective, keep_fp32_wrapper=False)            # drops accelerate's wrappers; ap's modules were trained in place
     ap.model.eval().requires_grad_(False); ap.adapters.eval().requires_grad_(False)
     return ap, log

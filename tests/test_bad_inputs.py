@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from conftest import ROOT, run_cli
 from restoration_nb.cli import main
-from restoration_nb.priors import WEIGHTS_DIR
+from restoration_nb.training import WEIGHTS_DIR
 
 
 @pytest.fixture(scope="module")

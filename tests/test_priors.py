@@ -43,13 +43,13 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_last_one_and_says_where(tmp_p
     "torch.save fails half-way (ENOSPC): the error names the checkpoint, no .tmp is left, the last checkpoint still loads."
     import errno
     import torch
-    from restoration_nb.priors import CHECKPOINT, _save_checkpoint, load_checkpoint
-    _save_checkpoint(tmp_path, dict(log=dict(step=3), weights=torch.ones(2)))
+    from restoration_nb.training import CHECKPOINT, save_checkpoint, load_checkpoint
+    save_checkpoint(tmp_path, dict(log=dict(step=3), weights=torch.ones(2)))
     def full_disk(obj, f):
         Path(f).write_bytes(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(OSError, match=f"could not write the checkpoint '{tmp_path / CHECKPOINT}'.*No space left on device"):
-        _save_checkpoint(tmp_path, dict(log=dict(step=4)))
+        save_checkpoint(tmp_path, dict(log=dict(step=4)))
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]
     assert load_checkpoint(tmp_path / CHECKPOINT)["log"]["step"] == 3

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from restoration_nb.instant_restore import INSTANT_WEIGHTS
-from restoration_nb.priors import WEIGHTS_DIR
+from restoration_nb.training import WEIGHTS_DIR
 from restoration_nb.quality import QUALITY_FIELDS, protocol_faces, read_quality
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ from restoration_nb.flipnet import (FlipConfig, _load_trainable, build_flipnet, 
                                     load_flipnet, set_phi)
 from restoration_nb.backbones import noise_to_step, predict_x0
 from restoration_nb.metrics import psnr
-from restoration_nb.priors import CHECKPOINT, caption, face_labels, load_training_faces
+from restoration_nb.priors import caption, face_labels, load_training_faces
+from restoration_nb.training import CHECKPOINT
 
 t0 = time.time()
 net = build_flipnet("micro-sd-faces64", 1.0, 8, 0)

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from restoration_nb.core import load_faces, make_generator
 from restoration_nb.backbones import build_model, make_scheduler, sample_from_step
 from restoration_nb.metrics import ms_ssim, psnr
-from restoration_nb.priors import (PROMPT_DIM, PROMPT_VOCAB, GuidedDenoiser, PatchDiscriminator, PromptEmbedding, caption,
+from restoration_nb.priors import (PROMPT_DIM, PROMPT_VOCAB, GuidedDenoiser, PromptEmbedding, caption,
                                    face_labels, load_training_faces, tokenize)
+from restoration_nb.training import PatchDiscriminator
 
 VAE_CONFIG = dict(_class_name="AutoencoderKL", in_channels=3, out_channels=3, latent_channels=4, sample_size=64,
                   block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=32,

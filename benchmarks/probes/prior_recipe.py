@@ -22,7 +22,8 @@ from prior_report import sample_batches  # noqa: E402
 from restoration_nb.core import load_faces, face_names, show_images, atomic_write_json  # noqa: E402
 from restoration_nb.backbones import build_model, scheduler_class  # noqa: E402
 from restoration_nb.metrics import FaceEmbedder  # noqa: E402
-from restoration_nb.priors import (CHECKPOINT, Prior, PromptEmbedding, caption, face_labels,  # noqa: E402
+from restoration_nb.training import CHECKPOINT  # noqa: E402
+from restoration_nb.priors import (Prior, PromptEmbedding, caption, face_labels,  # noqa: E402
                                    load_training_faces, prior_quality, prior_scheduler, train_prior)
 
 PIXEL_RECIPES = {
