@@ -11,18 +11,21 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 import numpy as np
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 from tqdm.auto import tqdm
-from .core import Table, get_device, get_dtype, setting
+from .core import Table, check_int, get_device, get_dtype, setting
 
 # %% auto #0
 __all__ = ['MODEL_KINDS', 'MODEL_REGISTRY', 'ATTENTION_PROJECTIONS', 'SCHEDULER_KINDS', 'PREDICTION_TYPES', 'BETA_SCHEDULES',
            'ddpm_celebahq_256_config', 'tiny_unet2d_config', 'sd21_base_unet_config', 'sd_turbo_unet_config',
            'tiny_unet2d_condition_config', 'sd_vae_config', 'tiny_autoencoder_kl_config', 'sd3_transformer_config',
            'tiny_sd3_transformer_config', 'model_class', 'model_config', 'build_model', 'param_count', 'model_table',
-           'dummy_inputs', 'time_forward', 'self_attention_layers', 'MissingConfigError', 'read_config', 'load_model',
+           'dummy_inputs', 'time_forward', 'self_attention_layers', 'split_heads', 'merge_heads', 'token_attention',
+           'install_processors', 'add_lora', 'merge_lora', 'MissingConfigError', 'read_config', 'load_model',
            'scheduler_class', 'make_scheduler', 'load_scheduler', 'check_step', 'noise_to_step', 'predict_x0',
-           'diffusion_target', 'ddim_step', 'sampling_timesteps', 'StepState', 'sample_from_step', 'EmpiricalDenoiser',
-           'restore_from_step', 'load_unet_prior']
+           'diffusion_target', 'ddim_step', 'sampling_timesteps', 'StepState', 'model_output', 'sample_from_step',
+           'EmpiricalDenoiser', 'restore_from_step', 'load_unet_prior']
 
 # %% ../nbs/02_backbones.ipynb #c005
 def ddpm_celebahq_256_config() -> dict:
@@ -197,6 +200,61 @@ def self_attention_layers(model, what: str = "this mechanism") -> dict:
                          f"which {what} needs; expected a model with attention blocks, such as a UNet2DConditionModel")
     return layers
 
+# %% ../nbs/02_backbones.ipynb #c027f
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    "(B, L, heads * d) tokens as (B, heads, L, d): one attention per head."
+    return rearrange(x, "b l (h d) -> b h l d", h=heads)
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    "(B, heads, L, d) per-head tokens back as (B, L, heads * d)."
+    return rearrange(x, "b h l d -> b l (h d)")
+
+def token_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    "Multi-head scaled dot-product attention of (B, L, C) queries on (B, M, C) keys and values: (B, L, C)."
+    q, k, v = (split_heads(x, heads) for x in (q, k, v))
+    return merge_heads(F.scaled_dot_product_attention(q, k, v))
+
+# %% ../nbs/02_backbones.ipynb #c027j
+def install_processors(layers: dict, make: Callable, kind: type) -> dict:
+    """Give every attention layer of `layers` ({name: diffusers `Attention`}) the processor `make(name, attn)`,
+    in place, refusing layers that already hold a `kind` processor; returns the processors by layer name."""
+    taken = [name for name, attn in layers.items() if isinstance(attn.processor, kind)]
+    if taken:
+        raise ValueError(f"the model already has {kind.__name__} processors (on {taken[0]} and "
+                         f"{len(taken) - 1} more layers); expected a model without them")
+    processors = {}
+    for name, attn in layers.items():
+        processors[name] = make(name, attn)
+        attn.set_processor(processors[name])
+    return processors
+
+# %% ../nbs/02_backbones.ipynb #c027n
+def add_lora(module: torch.nn.Module, targets, rank: int, seed: int = 0, keep_trainable: bool = False) -> list[str]:
+    """peft LoRA of `rank` (alpha = rank, no dropout) on the layers of `module` named by `targets` (full names,
+    or name endings), in place; returns the targets. Base weights are frozen, except, with `keep_trainable`,
+    those that were trainable before. The random start is seeded by `seed`; the global generator is untouched."""
+    from peft import LoraConfig, inject_adapter_in_model
+    rank = check_int("rank", rank, low=1)
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad} if keep_trainable else set()
+    config = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, init_lora_weights=True, target_modules=list(targets))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        inject_adapter_in_model(config, module)
+    for name, p in module.named_parameters():
+        if name in trainable:
+            p.requires_grad_(True)
+    return list(targets)
+
+def merge_lora(module: torch.nn.Module) -> torch.nn.Module:
+    "Fold every LoRA layer of `module` into its base layer and put the base layer back in its place; returns `module`."
+    from peft.tuners.lora import LoraLayer
+    for name, layer in list(module.named_modules()):
+        if isinstance(layer, LoraLayer):
+            layer.merge()
+            parent, _, child = name.rpartition(".")
+            setattr(module.get_submodule(parent), child, layer.get_base_layer())
+    return module
+
 # %% ../nbs/02_backbones.ipynb #c029
 class MissingConfigError(FileNotFoundError):
     "A local folder lacks the config file (config.json, scheduler_config.json) that a load needs."
@@ -314,19 +372,19 @@ def load_scheduler(id_or_path: str | Path, kind: str = "ddim", subfolder: str | 
 # %% ../nbs/02_backbones.ipynb #c043
 def _num_train_timesteps(scheduler) -> int: return int(scheduler.config.num_train_timesteps)
 
-def check_step(K, scheduler, name: str = "K"):
-    "Check that `K` is an int step (or a tensor of int steps) in 0..num_train_timesteps-1; return it."
+def check_step(K, scheduler, name: str = "K", low: int = 0):
+    "Check that `K` is an int step (or a tensor of int steps) in `low`..num_train_timesteps-1; return it."
     last = _num_train_timesteps(scheduler) - 1
     if isinstance(K, torch.Tensor):
         if K.is_floating_point() or K.is_complex() or K.dtype == torch.bool:
             raise TypeError(f"{name} must hold integer steps, got a tensor of dtype {K.dtype}")
-        if K.numel() and (int(K.min()) < 0 or int(K.max()) > last):
-            raise ValueError(f"{name} has steps in [{int(K.min())}, {int(K.max())}]; expected 0 <= {name} <= {last} (num_train_timesteps - 1)")
+        if K.numel() and (int(K.min()) < low or int(K.max()) > last):
+            raise ValueError(f"{name} has steps in [{int(K.min())}, {int(K.max())}]; expected {low} <= {name} <= {last} (num_train_timesteps - 1)")
         return K.long()
     if isinstance(K, bool) or not isinstance(K, (int, np.integer)):
-        raise TypeError(f"{name}={K!r} is a {type(K).__name__}; expected an int step in 0..{last}")
-    if not 0 <= K <= last:
-        raise ValueError(f"{name}={K} is out of range; expected 0 <= {name} <= {last} (num_train_timesteps - 1)")
+        raise TypeError(f"{name}={K!r} is a {type(K).__name__}; expected an int step in {low}..{last}")
+    if not low <= K <= last:
+        raise ValueError(f"{name}={K} is out of range; expected {low} <= {name} <= {last} (num_train_timesteps - 1)")
     return int(K)
 
 def _alphas_cumprod(scheduler, device) -> torch.Tensor:
@@ -462,7 +520,7 @@ def _model_kwargs_for(model, model_kwargs: dict, like: torch.Tensor) -> dict:
         return v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device)
     return {k: cast(v) for k, v in model_kwargs.items()}
 
-def _model_output(model, x: torch.Tensor, t: int, model_kwargs: dict) -> torch.Tensor:
+def model_output(model, x: torch.Tensor, t: int, model_kwargs: dict) -> torch.Tensor:
     "The model's prediction at step `t` (`model_kwargs` already on the model, see `_model_kwargs_for`) shaped and typed like `x`."
     dtype = getattr(model, "dtype", x.dtype)
     out = model(x.to(dtype), torch.full((len(x),), t, device=x.device, dtype=torch.long), **model_kwargs)
@@ -503,7 +561,7 @@ def sample_from_step(model, x_K: torch.Tensor, K: int, scheduler, num_steps: int
             new = before_step(state)
             if new is not None: x = state.x_t = _hook_result(new, x, "before_step")
         with torch.no_grad():
-            out = _model_output(model, x, t, model_kwargs)
+            out = model_output(model, x, t, model_kwargs)
             if kind == "ddpm":
                 result = ddpm.step(out.float(), t, x.float(), generator=generator)   # float32 arithmetic
                 x_prev, x0_hat = result.prev_sample.to(x.dtype), result.pred_original_sample.to(x.dtype)

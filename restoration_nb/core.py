@@ -15,9 +15,9 @@ __all__ = ['SETTINGS_SECTION', 'DEFAULT_SETTINGS', 'MAX_SEED', 'MIN_IMAGE_SIZE',
            'HELDOUT_RULE', 'ALBUMS_DIR', 'find_settings_file', 'read_settings', 'lab_settings', 'setting', 'get_device',
            'get_dtype', 'check_seed', 'seed_everything', 'make_generator', 'check_int', 'ImageInputError',
            'pil_to_tensor', 'tensor_to_pil', 'read_image', 'read_images', 'check_images', 'check_output_path',
-           'atomic_write_bytes', 'strict_json', 'atomic_write_json', 'save_image', 'Table', 'show_images',
-           'comparison_grid', 'small_figures', 'face_data_dir', 'face_names', 'load_faces', 'album_people',
-           'load_album', 'knob_widget']
+           'atomic_write_bytes', 'strict_json', 'atomic_write_json', 'save_image', 'Table', 'display_array',
+           'show_images', 'comparison_grid', 'small_figures', 'face_data_dir', 'face_names', 'load_faces',
+           'album_people', 'load_album', 'knob_widget']
 
 # %% ../nbs/00_core.ipynb #c005
 SETTINGS_SECTION = "restoration_nb"
@@ -347,7 +347,8 @@ class Table:
     def from_json(cls, path) -> "Table": return cls(json.loads(Path(path).read_text()))
 
 # %% ../nbs/00_core.ipynb #c035
-def _as_numpy(x: torch.Tensor) -> np.ndarray:
+def display_array(x: torch.Tensor) -> np.ndarray:
+    "A (N, 3, H, W) batch in [-1, 1] as a (N, H, W, 3) float array in [0, 1], for matplotlib's `imshow`."
     return ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
 
 def show_images(images: torch.Tensor, titles=None, ncols: int | None = None, scale: float = 1.6, suptitle: str | None = None):
@@ -357,7 +358,7 @@ def show_images(images: torch.Tensor, titles=None, ncols: int | None = None, sca
     n = len(images); ncols = min(n, ncols or 8); nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.3 if suptitle else 0)), squeeze=False)
     for ax in axes.flat: ax.axis("off")
-    for i, (ax, im) in enumerate(zip(axes.flat, _as_numpy(images))):
+    for i, (ax, im) in enumerate(zip(axes.flat, display_array(images))):
         ax.imshow(im)
         if titles is not None: ax.set_title(str(titles[i]), fontsize=8)
     if suptitle: fig.suptitle(suptitle)
@@ -375,7 +376,7 @@ def comparison_grid(columns: dict, row_titles=None, scale: float = 1.6, suptitle
     n, ncols = next(iter(counts.values())), len(batches)
     fig, axes = plt.subplots(n, ncols, figsize=(scale * ncols, scale * n + (0.3 if suptitle else 0)), squeeze=False)
     for j, (name, batch) in enumerate(batches.items()):
-        for i, im in enumerate(_as_numpy(batch)):
+        for i, im in enumerate(display_array(batch)):
             ax = axes[i, j]; ax.imshow(im); ax.set_xticks([]); ax.set_yticks([])
             if i == 0: ax.set_title(name, fontsize=9)
             if j == 0 and row_titles is not None: ax.set_ylabel(str(row_titles[i]), fontsize=8)

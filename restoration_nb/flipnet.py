@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import Table, atomic_write_json, check_images, comparison_grid, knob_widget, make_generator, setting
-from .backbones import (ATTENTION_PROJECTIONS, build_model, diffusion_target, noise_to_step, predict_x0,
-                                      sample_from_step, self_attention_layers)
+from .backbones import (ATTENTION_PROJECTIONS, add_lora, build_model, diffusion_target,
+                                      install_processors, noise_to_step, predict_x0, sample_from_step,
+                                      self_attention_layers, token_attention)
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
 from .priors import Prior, caption, face_labels, load_prior, trainable_copy
@@ -76,11 +77,6 @@ def _tokens(attn, h: torch.Tensor) -> torch.Tensor:
     if attn.group_norm is not None: h = attn.group_norm(h.transpose(1, 2)).transpose(1, 2)
     return h
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    "Multi-head scaled dot-product attention on (B, L, C) tokens."
-    split = lambda z: z.view(len(z), z.shape[1], heads, -1).transpose(1, 2)
-    return F.scaled_dot_product_attention(split(q), split(k), split(v)).transpose(1, 2).flatten(2)
-
 class BoostHub(torch.nn.Module):
     "Attention processor: self-attention, plus phi * W_O Attn(Q_input, K_condition, V_condition) in a dual-stream call."
     def __init__(self, attn, phi: float = 1.0):
@@ -98,7 +94,7 @@ class BoostHub(torch.nn.Module):
         "F_ro for input features `f_x` and condition features `f_c`, as (N, L, C) tokens."
         q = self.to_q(_tokens(attn, f_x))
         kv = _tokens(attn, f_c)
-        return self.to_out(_attend(q, self.to_k(kv), self.to_v(kv), attn.heads))
+        return self.to_out(token_attention(q, self.to_k(kv), self.to_v(kv), attn.heads))
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
         out = self.self_attention(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
@@ -118,13 +114,8 @@ def boost_hubs(model) -> dict:
 
 def add_boost_hub(model, phi: float = 1.0) -> dict:
     "Put a fresh BoostHub beside every self-attention layer of `model` (in place); returns them by layer name."
-    phi, layers = check_phi(phi), self_attention_layers(model, "BoostHub")
-    if any(isinstance(m.processor, BoostHub) for m in layers.values()): raise ValueError("the model already has BoostHub processors")
-    hubs = {}
-    for name, attn in layers.items():
-        hubs[name] = BoostHub(attn, phi)
-        attn.set_processor(hubs[name])
-    return hubs
+    phi = check_phi(phi)
+    return install_processors(self_attention_layers(model, "BoostHub"), lambda name, attn: BoostHub(attn, phi), BoostHub)
 
 def set_phi(model, phi: float):
     "Set the enhance weight phi of every BoostHub in `model`."
@@ -146,16 +137,10 @@ def dual_stream(model):
 def add_attention_lora(model, rank: int = 8, seed: int = 0) -> list[str]:
     "LoRA (peft) of `rank` on the Q/K/V/out projections of every self- and cross-attention layer; returns the targets."
     from diffusers.models.attention_processor import Attention
-    from peft import LoraConfig
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1: raise ValueError(f"rank={rank!r}; expected an int >= 1")
     targets = [f"{n}.{p}" for n, m in model.named_modules() if isinstance(m, Attention) for p in ATTENTION_PROJECTIONS]
-    if not targets: raise ValueError(f"{type(model).__name__} has no attention layers to put LoRA on")
-    trainable = {n: p.requires_grad for n, p in model.named_parameters()}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, init_lora_weights=True, target_modules=targets))
-    for n, p in model.named_parameters():      # peft freezes every non-LoRA weight: keep what was trainable (the BoostHubs)
-        if trainable.get(n): p.requires_grad_(True)
+    if not targets:
+        raise ValueError(f"{type(model).__name__} has no attention layers to put LoRA on")
+    add_lora(model, targets, rank, seed, keep_trainable=True)        # the BoostHubs stay trainable
     return targets
 
 # %% ../nbs/08_flipnet.ipynb #c025

@@ -204,16 +204,16 @@ def check_boost_hub_projections(fn):
 
 def check_boost_attention(fn):
     "Lab 2: `fn(f_x, f_c, to_q, to_k, to_v, heads)` against `BoostHub.boost` before its output projection."
-    from restoration_nb.flipnet import _attend
+    from restoration_nb.backbones import token_attention
     attn = _tiny_attention()
     f_x, f_c = _randn(2, 12, 16), _randn(2, 12, 16, seed=1)
     q, k, v = attn.to_q, attn.to_k, attn.to_v
     with torch.no_grad():
         got = _call(fn, "boost_attention", f_x.clone(), f_c.clone(), q, k, v, attn.heads)
-        _expect(got, _attend(q(f_x), k(f_c), v(f_c), attn.heads), "boost_attention(f_x, f_c, to_q, to_k, to_v, heads)", {
-            "the queries come from the input stream f_x and the keys/values from the condition f_c; you swapped them": _attend(q(f_c), k(f_x), v(f_x), attn.heads),
-            "your keys and values come from f_x: that is plain self-attention; BoostHub reads them from the condition f_c": _attend(q(f_x), k(f_x), v(f_x), attn.heads),
-            "you used one attention head; split the channels into `heads` heads": _attend(q(f_x), k(f_c), v(f_c), 1)}, atol=1e-4)
+        _expect(got, token_attention(q(f_x), k(f_c), v(f_c), attn.heads), "boost_attention(f_x, f_c, to_q, to_k, to_v, heads)", {
+            "the queries come from the input stream f_x and the keys/values from the condition f_c; you swapped them": token_attention(q(f_c), k(f_x), v(f_x), attn.heads),
+            "your keys and values come from f_x: that is plain self-attention; BoostHub reads them from the condition f_c": token_attention(q(f_x), k(f_x), v(f_x), attn.heads),
+            "you used one attention head; split the channels into `heads` heads": token_attention(q(f_x), k(f_c), v(f_c), 1)}, atol=1e-4)
 
 def check_boost_hub_output(fn):
     "Lab 2: `fn(self_out, boost_out, phi)` is self_out + phi * boost_out; phi = 0 leaves self_out exactly."
@@ -265,16 +265,16 @@ def check_adain(fn):
 
 def check_extended_attention(fn):
     "Lab 3: `fn(q, k, v, k_refs, v_refs, heads)`: the input's queries over the references' concatenated keys/values only."
-    from restoration_nb.flipnet import _attend                   # multi-head attention on (B, L, C) tokens
+    from restoration_nb.backbones import token_attention         # multi-head attention on (B, L, C) tokens
     q, k, v = (_randn(2, 12, 16, seed=s) for s in (0, 1, 2))
     k_refs, v_refs = _randn(2, 3, 12, 16, seed=3), _randn(2, 3, 12, 16, seed=4)
     kr, vr = k_refs.flatten(1, 2), v_refs.flatten(1, 2)
     got = _call(fn, "extended_attention", q.clone(), k.clone(), v.clone(), k_refs.clone(), v_refs.clone(), 2)
-    _expect(got, _attend(q, kr, vr, 2), "extended_attention(q, k, v, k_refs, v_refs, heads)", {
-        "you kept the input's own keys/values: InstantRestore's queries attend only to the references": _attend(q, torch.cat([k, kr], 1), torch.cat([v, vr], 1), 2),
-        "your output ignores the references: this is the input's plain self-attention": _attend(q, k, v, 2),
-        "you used only the first reference; concatenate the tokens of all R references, (B, R*L, C)": _attend(q, k_refs[:, 0], v_refs[:, 0], 2),
-        "you used one attention head; split the channels into `heads` heads": _attend(q, kr, vr, 1)},
+    _expect(got, token_attention(q, kr, vr, 2), "extended_attention(q, k, v, k_refs, v_refs, heads)", {
+        "you kept the input's own keys/values: InstantRestore's queries attend only to the references": token_attention(q, torch.cat([k, kr], 1), torch.cat([v, vr], 1), 2),
+        "your output ignores the references: this is the input's plain self-attention": token_attention(q, k, v, 2),
+        "you used only the first reference; concatenate the tokens of all R references, (B, R*L, C)": token_attention(q, k_refs[:, 0], v_refs[:, 0], 2),
+        "you used one attention head; split the channels into `heads` heads": token_attention(q, kr, vr, 1)},
         hint="concatenate the references' tokens, (B, R, L, C) -> (B, R*L, C), and attend to them", atol=1e-4)
 
 def check_shared_image_attention(fn):

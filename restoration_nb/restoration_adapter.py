@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from .core import (Table, atomic_write_json, check_images, get_device, knob_widget,
                                  make_generator, setting)
-from .backbones import ATTENTION_PROJECTIONS, diffusion_target, noise_to_step, self_attention_layers
+from .backbones import (ATTENTION_PROJECTIONS, add_lora, diffusion_target, noise_to_step,
+                                      self_attention_layers)
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate, psnr
 from .priors import (GuidedDenoiser, Prior, caption, face_labels, load_prior, load_training_faces,
@@ -218,13 +219,7 @@ def self_attention_targets(model) -> list[str]:
 
 def add_diffusion_adapter(model, rank: int = 32, seed: int = 0) -> list[str]:
     "LoRA of `rank` (peft) on the self-attention projections of `model`, in place; returns the targets. The base weights are frozen."
-    from peft import LoraConfig
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1: raise ValueError(f"rank={rank!r}; expected an int >= 1")
-    targets = self_attention_targets(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, init_lora_weights=True, target_modules=targets))
-    return targets
+    return add_lora(model, self_attention_targets(model), rank, seed)
 
 def lora_state(model) -> dict:
     "The LoRA weights of `model`, by name."
@@ -519,7 +514,7 @@ def threshold_widget(ap: AdaptedPrior, lq: torch.Tensor, hq: torch.Tensor | None
                      w: tuple = (0.0, 1.0, 0.05, 0.05), sampler: str = "ddim", num_steps: int = 20, seed: int = 0):
     "Sliders for the RSS threshold a and weight w: g over t beside the restorations of `lq` (with PSNR to `hq` when given)."
     import matplotlib.pyplot as plt
-    from restoration_nb.core import _as_numpy
+    from restoration_nb.core import display_array
     def render(a, w):
         out = adapter_restore(ap, lq, a=a, w=w, sampler=sampler, num_steps=num_steps, seed=seed, progress=False).cpu()
         cols = {"LQ": lq, "restored": out} if hq is None else {"HQ": hq, "LQ": lq, "restored": out}
@@ -528,7 +523,7 @@ def threshold_widget(ap: AdaptedPrior, lq: torch.Tensor, hq: torch.Tensor | None
         grid = fig.add_gridspec(n, k + 2)
         rss_plot(a, w, ax=fig.add_subplot(grid[:, :2]))
         for j, (name, batch) in enumerate(cols.items()):
-            for i, im in enumerate(_as_numpy(batch)):
+            for i, im in enumerate(display_array(batch)):
                 ax = fig.add_subplot(grid[i, 2 + j]); ax.imshow(im); ax.set_xticks([]); ax.set_yticks([])
                 if i == 0: ax.set_title(name, fontsize=9)
         if hq is not None: fig.suptitle(f"a = {a:g}, w = {w:g}: PSNR {psnr(out, hq).mean().item():.2f} dB")
