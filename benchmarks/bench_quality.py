@@ -19,6 +19,7 @@ The methods at their defaults (the lab's settings.ini: seed 0, 20 DDIM steps, ph
   adapter  the shipped adapters and LoRA, RSS with a and w from the settings.
   instant  the shipped InstantRestore with 4 other photos of the same person as references.
 The result file is refused if it exists, unless --overwrite."""
+
 from __future__ import annotations
 import argparse, io, json, sys, time
 from pathlib import Path
@@ -31,9 +32,18 @@ from common import machine, result_path  # noqa: E402
 from restoration_nb.compare import KNOB_SWEEPS, RESTORE_METHODS as METHODS, paper_restorer  # noqa: E402
 from restoration_nb.core import atomic_write_bytes, setting  # noqa: E402
 from restoration_nb.degradations import TIERS  # noqa: E402
-from restoration_nb.quality import (PROTOCOL_FACES, QUALITY_FIELDS, ProtocolScorer,  # noqa: E402
-                                    contact_sheet, protocol_faces, protocol_inputs, quality_bars,
-                                    score_outputs, score_tier, write_quality)
+from restoration_nb.quality import (
+    PROTOCOL_FACES,
+    QUALITY_FIELDS,
+    ProtocolScorer,  # noqa: E402
+    contact_sheet,
+    protocol_faces,
+    protocol_inputs,
+    quality_bars,
+    score_outputs,
+    score_tier,
+    write_quality,
+)
 
 RUN_DIR = Path("runs/quality")
 
@@ -42,25 +52,31 @@ def tier_method(text: str) -> str:
     "A --skip value, TIER:METHOD, checked."
     tier, _, method = text.partition(":")
     if tier not in TIERS or method not in METHODS:
-        raise argparse.ArgumentTypeError(f"{text!r}; expected TIER:METHOD with a tier of {', '.join(TIERS)} "
-                                         f"and a method of {', '.join(METHODS)}")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}; expected TIER:METHOD with a tier of {', '.join(TIERS)} "
+            f"and a method of {', '.join(METHODS)}"
+        )
     return text
 
 
 def checked_out(out: Path | None, name: str, overwrite: bool) -> Path:
     """The results file: `out`, else benchmarks/results/`name`; refused before any work if it exists,
     unless `overwrite`."""
-    if out is None: return result_path(name, overwrite)
-    if out.exists() and not overwrite: raise SystemExit(f"{out} exists; pass --overwrite to replace it")
+    if out is None:
+        return result_path(name, overwrite)
+    if out.exists() and not overwrite:
+        raise SystemExit(f"{out} exists; pass --overwrite to replace it")
     return out
 
 
-def outputs_of(method: str, tier: str, faces, run_dir: Path,
-               progress: bool = True) -> tuple[torch.Tensor, dict]:
+def outputs_of(
+    method: str, tier: str, faces, run_dir: Path, progress: bool = True
+) -> tuple[torch.Tensor, dict]:
     """`method`'s outputs on the protocol faces at `tier`, from --run-dir when they are there, with its
     settings and seconds."""
     from safetensors import safe_open
     from safetensors.torch import save_file
+
     path = run_dir / "outputs" / f"{len(faces)}-faces" / tier / f"{method}.safetensors"
     if path.is_file():
         with safe_open(str(path), "pt") as f:
@@ -84,8 +100,9 @@ def measure_restorer(method: str, weights: Path, faces=None) -> dict:
     fields = (*QUALITY_FIELDS, "fd_n", "fd_gap", "fd_gap_low", "fd_gap_high")
     keep = lambda r: {k: r.get(k) for k in fields if k not in ("tier", "method")}
     bars = quality_bars(rows).rows[0]
-    return dict(x4=keep(rows[-1]), input_x4=keep(rows[0]),
-                bars={k: v for k, v in bars.items() if k != "method"})
+    return dict(
+        x4=keep(rows[-1]), input_x4=keep(rows[0]), bars={k: v for k, v in bars.items() if k != "method"}
+    )
 
 
 def run(args) -> dict:
@@ -98,23 +115,39 @@ def run(args) -> dict:
     for tier in args.tiers:
         outputs = {}
         for method in args.methods:
-            if (tier, method) in skipped: continue
+            if (tier, method) in skipped:
+                continue
             print(f"{tier}: {method}", flush=True)
             outputs[method], done = outputs_of(method, tier, faces, args.run_dir)
             seconds.setdefault(tier, {})[method] = done.pop("seconds", None)
             settings[method] = done
         rows += score_tier(scorer, protocol_inputs(faces.clean, tier), outputs, tier)
-        if tier == "x4": x4 = dict(clean=faces.clean, input=protocol_inputs(faces.clean, tier), **outputs)
-    about = dict(faces=dict(n=len(faces), set="albums256, taken in turns (quality.protocol_faces)",
-                            people=faces.people, photos=faces.photos),
-                 seed=int(setting("seed")), methods=settings, seconds=seconds, machine=machine(device),
-                 skipped=[f"{method} at {tier}" for tier, method in skipped],
-                 command="python benchmarks/bench_quality.py run " + " ".join(sys.argv[2:]))
-    if "x4" in args.tiers: about["bars_x4"] = quality_bars(rows, "x4").rows
+        if tier == "x4":
+            x4 = dict(clean=faces.clean, input=protocol_inputs(faces.clean, tier), **outputs)
+    about = dict(
+        faces=dict(
+            n=len(faces),
+            set="albums256, taken in turns (quality.protocol_faces)",
+            people=faces.people,
+            photos=faces.photos,
+        ),
+        seed=int(setting("seed")),
+        methods=settings,
+        seconds=seconds,
+        machine=machine(device),
+        skipped=[f"{method} at {tier}" for tier, method in skipped],
+        command="python benchmarks/bench_quality.py run " + " ".join(sys.argv[2:]),
+    )
+    if "x4" in args.tiers:
+        about["bars_x4"] = quality_bars(rows, "x4").rows
     write_quality(path, rows, overwrite=args.overwrite, **about)
     if x4:
-        fig = contact_sheet(x4, faces.people, range(min(8, len(faces))),
-                            f"x4, seed {about['seed']}: the first {min(8, len(faces))} of {len(faces)} faces")
+        fig = contact_sheet(
+            x4,
+            faces.people,
+            range(min(8, len(faces))),
+            f"x4, seed {about['seed']}: the first {min(8, len(faces))} of {len(faces)} faces",
+        )
         buf = io.BytesIO()
         fig.savefig(buf, format="jpeg", dpi=72, pil_kwargs=dict(quality=85))
         atomic_write_bytes(sheet, buf.getvalue())
@@ -139,17 +172,24 @@ def knobs(args) -> dict:
             start = time.time()
             out = restore(lq, faces, "x4")
             row = score_outputs(scorer, out, "x4", method, input_found)
-            rows.append(dict(row, knob=knob, value=value, settings=settings,
-                             seconds=round(time.time() - start, 1)))
-    about = dict(faces=dict(n=len(faces), people=faces.people, photos=faces.photos),
-                 seed=int(setting("seed")),
-                 sweeps=[dict(method=m, knob=k, values=list(v), fixed=f) for m, k, v, f in KNOB_SWEEPS],
-                 machine=machine(device),
-                 command="python benchmarks/bench_quality.py knobs " + " ".join(sys.argv[2:]))
+            rows.append(
+                dict(row, knob=knob, value=value, settings=settings, seconds=round(time.time() - start, 1))
+            )
+    about = dict(
+        faces=dict(n=len(faces), people=faces.people, photos=faces.photos),
+        seed=int(setting("seed")),
+        sweeps=[dict(method=m, knob=k, values=list(v), fixed=f) for m, k, v, f in KNOB_SWEEPS],
+        machine=machine(device),
+        command="python benchmarks/bench_quality.py knobs " + " ".join(sys.argv[2:]),
+    )
     write_quality(path, rows, overwrite=args.overwrite, **about)
     for r in rows:
-        print({k: round(r[k], 3) if isinstance(r.get(k), float) else r.get(k)
-               for k in ("method", "knob", "value", *QUALITY_FIELDS[2:])})
+        print(
+            {
+                k: round(r[k], 3) if isinstance(r.get(k), float) else r.get(k)
+                for k in ("method", "knob", "value", *QUALITY_FIELDS[2:])
+            }
+        )
     return about
 
 
@@ -160,14 +200,23 @@ def main() -> int:
     r.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     r.add_argument("--tiers", nargs="+", choices=TIERS, default=list(TIERS))
     r.add_argument("--run-dir", type=Path, default=RUN_DIR)
-    r.add_argument("--skip", nargs="+", action="extend", default=[], type=tier_method,
-                   metavar="TIER:METHOD", help="pairs not to run, e.g. x8:gen2res; may be repeated (the file "
-                   "lists what was skipped)")
+    r.add_argument(
+        "--skip",
+        nargs="+",
+        action="extend",
+        default=[],
+        type=tier_method,
+        metavar="TIER:METHOD",
+        help="pairs not to run, e.g. x8:gen2res; may be repeated (the file lists what was skipped)",
+    )
     for p in (r, k):
         p.add_argument("--faces", type=int, default=PROTOCOL_FACES)
         p.add_argument("--threads", type=int, default=2)
-        p.add_argument("--out", type=Path,
-                       help="the results file (default: benchmarks/results/quality[_knobs]_<device>.json)")
+        p.add_argument(
+            "--out",
+            type=Path,
+            help="the results file (default: benchmarks/results/quality[_knobs]_<device>.json)",
+        )
         p.add_argument("--overwrite", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -15,6 +15,7 @@
   bash benchmarks/gpu_restoration_adapter.sh          # on the H100: speed at SD 2.1 size, the gpu preset, its grid
 Each result file is refused if it exists, unless --overwrite.
 """
+
 from __future__ import annotations
 import argparse
 
@@ -26,20 +27,45 @@ from restoration_nb.core import atomic_write_json, get_device, load_faces, make_
 from restoration_nb.degradations import second_order_degrade
 from restoration_nb.metrics import summarize
 from restoration_nb.priors import load_prior, micro_sd_faces64_config
-from restoration_nb.restoration_adapter import (A_GRID, ADAPTER_PRESETS, W_GRID, add_diffusion_adapter, add_restoration_adapters,
-                                                evaluate_rss_grid, load_restoration_adapter, make_sampler, restoration_sampling_strategy,
-                                                save_restoration_adapter, train_restoration_adapter)
+from restoration_nb.restoration_adapter import (
+    A_GRID,
+    ADAPTER_PRESETS,
+    W_GRID,
+    add_diffusion_adapter,
+    add_restoration_adapters,
+    evaluate_rss_grid,
+    load_restoration_adapter,
+    make_sampler,
+    restoration_sampling_strategy,
+    save_restoration_adapter,
+    train_restoration_adapter,
+)
 
 
 def train(args, device) -> dict:
     path = result_path(f"adapter_train_{args.preset}_{device.type}.json", args.overwrite)
-    ap, log = train_restoration_adapter("micro-sd-faces64", cfg=args.preset, out_dir=args.run_dir, device=device)
-    if args.weights: save_restoration_adapter(ap, args.weights, log, overwrite=True)
+    ap, log = train_restoration_adapter(
+        "micro-sd-faces64", cfg=args.preset, out_dir=args.run_dir, device=device
+    )
+    if args.weights:
+        save_restoration_adapter(ap, args.weights, log, overwrite=True)
     losses = log["losses"]
-    chunks = [round(sum(losses[i:i + 100]) / len(losses[i:i + 100]), 5) for i in range(0, len(losses), 100)]
-    out = dict(mode="train", preset=args.preset, config=log["config"], blocks=log["blocks"], steps=log["step"], minutes=round(log["minutes"], 2),
-               faces=log["faces"], trainable_params=sum(p.numel() for p in ap.trainable()), loss_mean_per_100_steps=chunks,
-               weights=args.weights, machine=machine(device))
+    chunks = [
+        round(sum(losses[i : i + 100]) / len(losses[i : i + 100]), 5) for i in range(0, len(losses), 100)
+    ]
+    out = dict(
+        mode="train",
+        preset=args.preset,
+        config=log["config"],
+        blocks=log["blocks"],
+        steps=log["step"],
+        minutes=round(log["minutes"], 2),
+        faces=log["faces"],
+        trainable_params=sum(p.numel() for p in ap.trainable()),
+        loss_mean_per_100_steps=chunks,
+        weights=args.weights,
+        machine=machine(device),
+    )
     atomic_write_json(path, out)
     return out
 
@@ -57,35 +83,72 @@ def speed(args, device) -> dict:
     t = torch.full((n,), 900, device=device)
     model = build_model(config, seed=0, device=device, dtype=dtype).eval()
     model.requires_grad_(False)
+
     def forward(_):
-        with torch.no_grad(): return model(x, t, encoder_hidden_states=ctx).sample
+        with torch.no_grad():
+            return model(x, t, encoder_hidden_states=ctx).sample
+
     bare = timed(forward, device, args.warmup, args.runs)
     eps = forward(0)
     add_diffusion_adapter(model, rank=32)
     adapters = add_restoration_adapters(model).to(device, dtype)
+
     def adapted_forward(_):
-        with adapters.condition(c_lq), torch.no_grad(): return model(x, t, encoder_hidden_states=ctx).sample
+        with adapters.condition(c_lq), torch.no_grad():
+            return model(x, t, encoder_hidden_states=ctx).sample
+
     adapted = timed(adapted_forward, device, args.warmup, args.runs)
     sched, N = {}, args.sampling_steps
     for name in ("ddim", "dpm++"):
+
         def loop_of(make):
-            def run(_):                                   # N scheduler steps with a fixed model output: the scheduler's own cost
-                s = make(); s.set_timesteps(N, device=device); z = x
-                for step_t in s.timesteps: z = s.step(eps, step_t, z).prev_sample
+            def run(_):  # N scheduler steps with a fixed model output: the scheduler's own cost
+                s = make()
+                s.set_timesteps(N, device=device)
+                z = x
+                for step_t in s.timesteps:
+                    z = s.step(eps, step_t, z).prev_sample
                 return z
+
             return run
+
         plain = loop_of(lambda: make_sampler(name, make_scheduler("ddpm").config))
-        rss = loop_of(lambda: restoration_sampling_strategy(make_sampler(name, make_scheduler("ddpm").config), c_lq, w=0.05, a=0.5))
-        sched[name] = dict(bare_loop=timed(plain, device, args.warmup, args.runs), rss_loop=timed(rss, device, args.warmup, args.runs), steps=N)
+        rss = loop_of(
+            lambda: restoration_sampling_strategy(
+                make_sampler(name, make_scheduler("ddpm").config), c_lq, w=0.05, a=0.5
+            )
+        )
+        sched[name] = dict(
+            bare_loop=timed(plain, device, args.warmup, args.runs),
+            rss_loop=timed(rss, device, args.warmup, args.runs),
+            steps=N,
+        )
         extra = (sched[name]["rss_loop"]["median_s"] - sched[name]["bare_loop"]["median_s"]) / N
-        step = bare["median_s"] + sched[name]["bare_loop"]["median_s"] / N          # one sampling step: UNet forward + scheduler step
+        step = (
+            bare["median_s"] + sched[name]["bare_loop"]["median_s"] / N
+        )  # one sampling step: UNet forward + scheduler step
         sched[name]["rss_extra_s_per_step"] = round(extra, 7)
         sched[name]["rss_overhead_percent_of_sampling_step"] = round(100 * extra / step, 3)
-    out = dict(mode="speed", config=args.config, dtype=str(dtype), batch=n, input=[n, channels, size, size], lora_rank=32, adapters=adapters.blocks,
-               adapter_params=sum(p.numel() for p in adapters.parameters()), unet_forward=bare, unet_with_adapters_and_lora_forward=adapted,
-               adapter_forward_overhead_percent=round(100 * (adapted["median_s"] / bare["median_s"] - 1), 1), schedulers=sched,
-               goal="RSS overhead < 2 % per sampling step", machine=machine(device))
-    print({k: out[k] for k in ("adapter_forward_overhead_percent",)}, {k: v["rss_overhead_percent_of_sampling_step"] for k, v in sched.items()})
+    out = dict(
+        mode="speed",
+        config=args.config,
+        dtype=str(dtype),
+        batch=n,
+        input=[n, channels, size, size],
+        lora_rank=32,
+        adapters=adapters.blocks,
+        adapter_params=sum(p.numel() for p in adapters.parameters()),
+        unet_forward=bare,
+        unet_with_adapters_and_lora_forward=adapted,
+        adapter_forward_overhead_percent=round(100 * (adapted["median_s"] / bare["median_s"] - 1), 1),
+        schedulers=sched,
+        goal="RSS overhead < 2 % per sampling step",
+        machine=machine(device),
+    )
+    print(
+        {k: out[k] for k in ("adapter_forward_overhead_percent",)},
+        {k: v["rss_overhead_percent_of_sampling_step"] for k, v in sched.items()},
+    )
     atomic_write_json(path, out)
     return out
 
@@ -98,11 +161,21 @@ def grid(args, device) -> dict:
     table, _ = evaluate_rss_grid(ap, hq, lq, args.a, args.w, num_steps=args.steps, seed=0)
     rows = [dict(r, aw=f"a={r['a']}, w={r['w']}") for r in table.rows]
     from restoration_nb.core import Table
+
     summary = summarize(Table(rows), by="aw")
     print(summary.to_markdown())
-    out = dict(mode="grid", weights=args.weights or "shipped", faces=dict(n=args.faces, split="heldout", start=args.start),
-               degradation="second_order_degrade, generator seed 0", sampler="ddim", num_steps=args.steps, guidance_scale=1.0,
-               summary=summary.rows, per_face=table.rows, machine=machine(device))
+    out = dict(
+        mode="grid",
+        weights=args.weights or "shipped",
+        faces=dict(n=args.faces, split="heldout", start=args.start),
+        degradation="second_order_degrade, generator seed 0",
+        sampler="ddim",
+        num_steps=args.steps,
+        guidance_scale=1.0,
+        summary=summary.rows,
+        per_face=table.rows,
+        machine=machine(device),
+    )
     atomic_write_json(path, out)
     return out
 
@@ -113,7 +186,11 @@ def main():
     p.add_argument("--device", default=None)
     p.add_argument("--preset", default="cpu", choices=[k for k in ADAPTER_PRESETS if k != "test"])
     p.add_argument("--run-dir", default="runs/adapter", help="checkpoints (train resumes from here)")
-    p.add_argument("--weights", default=None, help="train: where to save the weights; grid: which weights (default: shipped)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="train: where to save the weights; grid: which weights (default: shipped)",
+    )
     p.add_argument("--config", default="micro", choices=("micro", "sd21"))
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--sampling-steps", type=int, default=25)

@@ -17,6 +17,7 @@ more of the autoencoders than the LQ encoder, which is all that stage uses).
   shipped ones), with a fresh optimizer.
 - SIGTERM (or --hours) ends the sitting cleanly: the step in progress is finished, the weights are saved
   and measured."""
+
 from __future__ import annotations
 import argparse, json, signal, sys, time
 from datetime import datetime, timezone
@@ -36,18 +37,29 @@ from restoration_nb import flipnet, instant_restore, restoration_adapter  # noqa
 
 CAMPAIGNS = Path(__file__).resolve().parent / "campaign"
 RUNS = Path("runs/campaign")
-RESTORERS = dict(adapter=dict(weights=restoration_adapter.ADAPTER_WEIGHTS, card="adapter.json",
-                              train=restoration_adapter.train_restoration_adapter,
-                              save=restoration_adapter.save_restoration_adapter,
-                              presets=restoration_adapter.ADAPTER_PRESETS),
-                 instant=dict(weights=instant_restore.INSTANT_WEIGHTS, card="instant.json",
-                              train=instant_restore.train_instant_restore,
-                              save=instant_restore.save_instant_restore,
-                              presets=instant_restore.INSTANT_PRESETS),
-                 flipnet=dict(weights=flipnet.FLIPNET_WEIGHTS, card="flipnet.json",
-                              train=flipnet.train_flipnet,
-                              save=flipnet.save_flipnet,
-                              presets=flipnet.FLIP_PRESETS))
+RESTORERS = dict(
+    adapter=dict(
+        weights=restoration_adapter.ADAPTER_WEIGHTS,
+        card="adapter.json",
+        train=restoration_adapter.train_restoration_adapter,
+        save=restoration_adapter.save_restoration_adapter,
+        presets=restoration_adapter.ADAPTER_PRESETS,
+    ),
+    instant=dict(
+        weights=instant_restore.INSTANT_WEIGHTS,
+        card="instant.json",
+        train=instant_restore.train_instant_restore,
+        save=instant_restore.save_instant_restore,
+        presets=instant_restore.INSTANT_PRESETS,
+    ),
+    flipnet=dict(
+        weights=flipnet.FLIPNET_WEIGHTS,
+        card="flipnet.json",
+        train=flipnet.train_flipnet,
+        save=flipnet.save_flipnet,
+        presets=flipnet.FLIP_PRESETS,
+    ),
+)
 
 
 def trained_steps(folder: Path, card: str) -> dict:
@@ -60,7 +72,8 @@ def recent_loss(log: dict, last: int = 200) -> float | None:
     """Mean total loss over a training log's `last` entries: the adapter logs floats, InstantRestore dicts
     with a `loss`, FLIPNET such dicts per stage (its last stage counts)."""
     losses = log.get("losses") or []
-    if isinstance(losses, dict): losses = losses.get("flipnet") or []
+    if isinstance(losses, dict):
+        losses = losses.get("flipnet") or []
     recent = [v["loss"] if isinstance(v, dict) else v for v in losses[-last:]]
     return round(float(np.mean(recent)), 5) if recent else None
 
@@ -68,9 +81,13 @@ def recent_loss(log: dict, last: int = 200) -> float | None:
 def curve_point(method: str, folder: Path, log: dict, note: str | None = None) -> dict:
     "The weights in `folder` measured by the protocol at x4, with where training stands."
     rows = measure_restorer(method, folder)
-    point = dict(step=log["step"], train_minutes=round(log["minutes"], 1), loss_last_200=recent_loss(log),
-                 **rows,
-                 date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    point = dict(
+        step=log["step"],
+        train_minutes=round(log["minutes"], 1),
+        loss_last_200=recent_loss(log),
+        **rows,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
     return point if note is None else dict(point, note=note)
 
 
@@ -78,7 +95,8 @@ def measure_only(method: str, campaign: Path, training_log: Path, curve: dict, b
     """Add the campaign folder's weights to its curve, with the run's losses when the run's log is at the
     same step (a sitting that stopped between saving and measuring); train nothing."""
     log = json.loads(training_log.read_text()) if training_log.is_file() else {}
-    if log.get("step") != began["step"]: log = dict(began, losses=[])
+    if log.get("step") != began["step"]:
+        log = dict(began, losses=[])
     curve["points"].append(curve_point(method, campaign, log, "measured on its own (--measure-only)"))
     atomic_write_json(campaign / "curve.json", curve)
     print(json.dumps(curve["points"][-1]), flush=True)
@@ -88,13 +106,18 @@ def measure_only(method: str, campaign: Path, training_log: Path, curve: dict, b
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("method", choices=list(RESTORERS))
-    ap.add_argument("--hours", type=float, default=2.5,
-                    help="wall-clock hours of this sitting (training and measuring)")
-    ap.add_argument("--save-every", type=float, default=30.0,
-                    help="training minutes between saves and measurements")
+    ap.add_argument(
+        "--hours", type=float, default=2.5, help="wall-clock hours of this sitting (training and measuring)"
+    )
+    ap.add_argument(
+        "--save-every", type=float, default=30.0, help="training minutes between saves and measurements"
+    )
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--measure-only", action="store_true",
-                    help="measure the campaign folder's weights (if the curve lacks them) and train nothing")
+    ap.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="measure the campaign folder's weights (if the curve lacks them) and train nothing",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     deadline = time.time() + args.hours * 3600
@@ -103,43 +126,62 @@ def main() -> int:
     spec = RESTORERS[args.method]
     campaign, run = CAMPAIGNS / spec["weights"], RUNS / spec["weights"]
     curve_file = campaign / "curve.json"
-    curve = (json.loads(curve_file.read_text()) if curve_file.is_file()
-             else dict(method=args.method, points=[]))
+    curve = (
+        json.loads(curve_file.read_text()) if curve_file.is_file() else dict(method=args.method, points=[])
+    )
     init = campaign if (campaign / spec["card"]).is_file() else WEIGHTS_DIR / spec["weights"]
     began = trained_steps(init, spec["card"])
     if args.measure_only:
         if init != campaign:
-            raise SystemExit(f"no campaign weights in '{campaign}' to measure; "
-                             "expected a folder that a sitting saved")
-        return measure_only(args.method, campaign, run / f"{Path(spec['card']).stem}_training.json", curve,
-                            began)
+            raise SystemExit(
+                f"no campaign weights in '{campaign}' to measure; expected a folder that a sitting saved"
+            )
+        return measure_only(
+            args.method, campaign, run / f"{Path(spec['card']).stem}_training.json", curve, began
+        )
     last = curve["points"][-1] if curve["points"] else None
     if last is None or last["step"] != began["step"]:
         where = init.relative_to(init.parents[2])
-        curve["points"].append(curve_point(args.method, init, dict(began, losses=[]),
-                                           f"the weights this sitting starts from: {where}"))
+        curve["points"].append(
+            curve_point(
+                args.method, init, dict(began, losses=[]), f"the weights this sitting starts from: {where}"
+            )
+        )
         atomic_write_json(curve_file, curve)
     cfg = spec["presets"]["cpu"]
-    before = cfg.ae_steps + cfg.assoc_steps if args.method == "flipnet" else 0   # FLIPNET: last stage
-    curve["recipe"] = dict(preset="cpu", batch_size=cfg.batch_size, lr=cfg.lr,
-                           note="fresh optimizer at each sitting's start")
+    before = cfg.ae_steps + cfg.assoc_steps if args.method == "flipnet" else 0  # FLIPNET: last stage
+    curve["recipe"] = dict(
+        preset="cpu", batch_size=cfg.batch_size, lr=cfg.lr, note="fresh optimizer at each sitting's start"
+    )
     faces = load_training_faces(progress=False)
     while not stop["requested"] and time.time() < deadline:
-        minutes_left = (deadline - time.time()) / 60 - 5                 # leave time to save and measure
-        if minutes_left < 3: break
-        done = (load_checkpoint(run / "checkpoint.pt", "cpu")["log"] if (run / "checkpoint.pt").exists()
-                else began)
+        minutes_left = (deadline - time.time()) / 60 - 5  # leave time to save and measure
+        if minutes_left < 3:
+            break
+        done = (
+            load_checkpoint(run / "checkpoint.pt", "cpu")["log"]
+            if (run / "checkpoint.pt").exists()
+            else began
+        )
         chunk = min(args.save_every, minutes_left)
         seconds_per_step = 60 * done["minutes"] / max(done["step"], 1)
         target = done["step"] + max(1, int(chunk * 60 / seconds_per_step))
         try:
-            net, log = spec["train"](faces=faces, cfg="cpu", out_dir=run, device="cpu", progress=False,
-                                     init=init, steps=target - before)
+            net, log = spec["train"](
+                faces=faces,
+                cfg="cpu",
+                out_dir=run,
+                device="cpu",
+                progress=False,
+                init=init,
+                steps=target - before,
+            )
         except InterruptedError:  # SIGTERM: the checkpoint holds the last step
             stop["requested"] = True
             reached = load_checkpoint(run / "checkpoint.pt", "cpu")["log"]["step"]
-            net, log = spec["train"](faces=faces, cfg="cpu", out_dir=run, device="cpu", progress=False,
-                                     steps=reached - before)
+            net, log = spec["train"](
+                faces=faces, cfg="cpu", out_dir=run, device="cpu", progress=False, steps=reached - before
+            )
         spec["save"](net, campaign, log, overwrite=True)
         curve["points"].append(curve_point(args.method, campaign, log))
         curve["machine"] = machine(torch.device("cpu"))

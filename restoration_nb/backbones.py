@@ -29,71 +29,168 @@ __all__ = ['MODEL_KINDS', 'MODEL_REGISTRY', 'ATTENTION_PROJECTIONS', 'SCHEDULER_
 
 # %% ../nbs/02_backbones.ipynb #c005
 def ddpm_celebahq_256_config() -> dict:
-    "UNet2DModel of `google/ddpm-celebahq-256`: 256 px RGB, six levels (128..512 ch), self-attention at 16 px."
-    return dict(_class_name="UNet2DModel", sample_size=256, in_channels=3, out_channels=3,
-                block_out_channels=(128, 128, 256, 256, 512, 512), layers_per_block=2,
-                down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
-                up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4,
-                attention_head_dim=None, downsample_padding=0, flip_sin_to_cos=False, freq_shift=1,
-                norm_eps=1e-6, norm_num_groups=32, act_fn="silu", center_input_sample=False,
-                mid_block_scale_factor=1, time_embedding_type="positional")
+    """UNet2DModel of `google/ddpm-celebahq-256`: 256 px RGB, six levels (128..512 ch), self-attention at 16
+    px."""
+    return dict(
+        _class_name="UNet2DModel",
+        sample_size=256,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(128, 128, 256, 256, 512, 512),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4,
+        attention_head_dim=None,
+        downsample_padding=0,
+        flip_sin_to_cos=False,
+        freq_shift=1,
+        norm_eps=1e-6,
+        norm_num_groups=32,
+        act_fn="silu",
+        center_input_sample=False,
+        mid_block_scale_factor=1,
+        time_embedding_type="positional",
+    )
+
 
 def tiny_unet2d_config(sample_size: int = 32, in_channels: int = 3) -> dict:
     "A tiny UNet2DModel (~0.7M params) with the same block types: two levels, attention at the lower one."
-    return dict(_class_name="UNet2DModel", sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
-                block_out_channels=(32, 64), layers_per_block=1, attention_head_dim=8,
-                down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"))
+    return dict(
+        _class_name="UNet2DModel",
+        sample_size=sample_size,
+        in_channels=in_channels,
+        out_channels=in_channels,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        attention_head_dim=8,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    )
 
 # %% ../nbs/02_backbones.ipynb #c006
 def sd21_base_unet_config() -> dict:
-    "UNet2DConditionModel of `stabilityai/stable-diffusion-2-1-base`: 4-channel 64x64 latents (512 px), OpenCLIP text (1024-d)."
-    return dict(_class_name="UNet2DConditionModel", sample_size=64, in_channels=4, out_channels=4,
-                block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, attention_head_dim=(5, 10, 20, 20),
-                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-                mid_block_type="UNetMidBlock2DCrossAttn", cross_attention_dim=1024, use_linear_projection=True,
-                upcast_attention=False, downsample_padding=1, flip_sin_to_cos=True, freq_shift=0,
-                norm_eps=1e-5, norm_num_groups=32, act_fn="silu", center_input_sample=False)
+    """UNet2DConditionModel of `stabilityai/stable-diffusion-2-1-base`: 4-channel 64x64 latents (512 px),
+    OpenCLIP text (1024-d)."""
+    return dict(
+        _class_name="UNet2DConditionModel",
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
+        attention_head_dim=(5, 10, 20, 20),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        mid_block_type="UNetMidBlock2DCrossAttn",
+        cross_attention_dim=1024,
+        use_linear_projection=True,
+        upcast_attention=False,
+        downsample_padding=1,
+        flip_sin_to_cos=True,
+        freq_shift=0,
+        norm_eps=1e-5,
+        norm_num_groups=32,
+        act_fn="silu",
+        center_input_sample=False,
+    )
+
 
 def sd_turbo_unet_config() -> dict:
-    "UNet of `stabilityai/sd-turbo`: SD 2.1 distilled for 1-4 steps, the same architecture (only the weights differ)."
+    """UNet of `stabilityai/sd-turbo`: SD 2.1 distilled for 1-4 steps, the same architecture (only the weights
+    differ)."""
     return sd21_base_unet_config()
 
-def tiny_unet2d_condition_config(sample_size: int = 16, in_channels: int = 4, cross_attention_dim: int = 32) -> dict:
+
+def tiny_unet2d_condition_config(
+    sample_size: int = 16, in_channels: int = 4, cross_attention_dim: int = 32
+) -> dict:
     "A tiny UNet2DConditionModel (~0.8M params) with SD's block types and linear projections."
-    return dict(_class_name="UNet2DConditionModel", sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
-                block_out_channels=(32, 64), layers_per_block=1, attention_head_dim=8,
-                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-                cross_attention_dim=cross_attention_dim, use_linear_projection=True)
+    return dict(
+        _class_name="UNet2DConditionModel",
+        sample_size=sample_size,
+        in_channels=in_channels,
+        out_channels=in_channels,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        use_linear_projection=True,
+    )
 
 # %% ../nbs/02_backbones.ipynb #c007
 def sd_vae_config() -> dict:
-    "AutoencoderKL of SD 2.1-base: 512 px RGB <-> 4 x 64 x 64 latents (8x smaller), latents scaled by 0.18215."
-    return dict(_class_name="AutoencoderKL", sample_size=512, in_channels=3, out_channels=3, latent_channels=4,
-                block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32, act_fn="silu",
-                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                scaling_factor=0.18215)
+    """AutoencoderKL of SD 2.1-base: 512 px RGB <-> 4 x 64 x 64 latents (8x smaller), latents scaled by
+    0.18215."""
+    return dict(
+        _class_name="AutoencoderKL",
+        sample_size=512,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        norm_num_groups=32,
+        act_fn="silu",
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        scaling_factor=0.18215,
+    )
+
 
 def tiny_autoencoder_kl_config(sample_size: int = 32) -> dict:
     "A tiny AutoencoderKL: RGB <-> 4-channel latents at half the size."
-    return dict(_class_name="AutoencoderKL", sample_size=sample_size, in_channels=3, out_channels=3, latent_channels=4,
-                block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=32,
-                down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                scaling_factor=0.18215)
+    return dict(
+        _class_name="AutoencoderKL",
+        sample_size=sample_size,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=32,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        scaling_factor=0.18215,
+    )
 
 # %% ../nbs/02_backbones.ipynb #c008
 def sd3_transformer_config(small: bool = True) -> dict:
-    "SD3Transformer2DModel as in SD3-medium (24 MMDiT blocks, 1536 wide, 2B params); `small`: 4 blocks on 64x64 latents, for GPU timing."
-    return dict(_class_name="SD3Transformer2DModel", sample_size=64 if small else 128, patch_size=2,
-                in_channels=16, out_channels=16, num_layers=4 if small else 24, attention_head_dim=64,
-                num_attention_heads=24, joint_attention_dim=4096, caption_projection_dim=1536,
-                pooled_projection_dim=2048, pos_embed_max_size=192)
+    """SD3Transformer2DModel as in SD3-medium (24 MMDiT blocks, 1536 wide, 2B params); `small`: 4 blocks on
+    64x64 latents, for GPU timing."""
+    return dict(
+        _class_name="SD3Transformer2DModel",
+        sample_size=64 if small else 128,
+        patch_size=2,
+        in_channels=16,
+        out_channels=16,
+        num_layers=4 if small else 24,
+        attention_head_dim=64,
+        num_attention_heads=24,
+        joint_attention_dim=4096,
+        caption_projection_dim=1536,
+        pooled_projection_dim=2048,
+        pos_embed_max_size=192,
+    )
+
 
 def tiny_sd3_transformer_config() -> dict:
     "A tiny SD3Transformer2DModel (two MMDiT blocks, 16 wide) for CPU tests."
-    return dict(_class_name="SD3Transformer2DModel", sample_size=16, patch_size=2, in_channels=4, out_channels=4,
-                num_layers=2, attention_head_dim=8, num_attention_heads=2, joint_attention_dim=32,
-                caption_projection_dim=16, pooled_projection_dim=16, pos_embed_max_size=16)
+    return dict(
+        _class_name="SD3Transformer2DModel",
+        sample_size=16,
+        patch_size=2,
+        in_channels=4,
+        out_channels=4,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        caption_projection_dim=16,
+        pooled_projection_dim=16,
+        pos_embed_max_size=16,
+    )
 
 # %% ../nbs/02_backbones.ipynb #c013
 MODEL_KINDS = ("UNet2DModel", "UNet2DConditionModel", "AutoencoderKL", "SD3Transformer2DModel")
@@ -110,72 +207,106 @@ MODEL_REGISTRY = {
     "small-sd3": ("SD3Transformer2DModel", sd3_transformer_config),
 }
 
+
 def model_class(kind):
     "The diffusers class for `kind`, a class name in `MODEL_KINDS` or the class itself."
     import diffusers
+
     name = kind if isinstance(kind, str) else getattr(kind, "__name__", repr(kind))
     if name not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {name!r}; expected one of {', '.join(MODEL_KINDS)}")
     return getattr(diffusers, name)
 
+
 def model_config(config_or_name) -> dict:
     "The config dict for a registry name, or a checked copy of a config dict with a `_class_name`."
     if isinstance(config_or_name, str):
         if config_or_name not in MODEL_REGISTRY:
-            raise ValueError(f"unknown model name {config_or_name!r}; known names: {', '.join(MODEL_REGISTRY)}")
+            raise ValueError(
+                f"unknown model name {config_or_name!r}; known names: {', '.join(MODEL_REGISTRY)}"
+            )
         return MODEL_REGISTRY[config_or_name][1]()
     if not hasattr(config_or_name, "keys"):
         raise TypeError(f"expected a model name or a config dict, got {type(config_or_name).__name__}")
     config = dict(config_or_name)
     if config.get("_class_name") not in MODEL_KINDS:
-        raise ValueError(f"config has _class_name={config.get('_class_name')!r}; expected one of {', '.join(MODEL_KINDS)}")
+        raise ValueError(
+            f"config has _class_name={config.get('_class_name')!r}; expected one of {', '.join(MODEL_KINDS)}"
+        )
     return config
 
+
 def build_model(config_or_name, seed: int = 0, device=None, dtype=None):
-    "A randomly initialised stock diffusers model (eval mode) from a registry name or config dict; same seed, same weights."
+    """A randomly initialised stock diffusers model (eval mode) from a registry name or config dict; same
+    seed, same weights."""
     config = model_config(config_or_name)
     cls = model_class(config["_class_name"])
     device = get_device(device)
-    with torch.random.fork_rng(devices=[]):          # models initialise on the CPU: seed only its generator
+    with torch.random.fork_rng(devices=[]):  # models initialise on the CPU: seed only its generator
         torch.random.default_generator.manual_seed(seed)
         model = cls.from_config(config)
     dtype = get_dtype(dtype, device)
-    if dtype != model.dtype: model = model.to(dtype)   # only when needed: diffusers' to(dtype) always logs a warning
+    if dtype != model.dtype:
+        model = model.to(dtype)  # only when needed: diffusers' to(dtype) always logs a warning
     return model.to(device).eval()
 
+
 def param_count(config_or_name) -> int:
-    "Parameters of a model, counted on the `meta` device (no memory is allocated, so full-size models are fine)."
+    """Parameters of a model, counted on the `meta` device (no memory is allocated, so full-size models are
+    fine)."""
     config = model_config(config_or_name)
     with torch.device("meta"):
         model = model_class(config["_class_name"]).from_config(config)
     return sum(p.numel() for p in model.parameters())
 
+
 def model_table(names=None) -> Table:
     "Name, class and parameter count of registry models (all by default)."
     names = list(MODEL_REGISTRY) if names is None else names
-    return Table([dict(name=n, cls=model_config(n)["_class_name"], params_M=round(param_count(n) / 1e6, 2)) for n in names])
+    return Table(
+        [
+            dict(name=n, cls=model_config(n)["_class_name"], params_M=round(param_count(n) / 1e6, 2))
+            for n in names
+        ]
+    )
 
 # %% ../nbs/02_backbones.ipynb #c022
 def _config_get(model, key, default=None):
     config = getattr(model, "config", None)
     return config.get(key, default) if hasattr(config, "get") else default
 
-def dummy_inputs(model, batch_size: int = 1, text_len: int = 77, generator: torch.Generator | None = None) -> dict:
+
+def dummy_inputs(
+    model, batch_size: int = 1, text_len: int = 77, generator: torch.Generator | None = None
+) -> dict:
     "Random forward arguments for a diffusers model from `MODEL_KINDS`, at its config's sample size."
     kind = type(model).__name__
-    if kind not in MODEL_KINDS: raise ValueError(f"dummy_inputs takes a model from {', '.join(MODEL_KINDS)}, got {kind}")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"dummy_inputs takes a model from {', '.join(MODEL_KINDS)}, got {kind}")
     device, dtype, c = model.device, model.dtype, model.config
-    def randn(*shape): return torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
+
+    def randn(*shape):
+        return torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
+
     size = c.sample_size if isinstance(c.sample_size, int) else c.sample_size[0]
-    if kind == "AutoencoderKL": return dict(sample=randn(batch_size, c.in_channels, size, size))
+    if kind == "AutoencoderKL":
+        return dict(sample=randn(batch_size, c.in_channels, size, size))
     t = torch.full((batch_size,), 500, device=device)
-    if kind == "UNet2DModel": return dict(sample=randn(batch_size, c.in_channels, size, size), timestep=t)
+    if kind == "UNet2DModel":
+        return dict(sample=randn(batch_size, c.in_channels, size, size), timestep=t)
     if kind == "UNet2DConditionModel":
-        return dict(sample=randn(batch_size, c.in_channels, size, size), timestep=t,
-                    encoder_hidden_states=randn(batch_size, text_len, c.cross_attention_dim))
-    return dict(hidden_states=randn(batch_size, c.in_channels, size, size), timestep=t,
-                encoder_hidden_states=randn(batch_size, text_len, c.joint_attention_dim),
-                pooled_projections=randn(batch_size, c.pooled_projection_dim))
+        return dict(
+            sample=randn(batch_size, c.in_channels, size, size),
+            timestep=t,
+            encoder_hidden_states=randn(batch_size, text_len, c.cross_attention_dim),
+        )
+    return dict(
+        hidden_states=randn(batch_size, c.in_channels, size, size),
+        timestep=t,
+        encoder_hidden_states=randn(batch_size, text_len, c.joint_attention_dim),
+        pooled_projections=randn(batch_size, c.pooled_projection_dim),
+    )
+
 
 def time_forward(model, batch_size: int = 1, repeats: int = 3, warmup: int = 1, **inputs_kw) -> float:
     "Median seconds of one forward pass on `dummy_inputs` (after `warmup` untimed passes)."
@@ -184,20 +315,35 @@ def time_forward(model, batch_size: int = 1, repeats: int = 3, warmup: int = 1, 
     times = []
     with torch.no_grad():
         for i in range(warmup + repeats):
-            sync(); start = time.perf_counter(); model(**inputs); sync()
-            if i >= warmup: times.append(time.perf_counter() - start)
+            sync()
+            start = time.perf_counter()
+            model(**inputs)
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
     return float(np.median(times))
 
 # %% ../nbs/02_backbones.ipynb #c027b
-ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")   # an Attention module's Q/K/V and output projections
+ATTENTION_PROJECTIONS = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+)  # an Attention module's Q/K/V and output projections
+
 
 def self_attention_layers(model, what: str = "this mechanism") -> dict:
-    "The self-attention layers of `model` (diffusers `Attention` modules that are not cross-attention), by name; `what` needs them."
+    """The self-attention layers of `model` (diffusers `Attention` modules that are not cross-attention), by
+    name; `what` needs them."""
     from diffusers.models.attention_processor import Attention
+
     layers = {n: m for n, m in model.named_modules() if isinstance(m, Attention) and not m.is_cross_attention}
     if not layers:
-        raise ValueError(f"{type(model).__name__} has no self-attention layers (diffusers Attention modules without cross-attention), "
-                         f"which {what} needs; expected a model with attention blocks, such as a UNet2DConditionModel")
+        raise ValueError(
+            f"{type(model).__name__} has no self-attention layers (diffusers Attention modules without "
+            "cross-attention), "
+            f"which {what} needs; expected a model with attention blocks, such as a UNet2DConditionModel"
+        )
     return layers
 
 # %% ../nbs/02_backbones.ipynb #c027f
@@ -205,23 +351,37 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     "(B, L, heads * d) tokens as (B, heads, L, d): one attention per head."
     return rearrange(x, "b l (h d) -> b h l d", h=heads)
 
+
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     "(B, heads, L, d) per-head tokens back as (B, L, heads * d)."
     return rearrange(x, "b h l d -> b l (h d)")
 
-def token_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+
+def token_attention(
+    q: torch.Tensor,  # (B, L, C) queries
+    k: torch.Tensor,  # (B, M, C) keys
+    v: torch.Tensor,  # (B, M, C) values
+    heads: int,  # C splits into `heads` groups of C / heads channels
+) -> torch.Tensor:  # (B, L, C)
     "Multi-head scaled dot-product attention of (B, L, C) queries on (B, M, C) keys and values: (B, L, C)."
     q, k, v = (split_heads(x, heads) for x in (q, k, v))
     return merge_heads(F.scaled_dot_product_attention(q, k, v))
 
 # %% ../nbs/02_backbones.ipynb #c027j
-def install_processors(layers: dict, make: Callable, kind: type) -> dict:
-    """Give every attention layer of `layers` ({name: diffusers `Attention`}) the processor `make(name, attn)`,
-    in place, refusing layers that already hold a `kind` processor; returns the processors by layer name."""
+def install_processors(
+    layers: dict,  # {name: diffusers `Attention`}, e.g. `self_attention_layers(model)`
+    make: Callable,  # `make(name, attn)` builds one layer's processor
+    kind: type,  # the processors' class; a model that already holds one is refused
+) -> dict:  # the processors, by layer name
+    """Give every attention layer of `layers` ({name: diffusers `Attention`}) the processor `make(name,
+    attn)`, in place, refusing layers that already hold a `kind` processor; returns the processors by layer
+    name."""
     taken = [name for name, attn in layers.items() if isinstance(attn.processor, kind)]
     if taken:
-        raise ValueError(f"the model already has {kind.__name__} processors (on {taken[0]} and "
-                         f"{len(taken) - 1} more layers); expected a model without them")
+        raise ValueError(
+            f"the model already has {kind.__name__} processors (on {taken[0]} and "
+            f"{len(taken) - 1} more layers); expected a model without them"
+        )
     processors = {}
     for name, attn in layers.items():
         processors[name] = make(name, attn)
@@ -229,14 +389,24 @@ def install_processors(layers: dict, make: Callable, kind: type) -> dict:
     return processors
 
 # %% ../nbs/02_backbones.ipynb #c027n
-def add_lora(module: torch.nn.Module, targets, rank: int, seed: int = 0, keep_trainable: bool = False) -> list[str]:
-    """peft LoRA of `rank` (alpha = rank, no dropout) on the layers of `module` named by `targets` (full names,
-    or name endings), in place; returns the targets. Base weights are frozen, except, with `keep_trainable`,
-    those that were trainable before. The random start is seeded by `seed`; the global generator is untouched."""
+def add_lora(
+    module: torch.nn.Module,  # a UNet, a VAE, a transformer: any torch module
+    targets,  # the layers' full names, or name endings
+    rank: int,  # the LoRA rank r (alpha = r)
+    seed: int = 0,  # seeds the adapters' random start
+    keep_trainable: bool = False,  # leave trainable what was (else only LoRA trains)
+) -> list[str]:  # the targets
+    """peft LoRA of `rank` (alpha = rank, no dropout) on the layers of `module` named by `targets` (full
+    names, or name endings), in place; returns the targets. Base weights are frozen, except, with
+    `keep_trainable`, those that were trainable before. The random start is seeded by `seed`; the global
+    generator is untouched."""
     from peft import LoraConfig, inject_adapter_in_model
+
     rank = check_int("rank", rank, low=1)
     trainable = {n for n, p in module.named_parameters() if p.requires_grad} if keep_trainable else set()
-    config = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, init_lora_weights=True, target_modules=list(targets))
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, lora_dropout=0.0, init_lora_weights=True, target_modules=list(targets)
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         inject_adapter_in_model(config, module)
@@ -245,9 +415,12 @@ def add_lora(module: torch.nn.Module, targets, rank: int, seed: int = 0, keep_tr
             p.requires_grad_(True)
     return list(targets)
 
+
 def merge_lora(module: torch.nn.Module) -> torch.nn.Module:
-    "Fold every LoRA layer of `module` into its base layer and put the base layer back in its place; returns `module`."
+    """Fold every LoRA layer of `module` into its base layer and put the base layer back in its place; returns
+    `module`."""
     from peft.tuners.lora import LoraLayer
+
     for name, layer in list(module.named_modules()):
         if isinstance(layer, LoraLayer):
             layer.merge()
@@ -259,81 +432,133 @@ def merge_lora(module: torch.nn.Module) -> torch.nn.Module:
 class MissingConfigError(FileNotFoundError):
     "A local folder lacks the config file (config.json, scheduler_config.json) that a load needs."
 
-_DEFAULT_SUBFOLDER = {"UNet2DModel": "unet", "UNet2DConditionModel": "unet", "AutoencoderKL": "vae",
-                      "SD3Transformer2DModel": "transformer"}
+
+_DEFAULT_SUBFOLDER = {
+    "UNet2DModel": "unet",
+    "UNet2DConditionModel": "unet",
+    "AutoencoderKL": "vae",
+    "SD3Transformer2DModel": "transformer",
+}
+
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
     "Whether the Hugging Face endpoint answers a TCP connection within `timeout` seconds."
     from huggingface_hub import constants
+
     url = urlparse(constants.ENDPOINT)
     try:
-        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout): return True
-    except OSError: return False
+        with socket.create_connection(
+            (url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout
+        ):
+            return True
+    except OSError:
+        return False
+
 
 def _from_hub(load: Callable, name: str, what: str):
-    "Call `load(local_files_only=...)` for hub id `name`: the local cache first, then the hub; failures become one clear error."
+    """Call `load(local_files_only=...)` for hub id `name`: the local cache first, then the hub; failures
+    become one clear error."""
     import warnings
     from huggingface_hub import constants
+
     try:
-        with warnings.catch_warnings():  # diffusers 0.42 still passes an argument huggingface_hub 1.x deprecates
+        with (
+            warnings.catch_warnings()
+        ):  # diffusers 0.42 still passes an argument huggingface_hub 1.x deprecates
             warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
             return load(local_files_only=True)
-    except (OSError, ValueError): pass
-    if constants.HF_HUB_OFFLINE: reason = "the hub is switched off (HF_HUB_OFFLINE is set)"
-    elif not _hub_reachable(): reason = f"the hub ({constants.ENDPOINT}) is unreachable: this machine looks offline"
+    except (OSError, ValueError):
+        pass
+    if constants.HF_HUB_OFFLINE:
+        reason = "the hub is switched off (HF_HUB_OFFLINE is set)"
+    elif not _hub_reachable():
+        reason = f"the hub ({constants.ENDPOINT}) is unreachable: this machine looks offline"
     else:
-        try: return load(local_files_only=False)
-        except (OSError, ValueError) as e: reason = f"the hub answered {type(e).__name__}: {str(e).splitlines()[0]}"
+        try:
+            return load(local_files_only=False)
+        except (OSError, ValueError) as e:
+            reason = f"the hub answered {type(e).__name__}: {str(e).splitlines()[0]}"
     raise FileNotFoundError(
-        f"cannot load {what} from {name!r}: it is not a local folder, it is not in the local Hugging Face cache, "
+        f"cannot load {what} from {name!r}: it is not a local folder, it is not in the local Hugging Face "
+        "cache, "
         f"and {reason}. Pass the path of a local folder holding config.json and the weights (one written by "
-        f"save_pretrained, or a downloaded snapshot), or download {name!r} on a machine with internet first.")
+        f"save_pretrained, or a downloaded snapshot), or download {name!r} on a machine with internet first."
+    )
 
-def _local_folder(path: Path, config_name: str, default_subfolder: str, subfolder: str | None, what: str) -> str | None:
+
+def _local_folder(
+    path: Path, config_name: str, default_subfolder: str, subfolder: str | None, what: str
+) -> str | None:
     "The subfolder of `path` that holds `config_name` (None for `path` itself), or a clear error."
     if subfolder is not None:
         if not (path / subfolder / config_name).is_file():
-            raise MissingConfigError(f"'{path / subfolder}' has no {config_name}; expected a folder written by {what}.save_pretrained")
+            raise MissingConfigError(
+                f"'{path / subfolder}' has no {config_name}; expected a folder written by "
+                f"{what}.save_pretrained"
+            )
         return subfolder
-    if (path / config_name).is_file(): return None
-    if (path / default_subfolder / config_name).is_file(): return default_subfolder
-    raise MissingConfigError(f"'{path}' has no {config_name} (nor {default_subfolder}/{config_name}); expected a folder "
-                            f"written by {what}.save_pretrained, or a pipeline folder with a '{default_subfolder}' subfolder")
+    if (path / config_name).is_file():
+        return None
+    if (path / default_subfolder / config_name).is_file():
+        return default_subfolder
+    raise MissingConfigError(
+        f"'{path}' has no {config_name} (nor {default_subfolder}/{config_name}); expected a folder "
+        f"written by {what}.save_pretrained, or a pipeline folder with a '{default_subfolder}' subfolder"
+    )
+
 
 def read_config(file: Path) -> dict:
     "A model or scheduler config file as a dict, or one clear error naming the file."
     try:
         config = json.loads(Path(file).read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"'{file}' is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
-                         "expected the file that save_pretrained or restoration-nb writes") from None
+        raise ValueError(
+            f"'{file}' is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "expected the file that save_pretrained or restoration-nb writes"
+        ) from None
     if not isinstance(config, dict):
-        raise ValueError(f"'{file}' holds a JSON {type(config).__name__}; "
-                         "expected the object that save_pretrained or restoration-nb writes")
+        raise ValueError(
+            f"'{file}' holds a JSON {type(config).__name__}; "
+            "expected the object that save_pretrained or restoration-nb writes"
+        )
     return config
 
+
 def load_model(kind, id_or_path: str | Path, subfolder: str | None = None, device=None, dtype=None):
-    "Load a pretrained diffusers model of `kind` (class or class name) from a local folder or a hub id, in eval mode."
+    """Load a pretrained diffusers model of `kind` (class or class name) from a local folder or a hub id, in
+    eval mode."""
     cls = model_class(kind)
-    device = get_device(device); dtype = get_dtype(dtype, device)
+    device = get_device(device)
+    dtype = get_dtype(dtype, device)
     path = Path(id_or_path).expanduser()
     if path.is_dir():
-        subfolder = _local_folder(path, "config.json", _DEFAULT_SUBFOLDER[cls.__name__], subfolder, cls.__name__)
+        subfolder = _local_folder(
+            path, "config.json", _DEFAULT_SUBFOLDER[cls.__name__], subfolder, cls.__name__
+        )
         config_file = path / (subfolder or "") / "config.json"
         found = read_config(config_file).get("_class_name")
         if found not in (None, cls.__name__):
-            raise ValueError(f"'{config_file}' describes a {found}, not a {cls.__name__}; pass kind={found!r}")
+            raise ValueError(
+                f"'{config_file}' describes a {found}, not a {cls.__name__}; pass kind={found!r}"
+            )
         if not any(config_file.parent.glob("*.safetensors")):
-            raise FileNotFoundError(f"'{config_file.parent}' holds no .safetensors weights; restoration-nb "
-                                    "loads weights only from safetensors files (a pickled .bin file can run "
-                                    "code when it is loaded)")
+            raise FileNotFoundError(
+                f"'{config_file.parent}' holds no .safetensors weights; restoration-nb "
+                "loads weights only from safetensors files (a pickled .bin file can run "
+                "code when it is loaded)"
+            )
         model = cls.from_pretrained(path, subfolder=subfolder, torch_dtype=dtype, use_safetensors=True)
     elif path.exists():
-        raise NotADirectoryError(f"'{path}' is a file; expected a folder holding config.json and the weights, or a hub id")
+        raise NotADirectoryError(
+            f"'{path}' is a file; expected a folder holding config.json and the weights, or a hub id"
+        )
     else:
+
         def from_hub(**kw):
-            return cls.from_pretrained(str(id_or_path), subfolder=subfolder, torch_dtype=dtype,
-                                       use_safetensors=True, **kw)
+            return cls.from_pretrained(
+                str(id_or_path), subfolder=subfolder, torch_dtype=dtype, use_safetensors=True, **kw
+            )
+
         model = _from_hub(from_hub, str(id_or_path), cls.__name__)
     return model.to(device).eval()
 
@@ -342,35 +567,61 @@ SCHEDULER_KINDS = {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler"}
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
+
 def scheduler_class(kind: str):
     "The diffusers scheduler class for `kind` ('ddim' or 'ddpm')."
     import diffusers
+
     if kind not in SCHEDULER_KINDS:
         raise ValueError(f"unknown scheduler kind {kind!r}; expected one of {', '.join(SCHEDULER_KINDS)}")
     return getattr(diffusers, SCHEDULER_KINDS[kind])
 
-def make_scheduler(kind: str = "ddim", num_train_timesteps: int = 1000, beta_schedule: str = "linear",
-                   prediction_type: str = "epsilon", **kw):
+
+def make_scheduler(
+    kind: str = "ddim",
+    num_train_timesteps: int = 1000,
+    beta_schedule: str = "linear",
+    prediction_type: str = "epsilon",
+    **kw,
+):
     "A stock DDIM or DDPM scheduler; extra keywords (beta_start, clip_sample, ...) go to its constructor."
     cls = scheduler_class(kind)
     if prediction_type not in PREDICTION_TYPES:
-        raise ValueError(f"prediction_type {prediction_type!r} is not supported; expected one of {', '.join(PREDICTION_TYPES)}")
+        raise ValueError(
+            f"prediction_type {prediction_type!r} is not supported; expected one of "
+            f"{', '.join(PREDICTION_TYPES)}"
+        )
     if beta_schedule not in BETA_SCHEDULES:
-        raise ValueError(f"beta_schedule {beta_schedule!r} is not supported; expected one of {', '.join(BETA_SCHEDULES)}")
-    return cls(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, prediction_type=prediction_type, **kw)
+        raise ValueError(
+            f"beta_schedule {beta_schedule!r} is not supported; expected one of {', '.join(BETA_SCHEDULES)}"
+        )
+    return cls(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule=beta_schedule,
+        prediction_type=prediction_type,
+        **kw,
+    )
+
 
 def load_scheduler(id_or_path: str | Path, kind: str = "ddim", subfolder: str | None = None):
-    "A `kind` scheduler from a folder with scheduler_config.json (or its `scheduler/` subfolder), or a hub id."
+    """A `kind` scheduler from a folder with scheduler_config.json (or its `scheduler/` subfolder), or a hub
+    id."""
     cls = scheduler_class(kind)
     path = Path(id_or_path).expanduser()
     if path.is_dir():
         subfolder = _local_folder(path, "scheduler_config.json", "scheduler", subfolder, cls.__name__)
         read_config(path / (subfolder or "") / "scheduler_config.json")
         return cls.from_pretrained(path, subfolder=subfolder)
-    return _from_hub(lambda **kw: cls.from_pretrained(str(id_or_path), subfolder=subfolder, **kw), str(id_or_path), cls.__name__)
+    return _from_hub(
+        lambda **kw: cls.from_pretrained(str(id_or_path), subfolder=subfolder, **kw),
+        str(id_or_path),
+        cls.__name__,
+    )
 
 # %% ../nbs/02_backbones.ipynb #c043
-def _num_train_timesteps(scheduler) -> int: return int(scheduler.config.num_train_timesteps)
+def _num_train_timesteps(scheduler) -> int:
+    return int(scheduler.config.num_train_timesteps)
+
 
 def check_step(K, scheduler, name: str = "K", low: int = 0):
     "Check that `K` is an int step (or a tensor of int steps) in `low`..num_train_timesteps-1; return it."
@@ -379,99 +630,165 @@ def check_step(K, scheduler, name: str = "K", low: int = 0):
         if K.is_floating_point() or K.is_complex() or K.dtype == torch.bool:
             raise TypeError(f"{name} must hold integer steps, got a tensor of dtype {K.dtype}")
         if K.numel() and (int(K.min()) < low or int(K.max()) > last):
-            raise ValueError(f"{name} has steps in [{int(K.min())}, {int(K.max())}]; expected {low} <= {name} <= {last} (num_train_timesteps - 1)")
+            raise ValueError(
+                f"{name} has steps in [{int(K.min())}, {int(K.max())}]; expected {low} <= {name} <= {last} "
+                "(num_train_timesteps - 1)"
+            )
         return K.long()
     if isinstance(K, bool) or not isinstance(K, (int, np.integer)):
         raise TypeError(f"{name}={K!r} is a {type(K).__name__}; expected an int step in {low}..{last}")
     if not low <= K <= last:
-        raise ValueError(f"{name}={K} is out of range; expected {low} <= {name} <= {last} (num_train_timesteps - 1)")
+        raise ValueError(
+            f"{name}={K} is out of range; expected {low} <= {name} <= {last} (num_train_timesteps - 1)"
+        )
     return int(K)
+
 
 def _alphas_cumprod(scheduler, device) -> torch.Tensor:
     "The scheduler's abar_t as float32 on `device`: scheduler arithmetic never runs in half precision."
     return scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
 
+
 def _per_sample_steps(K, batch: int, device, name: str = "K") -> torch.Tensor:
-    if isinstance(K, int) or K.ndim == 0: return torch.full((batch,), int(K), dtype=torch.long, device=device)
-    if K.shape != (batch,): raise ValueError(f"{name} has shape {tuple(K.shape)}; expected one step per sample, shape ({batch},)")
+    if isinstance(K, int) or K.ndim == 0:
+        return torch.full((batch,), int(K), dtype=torch.long, device=device)
+    if K.shape != (batch,):
+        raise ValueError(f"{name} has shape {tuple(K.shape)}; expected one step per sample, shape ({batch},)")
     return K.to(device)
 
-def noise_to_step(x0: torch.Tensor, K, scheduler, generator: torch.Generator | None = None,
-                  noise: torch.Tensor | None = None) -> torch.Tensor:
-    "Sample x_K ~ q(x_K | x0) = N(sqrt(abar_K) x0, (1 - abar_K) I) in float32, returned in x0's dtype; `K` an int or one step per sample."
+
+def noise_to_step(
+    x0: torch.Tensor,
+    K,
+    scheduler,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sample x_K ~ q(x_K | x0) = N(sqrt(abar_K) x0, (1 - abar_K) I) in float32, returned in x0's dtype; `K`
+    an int or one step per sample."""
     K = _per_sample_steps(check_step(K, scheduler), len(x0), x0.device)
     if noise is None:
-        noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32,
-                            device=generator.device if generator is not None else x0.device).to(x0.device)
+        noise = torch.randn(
+            x0.shape,
+            generator=generator,
+            dtype=torch.float32,
+            device=generator.device if generator is not None else x0.device,
+        ).to(x0.device)
     elif noise.shape != x0.shape:
         raise ValueError(f"noise has shape {tuple(noise.shape)}; expected the shape of x0, {tuple(x0.shape)}")
     abar = _alphas_cumprod(scheduler, x0.device)[K].view(-1, *([1] * (x0.ndim - 1)))
-    return (abar ** 0.5 * x0.float() + (1 - abar) ** 0.5 * noise.float()).to(x0.dtype)
+    return (abar**0.5 * x0.float() + (1 - abar) ** 0.5 * noise.float()).to(x0.dtype)
 
 # %% ../nbs/02_backbones.ipynb #c048
-def predict_x0(model_output: torch.Tensor, x_t: torch.Tensor, t, scheduler, prediction_type: str | None = None) -> torch.Tensor:
-    "The clean-image estimate x0_hat from a model output at step `t` (an int or one per sample), unclipped; float32 arithmetic, x_t's dtype."
+def predict_x0(
+    model_output: torch.Tensor, x_t: torch.Tensor, t, scheduler, prediction_type: str | None = None
+) -> torch.Tensor:
+    """The clean-image estimate x0_hat from a model output at step `t` (an int or one per sample), unclipped;
+    float32 arithmetic, x_t's dtype."""
     kind = prediction_type or scheduler.config.prediction_type
     if kind not in PREDICTION_TYPES:
-        raise ValueError(f"prediction_type {kind!r} is not supported; expected one of {', '.join(PREDICTION_TYPES)}")
+        raise ValueError(
+            f"prediction_type {kind!r} is not supported; expected one of {', '.join(PREDICTION_TYPES)}"
+        )
     if model_output.shape != x_t.shape:
-        raise ValueError(f"model_output has shape {tuple(model_output.shape)}; expected the shape of x_t, {tuple(x_t.shape)}")
+        raise ValueError(
+            f"model_output has shape {tuple(model_output.shape)}; expected the shape of x_t, "
+            f"{tuple(x_t.shape)}"
+        )
     t = _per_sample_steps(check_step(t, scheduler, "t"), len(x_t), x_t.device, "t")
-    if kind == "sample": return model_output.to(x_t.dtype)
+    if kind == "sample":
+        return model_output.to(x_t.dtype)
     abar = _alphas_cumprod(scheduler, x_t.device)[t].view(-1, *([1] * (x_t.ndim - 1)))
     x, out = x_t.float(), model_output.float()
-    x0_hat = (x - (1 - abar) ** 0.5 * out) / abar ** 0.5 if kind == "epsilon" else abar ** 0.5 * x - (1 - abar) ** 0.5 * out
+    x0_hat = (
+        (x - (1 - abar) ** 0.5 * out) / abar**0.5
+        if kind == "epsilon"
+        else abar**0.5 * x - (1 - abar) ** 0.5 * out
+    )
     return x0_hat.to(x_t.dtype)
 
 # %% ../nbs/02_backbones.ipynb #c051b
 def diffusion_target(x0: torch.Tensor, noise: torch.Tensor, t, scheduler) -> torch.Tensor:
-    """What a denoiser trained with `scheduler` should output at x_t = noise_to_step(x0, t, noise=noise): the noise
-    (epsilon), v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0 (v_prediction) or x0 itself (sample); in x0's dtype."""
+    """What a denoiser trained with `scheduler` should output at x_t = noise_to_step(x0, t, noise=noise): the
+    noise (epsilon), v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0 (v_prediction) or x0 itself (sample); in
+    x0's dtype."""
     kind = scheduler.config.prediction_type
     if kind not in PREDICTION_TYPES:
-        raise ValueError(f"prediction_type {kind!r} is not supported; expected one of {', '.join(PREDICTION_TYPES)}")
+        raise ValueError(
+            f"prediction_type {kind!r} is not supported; expected one of {', '.join(PREDICTION_TYPES)}"
+        )
     if noise.shape != x0.shape:
         raise ValueError(f"noise has shape {tuple(noise.shape)}; expected the shape of x0, {tuple(x0.shape)}")
     t = _per_sample_steps(check_step(t, scheduler, "t"), len(x0), x0.device, "t")
-    if kind == "epsilon": return noise.to(x0)
-    if kind == "sample": return x0
+    if kind == "epsilon":
+        return noise.to(x0)
+    if kind == "sample":
+        return x0
     abar = _alphas_cumprod(scheduler, x0.device)[t].view(-1, *([1] * (x0.ndim - 1)))
-    return (abar ** 0.5 * noise.to(x0.device).float() - (1 - abar) ** 0.5 * x0.float()).to(x0.dtype)
+    return (abar**0.5 * noise.to(x0.device).float() - (1 - abar) ** 0.5 * x0.float()).to(x0.dtype)
 
 # %% ../nbs/02_backbones.ipynb #c053
-def ddim_step(scheduler, model_output: torch.Tensor, t: int, prev_t: int, x_t: torch.Tensor, eta: float = 0.0,
-              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "One DDIM update from step `t` to `prev_t` (< 0: to the clean image); returns (x_prev, x0_hat) in x_t's dtype, computed in float32."
+def ddim_step(
+    scheduler,
+    model_output: torch.Tensor,
+    t: int,
+    prev_t: int,
+    x_t: torch.Tensor,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DDIM update from step `t` to `prev_t` (< 0: to the clean image); returns (x_prev, x0_hat) in x_t's
+    dtype, computed in float32."""
     config = scheduler.config
     if config.get("thresholding", False):
-        raise ValueError("scheduler has thresholding=True, which ddim_step does not support; use clip_sample instead")
-    abar = scheduler.alphas_cumprod.float()                      # 0-d float32 coefficients, as the stock step's
+        raise ValueError(
+            "scheduler has thresholding=True, which ddim_step does not support; use clip_sample instead"
+        )
+    abar = scheduler.alphas_cumprod.float()  # 0-d float32 coefficients, as the stock step's
     a_t = abar[t]
-    a_prev = abar[prev_t] if prev_t >= 0 else torch.as_tensor(getattr(scheduler, "final_alpha_cumprod", 1.0), dtype=torch.float32)
+    a_prev = (
+        abar[prev_t]
+        if prev_t >= 0
+        else torch.as_tensor(getattr(scheduler, "final_alpha_cumprod", 1.0), dtype=torch.float32)
+    )
     x, out = x_t.float(), model_output.float()
     x0_hat = predict_x0(out, x, t, scheduler)
-    eps = out if config.prediction_type == "epsilon" else (x - a_t ** 0.5 * x0_hat) / (1 - a_t) ** 0.5
-    if config.get("clip_sample", False): x0_hat = x0_hat.clamp(-config.clip_sample_range, config.clip_sample_range)
-    sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5 if eta > 0 else 0.0   # eta = 0: no 0/0
-    x_prev = a_prev ** 0.5 * x0_hat + (1 - a_prev - sigma ** 2).clamp(min=0) ** 0.5 * eps
+    eps = out if config.prediction_type == "epsilon" else (x - a_t**0.5 * x0_hat) / (1 - a_t) ** 0.5
+    if config.get("clip_sample", False):
+        x0_hat = x0_hat.clamp(-config.clip_sample_range, config.clip_sample_range)
+    sigma = (
+        eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5 if eta > 0 else 0.0
+    )  # eta = 0: no 0/0
+    x_prev = a_prev**0.5 * x0_hat + (1 - a_prev - sigma**2).clamp(min=0) ** 0.5 * eps
     if eta > 0:
-        z = torch.randn(x_t.shape, generator=generator, dtype=torch.float32,
-                        device=generator.device if generator is not None else x_t.device).to(x_t.device)
+        z = torch.randn(
+            x_t.shape,
+            generator=generator,
+            dtype=torch.float32,
+            device=generator.device if generator is not None else x_t.device,
+        ).to(x_t.device)
         x_prev = x_prev + sigma * z
     return x_prev.to(x_t.dtype), x0_hat.to(x_t.dtype)
 
 # %% ../nbs/02_backbones.ipynb #c057
 def sampling_timesteps(K: int, num_steps: int) -> list[int]:
-    "The `num_steps` model-call steps from `K` down to 0, evenly spaced, both ends included (distinct: 1 <= num_steps <= K + 1)."
+    """The `num_steps` model-call steps from `K` down to 0, evenly spaced, both ends included (distinct: 1 <=
+    num_steps <= K + 1)."""
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
         raise TypeError(f"num_steps={num_steps!r} is a {type(num_steps).__name__}; expected an int")
     if not 1 <= num_steps <= K + 1:
-        raise ValueError(f"num_steps={num_steps} does not fit K={K}; expected 1 <= num_steps <= K + 1 = {K + 1} (one model call per step at most)")
+        raise ValueError(
+            f"num_steps={num_steps} does not fit K={K}; expected 1 <= num_steps <= K + 1 = {K + 1} (one "
+            "model call per step at most)"
+        )
     return [int(t) for t in np.round(np.linspace(K, 0, num_steps))] if num_steps > 1 else [int(K)]
+
 
 @dataclass
 class StepState:
-    "What a sampling hook sees at step `i` (of `num_steps`): the model call at step `t`, going to `prev_t` (-1: clean)."
+    """What a sampling hook sees at step `i` (of `num_steps`): the model call at step `t`, going to `prev_t`
+    (-1: clean)."""
+
     i: int
     t: int
     prev_t: int
@@ -487,48 +804,75 @@ class StepState:
 # %% ../nbs/02_backbones.ipynb #c058
 def _sampler_kind(scheduler) -> str:
     from diffusers import DDIMScheduler, DDPMScheduler
-    if isinstance(scheduler, DDIMScheduler): return "ddim"
-    if isinstance(scheduler, DDPMScheduler): return "ddpm"
-    raise TypeError(f"sample_from_step runs a DDIMScheduler or DDPMScheduler, got {type(scheduler).__name__}; make one with make_scheduler")
+
+    if isinstance(scheduler, DDIMScheduler):
+        return "ddim"
+    if isinstance(scheduler, DDPMScheduler):
+        return "ddpm"
+    raise TypeError(
+        f"sample_from_step runs a DDIMScheduler or DDPMScheduler, got {type(scheduler).__name__}; make one "
+        "with make_scheduler"
+    )
+
 
 def _check_model_input(model, x: torch.Tensor, model_kwargs: dict):
     "Refuse an x_K (or per-sample keyword argument) that the model cannot take, with the reason."
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"x_K must be a (N, C, H, W) tensor, got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    if not x.is_floating_point(): raise ValueError(f"x_K has dtype {x.dtype}; expected a float tensor")
+        raise ValueError(
+            "x_K must be a (N, C, H, W) tensor, got "
+            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"x_K has dtype {x.dtype}; expected a float tensor")
     channels = _config_get(model, "in_channels")
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"x_K has {x.shape[1]} channels but the model takes in_channels={channels} "
-                         f"(a latent model takes latents: encode images with its VAE first)")
+        raise ValueError(
+            f"x_K has {x.shape[1]} channels but the model takes in_channels={channels} "
+            f"(a latent model takes latents: encode images with its VAE first)"
+        )
     if type(model).__name__ == "UNet2DModel":
         factor = 2 ** (len(model.config.block_out_channels) - 1)
         if x.shape[-2] % factor or x.shape[-1] % factor:
-            raise ValueError(f"x_K is {x.shape[-2]}x{x.shape[-1]} px but this UNet halves the size "
-                             f"{len(model.config.block_out_channels) - 1} times; H and W must be multiples of {factor}")
+            raise ValueError(
+                f"x_K is {x.shape[-2]}x{x.shape[-1]} px but this UNet halves the size "
+                f"{len(model.config.block_out_channels) - 1} times; H and W must be multiples of {factor}"
+            )
     params = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     if params is not None and params.device != x.device:
         raise ValueError(f"x_K is on {x.device} but the model is on {params.device}; move one to the other")
     for key, value in model_kwargs.items():
         if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] != x.shape[0]:
-            raise ValueError(f"model_kwargs[{key!r}] has batch {value.shape[0]} but x_K has batch {x.shape[0]}; expected one per sample")
+            raise ValueError(
+                f"model_kwargs[{key!r}] has batch {value.shape[0]} but x_K has batch {x.shape[0]}; expected "
+                "one per sample"
+            )
+
 
 def _model_kwargs_for(model, model_kwargs: dict, like: torch.Tensor) -> dict:
     "`model_kwargs` with every tensor on the model's device, floating ones in the model's dtype."
     dtype, device = getattr(model, "dtype", like.dtype), getattr(model, "device", like.device)
+
     def cast(v):
-        if not isinstance(v, torch.Tensor): return v
+        if not isinstance(v, torch.Tensor):
+            return v
         return v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device)
+
     return {k: cast(v) for k, v in model_kwargs.items()}
 
+
 def model_output(model, x: torch.Tensor, t: int, model_kwargs: dict) -> torch.Tensor:
-    "The model's prediction at step `t` (`model_kwargs` already on the model, see `_model_kwargs_for`) shaped and typed like `x`."
+    """The model's prediction at step `t` (`model_kwargs` already on the model, see `_model_kwargs_for`)
+    shaped and typed like `x`."""
     dtype = getattr(model, "dtype", x.dtype)
     out = model(x.to(dtype), torch.full((len(x),), t, device=x.device, dtype=torch.long), **model_kwargs)
     out = out.sample if hasattr(out, "sample") else out[0] if isinstance(out, tuple) else out
     if out.shape != x.shape:
-        raise ValueError(f"model output has shape {tuple(out.shape)}; expected the shape of x_t, {tuple(x.shape)} "
-                         f"(models with learned variance, out_channels = 2 x in_channels, are not supported)")
+        raise ValueError(
+            f"model output has shape {tuple(out.shape)}; expected the shape of x_t, {tuple(x.shape)} "
+            f"(models with learned variance, out_channels = 2 x in_channels, are not supported)"
+        )
     return out.to(x.dtype)
+
 
 def _hook_result(value, like: torch.Tensor, hook: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor) or value.shape != like.shape:
@@ -536,47 +880,79 @@ def _hook_result(value, like: torch.Tensor, hook: str) -> torch.Tensor:
         raise ValueError(f"{hook} returned {got}; expected None or a tensor of shape {tuple(like.shape)}")
     return value.detach().to(like.dtype)
 
-def sample_from_step(model, x_K: torch.Tensor, K: int, scheduler, num_steps: int | None = None,
-                     before_step: Callable | None = None, after_step: Callable | None = None,
-                     generator: torch.Generator | None = None, model_kwargs: dict | None = None,
-                     eta: float = 0.0, progress: bool = True) -> torch.Tensor:
-    "Denoise `x_K` (noised to step `K`) to a clean sample with the DDPM or DDIM `scheduler`, calling the hooks at every step."
+
+def sample_from_step(
+    model,
+    x_K: torch.Tensor,
+    K: int,
+    scheduler,
+    num_steps: int | None = None,
+    before_step: Callable | None = None,
+    after_step: Callable | None = None,
+    generator: torch.Generator | None = None,
+    model_kwargs: dict | None = None,
+    eta: float = 0.0,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Denoise `x_K` (noised to step `K`) to a clean sample with the DDPM or DDIM `scheduler`, calling the
+    hooks at every step."""
     kind = _sampler_kind(scheduler)
-    if isinstance(K, torch.Tensor): raise TypeError("K must be one int step for the whole batch when sampling, got a tensor")
+    if isinstance(K, torch.Tensor):
+        raise TypeError("K must be one int step for the whole batch when sampling, got a tensor")
     K = check_step(K, scheduler)
-    if num_steps is None: num_steps = K + 1 if kind == "ddpm" else min(int(setting("num_steps")), K + 1)
+    if num_steps is None:
+        num_steps = K + 1 if kind == "ddpm" else min(int(setting("num_steps")), K + 1)
     timesteps = sampling_timesteps(K, num_steps)
     model_kwargs = dict(model_kwargs or {})
     _check_model_input(model, x_K, model_kwargs)
     model_kwargs = _model_kwargs_for(model, model_kwargs, x_K)
-    if kind == "ddpm":   # a private copy with our timesteps: DDPMScheduler.step looks up the previous step there
+    if (
+        kind == "ddpm"
+    ):  # a private copy with our timesteps: DDPMScheduler.step looks up the previous step there
         ddpm = type(scheduler).from_config(scheduler.config)
         ddpm.set_timesteps(timesteps=timesteps)
     x = x_K
-    bar = tqdm(list(zip(timesteps, timesteps[1:] + [-1])), disable=not progress, desc=f"{kind} from K={K}", leave=False)
+    bar = tqdm(
+        list(zip(timesteps, timesteps[1:] + [-1])),
+        disable=not progress,
+        desc=f"{kind} from K={K}",
+        leave=False,
+    )
     for i, (t, prev_t) in enumerate(bar):
-        state = StepState(i=i, t=t, prev_t=prev_t, num_steps=len(timesteps), x_t=x, model=model,
-                          model_kwargs=model_kwargs, scheduler=scheduler)
+        state = StepState(
+            i=i,
+            t=t,
+            prev_t=prev_t,
+            num_steps=len(timesteps),
+            x_t=x,
+            model=model,
+            model_kwargs=model_kwargs,
+            scheduler=scheduler,
+        )
         if before_step is not None:
             new = before_step(state)
-            if new is not None: x = state.x_t = _hook_result(new, x, "before_step")
+            if new is not None:
+                x = state.x_t = _hook_result(new, x, "before_step")
         with torch.no_grad():
             out = model_output(model, x, t, model_kwargs)
             if kind == "ddpm":
-                result = ddpm.step(out.float(), t, x.float(), generator=generator)   # float32 arithmetic
+                result = ddpm.step(out.float(), t, x.float(), generator=generator)  # float32 arithmetic
                 x_prev, x0_hat = result.prev_sample.to(x.dtype), result.pred_original_sample.to(x.dtype)
             else:
                 x_prev, x0_hat = ddim_step(scheduler, out, t, prev_t, x, eta=eta, generator=generator)
         state.model_output, state.x0_hat, state.x_prev = out, x0_hat, x_prev
         if after_step is not None:
             new = after_step(state)
-            if new is not None: x_prev = _hook_result(new, x_prev, "after_step")
+            if new is not None:
+                x_prev = _hook_result(new, x_prev, "after_step")
         x = x_prev
     return x
 
 # %% ../nbs/02_backbones.ipynb #c079
 class EmpiricalDenoiser(torch.nn.Module):
-    "The exact posterior-mean denoiser of a finite image set `images` (N, C, H, W); outputs what `scheduler` predicts, like a UNet."
+    """The exact posterior-mean denoiser of a finite image set `images` (N, C, H, W); outputs what `scheduler`
+    predicts, like a UNet."""
+
     def __init__(self, images: torch.Tensor, scheduler):
         super().__init__()
         if not isinstance(images, torch.Tensor) or images.ndim != 4:
@@ -584,12 +960,18 @@ class EmpiricalDenoiser(torch.nn.Module):
         self.register_buffer("images", images.float())
         self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.float().clone())
         self.scheduler = scheduler
+
     def x0_hat(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         "The posterior mean E[x0 | x_t]: a softmax-weighted average of the images."
         abar = self.alphas_cumprod[t].view(-1, 1)
-        d2 = (x_t.flatten(1)[:, None, :] - abar.sqrt()[:, :, None] * self.images.flatten(1)[None]).square().sum(-1)
+        d2 = (
+            (x_t.flatten(1)[:, None, :] - abar.sqrt()[:, :, None] * self.images.flatten(1)[None])
+            .square()
+            .sum(-1)
+        )
         weights = torch.softmax(-d2 / (2 * (1 - abar)), dim=1)
         return (weights @ self.images.flatten(1)).view_as(x_t)
+
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = t.to(self.images.device).long().expand(len(x_t))
         abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
@@ -597,25 +979,48 @@ class EmpiricalDenoiser(torch.nn.Module):
         return diffusion_target(x0, (x_t - abar.sqrt() * x0) / (1 - abar).sqrt(), t, self.scheduler)
 
 # %% ../nbs/02_backbones.ipynb #c084
-def restore_from_step(y: torch.Tensor, model, scheduler, K: int, num_steps: int | None = None,
-                      generator: torch.Generator | None = None, progress: bool = True, **sample_kw) -> torch.Tensor:
-    "The simplest restoration by generation (paper 000): noise `y` to step `K` and denoise it with the prior `model`."
+def restore_from_step(
+    y: torch.Tensor,
+    model,
+    scheduler,
+    K: int,
+    num_steps: int | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+    **sample_kw,
+) -> torch.Tensor:
+    """The simplest restoration by generation: noise `y` to step `K` and denoise it with the prior
+    `model`."""
     if not isinstance(y, torch.Tensor) or y.ndim != 4:
-        raise ValueError(f"y must be a (N, C, H, W) tensor, got {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
+        raise ValueError(
+            "y must be a (N, C, H, W) tensor, got "
+            f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}"
+        )
     x_K = noise_to_step(y, K, scheduler, generator=generator)
-    return sample_from_step(model, x_K, K, scheduler, num_steps=num_steps, generator=generator, progress=progress, **sample_kw)
+    return sample_from_step(
+        model, x_K, K, scheduler, num_steps=num_steps, generator=generator, progress=progress, **sample_kw
+    )
 
 # %% ../nbs/02_backbones.ipynb #c089
 def load_unet_prior(id_or_path: str | Path, sampler: str | None = None, device=None, dtype=None):
-    "A `UNet2DModel` prior and its scheduler (as `sampler`, by default the lab's) from a folder or hub id: (model, scheduler)."
+    """A `UNet2DModel` prior and its scheduler (as `sampler`, by default the lab's) from a folder or hub id:
+    (model, scheduler)."""
     import warnings
+
     sampler = setting("sampler", sampler)
-    scheduler_class(sampler)                                   # an unknown sampler fails before the model loads
+    scheduler_class(sampler)  # an unknown sampler fails before the model loads
     model = load_model("UNet2DModel", id_or_path, device=device, dtype=dtype)
-    try: scheduler = load_scheduler(id_or_path, kind=sampler)
+    try:
+        scheduler = load_scheduler(id_or_path, kind=sampler)
     except MissingConfigError:
         scheduler = make_scheduler(sampler)
-        warnings.warn(f"prior '{id_or_path}' has no scheduler_config.json (nor scheduler/scheduler_config.json): using a default "
-                      f"linear 1000-step {type(scheduler).__name__} schedule, which is wrong for a prior trained with another "
-                      f"schedule; save the prior's scheduler beside it with scheduler.save_pretrained", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"prior '{id_or_path}' has no scheduler_config.json (nor scheduler/scheduler_config.json): using "
+            "a default "
+            f"linear 1000-step {type(scheduler).__name__} schedule, which is wrong for a prior trained with "
+            "another "
+            f"schedule; save the prior's scheduler beside it with scheduler.save_pretrained",
+            UserWarning,
+            stacklevel=2,
+        )
     return model, scheduler

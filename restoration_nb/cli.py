@@ -18,8 +18,10 @@ __all__ = ['IMAGE_SUFFIXES', 'RESTORE_METHODS', 'RESTORE_RECIPES', 'METHOD_KNOBS
 # %% ../nbs/05_cli.ipynb #c005
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
+
 class CLIError(Exception):
     "A problem with the command line that is reported as one line, without a traceback."
+
 
 def image_files(paths) -> list[Path]:
     "Image files named by `paths` (files, or folders whose image files are taken in name order)."
@@ -27,23 +29,29 @@ def image_files(paths) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not found: raise CLIError(f"folder '{p}' holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            if not found:
+                raise CLIError(f"folder '{p}' holds no image files ({', '.join(IMAGE_SUFFIXES)})")
             files += found
-        elif p.exists(): files.append(p)
+        elif p.exists():
+            files.append(p)
         elif p.is_symlink():
             raise CLIError(f"input '{p}' {_link_problem(p)}; expected an image file or a folder")
-        else: raise CLIError(f"input not found: '{p}'")
+        else:
+            raise CLIError(f"input not found: '{p}'")
     return files
+
 
 def _link_problem(link: Path) -> str:
     "Why the symbolic link `link` leads to no file: a loop, or a target that does not exist."
     try:
         link.resolve(strict=True)
-    except RuntimeError:                     # Python 3.11 and 3.12 report a loop this way
+    except RuntimeError:  # Python 3.11 and 3.12 report a loop this way
         return "is a symbolic link loop"
     except OSError as e:
-        if e.errno == errno.ELOOP: return "is a symbolic link loop"
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link loop"
     return f"is a symbolic link to '{os.readlink(link)}', which does not exist"
+
 
 def output_folder(path) -> Path:
     "`path` as the folder a command writes into; an existing file there is refused before any work."
@@ -58,21 +66,38 @@ def _planned_outputs(inputs: list[Path], out_dir: Path, suffix: str = ".png") ->
     outs = [out_dir / (p.stem + suffix) for p in inputs]
     seen = {}
     for inp, out in zip(inputs, outs):
-        if out in seen: raise CLIError(f"inputs '{seen[out]}' and '{inp}' would both write '{out}'; rename one or degrade them separately")
+        if out in seen:
+            raise CLIError(
+                f"inputs '{seen[out]}' and '{inp}' would both write '{out}'; rename one or degrade them "
+                "separately"
+            )
         seen[out] = inp
     return outs
 
+
 def cmd_degrade(args) -> int:
     from tqdm.auto import tqdm
-    from restoration_nb.core import read_image, save_image, check_output_path, atomic_write_json, make_generator, get_device, setting
+    from restoration_nb.core import (
+        read_image,
+        save_image,
+        check_output_path,
+        atomic_write_json,
+        make_generator,
+        get_device,
+        setting,
+    )
     from restoration_nb.degradations import classical_degrade, second_order_degrade, DEGRADATION_RANGES
+
     inputs = image_files(args.inputs)
     out_dir = output_folder(args.out)
     outs = _planned_outputs(inputs, out_dir)
-    for out in outs + [out_dir / "degradations.json"]: check_output_path(out, inputs=inputs, overwrite=args.overwrite)
+    for out in outs + [out_dir / "degradations.json"]:
+        check_output_path(out, inputs=inputs, overwrite=args.overwrite)
     device, seed = get_device(args.device), int(setting("seed", args.seed))
     ranges = "paper" if args.paper_ranges else "paper, scaled to the image size"
-    record = dict(mode=args.mode, seed=seed, ranges=ranges if args.mode == "second-order" else None, images=[])
+    record = dict(
+        mode=args.mode, seed=seed, ranges=ranges if args.mode == "second-order" else None, images=[]
+    )
     # every input is read before any output is written
     images = [read_image(inp, size=args.size, square=args.square) for inp in inputs]
     jobs = list(zip(inputs, outs, images))
@@ -80,42 +105,59 @@ def cmd_degrade(args) -> int:
         x = x.to(device)
         g = make_generator(seed + i, device)
         if args.mode == "second-order":
-            y, params = second_order_degrade(x, generator=g, ranges=DEGRADATION_RANGES if args.paper_ranges else None)
+            y, params = second_order_degrade(
+                x, generator=g, ranges=DEGRADATION_RANGES if args.paper_ranges else None
+            )
         else:
             params = dict(sigma=args.sigma, scale=args.scale, noise=args.noise, quality=args.quality)
             y = classical_degrade(x, generator=g, **params)
         save_image(y[0], out, overwrite=args.overwrite, inputs=inputs)
-        record["images"].append(dict(input=str(inp), output=str(out), seed=seed + i, params=_jsonable(params)))
+        record["images"].append(
+            dict(input=str(inp), output=str(out), seed=seed + i, params=_jsonable(params))
+        )
     atomic_write_json(out_dir / "degradations.json", record)
     print(f"degraded {len(inputs)} image(s) into '{out_dir}' ({args.mode}, seed {seed})")
     return 0
 
+
 def _jsonable(obj):
     "Tensors and numpy values as plain JSON numbers and lists."
-    if isinstance(obj, dict): return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)): return [_jsonable(v) for v in obj]
-    if hasattr(obj, "tolist"): return obj.tolist()
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
     return obj
 
 # %% ../nbs/05_cli.ipynb #c011
 def cmd_evaluate(args) -> int:
     from restoration_nb.core import read_images, check_output_path
     from restoration_nb.metrics import evaluate, summarize
+
     restored, reference = image_files(args.restored), image_files(args.reference)
     if len(restored) != len(reference):
-        raise CLIError(f"{len(restored)} restored image(s) but {len(reference)} reference(s); expected one reference per restored image")
+        raise CLIError(
+            f"{len(restored)} restored image(s) but {len(reference)} reference(s); expected one reference "
+            "per restored image"
+        )
     out = Path(args.out) if args.out else None
     if out is not None:
-        if out.suffix not in (".csv", ".json"): raise CLIError(f"--out '{out}' must end in .csv or .json")
+        if out.suffix not in (".csv", ".json"):
+            raise CLIError(f"--out '{out}' must end in .csv or .json")
         check_output_path(out, inputs=restored + reference, overwrite=args.overwrite)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     x = read_images(restored, size=args.size, square=args.square)
     y = read_images(reference, size=args.size, square=args.square)
     if x.shape[-2:] != y.shape[-2:]:
-        raise CLIError(f"the restored images are {x.shape[-1]}x{x.shape[-2]} px but the references "
-                       f"{y.shape[-1]}x{y.shape[-2]} px; pass --size N to resize both to NxN")
+        raise CLIError(
+            f"the restored images are {x.shape[-1]}x{x.shape[-2]} px but the references "
+            f"{y.shape[-1]}x{y.shape[-2]} px; pass --size N to resize both to NxN"
+        )
     table = evaluate(x, y, metrics=metrics, names=[p.name for p in restored])
-    print(table.to_markdown()); print(); print(summarize(table).to_markdown())
+    print(table.to_markdown())
+    print()
+    print(summarize(table).to_markdown())
     if out is not None:
         (table.to_csv if out.suffix == ".csv" else table.to_json)(out, overwrite=args.overwrite)
         print(f"table written to '{out}'")
@@ -124,14 +166,24 @@ def cmd_evaluate(args) -> int:
 # %% ../nbs/05_cli.ipynb #c013
 def cmd_sweep(args) -> int:
     from restoration_nb.sweeps import run_sweep_spec, STATUS_OK, STATUS_SKIPPED
+
     out_dir = output_folder(args.out) if args.out else None
-    table = run_sweep_spec(args.spec, out_dir=out_dir, overwrite=args.overwrite, progress=not args.quiet,
-                           backend=args.backend, address=args.address)
+    table = run_sweep_spec(
+        args.spec,
+        out_dir=out_dir,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        backend=args.backend,
+        address=args.address,
+    )
     print(table.to_markdown())
     failed = [r["point"] for r in table.rows if r["status"] not in (STATUS_OK, STATUS_SKIPPED)]
     if failed:
-        print(f"{len(failed)} of {len(table)} sweep points failed ({', '.join(failed)}); the status column "
-              "above and each point's point.json say why", file=sys.stderr)
+        print(
+            f"{len(failed)} of {len(table)} sweep points failed ({', '.join(failed)}); the status column "
+            "above and each point's point.json say why",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -149,16 +201,20 @@ def demo_restorer_args(args, method: str) -> argparse.Namespace:
     chosen = dict(method=method, prior=args.prior, K=args.K, num_steps=args.num_steps, recipe="none")
     return argparse.Namespace(**knobs | chosen, quiet=args.quiet)
 
+
 def per_face_scores(people: list, scores: dict) -> "Table":
     "One row per face: its person, then PSNR and identity cosine under each name of `scores` (`evaluate`)."
     from restoration_nb.core import Table
+
     rows = []
     for i, person in enumerate(people):
         row = dict(face=i, person=person)
         for name, table in scores.items():
             face_scores = table.rows[i]
-            if "psnr" in face_scores: row[f"psnr {name}"] = face_scores["psnr"]
-            if "id_cosine" in face_scores: row[f"identity {name}"] = face_scores["id_cosine"]
+            if "psnr" in face_scores:
+                row[f"psnr {name}"] = face_scores["psnr"]
+            if "id_cosine" in face_scores:
+                row[f"identity {name}"] = face_scores["id_cosine"]
         rows.append(row)
     return Table(rows)
 
@@ -169,35 +225,42 @@ def cmd_demo(args) -> int:
     from restoration_nb.metrics import check_metrics, unavailable_metrics
     from restoration_nb.degradations import TIERS
     from restoration_nb.quality import PROTOCOL_FACES, protocol_faces, protocol_inputs
+
     out_dir = output_folder(args.out or Path(setting("output_dir")) / "demo")
     if out_dir.exists() and any(out_dir.iterdir()) and not args.overwrite:
-        raise CLIError(f"output folder '{out_dir}' exists and is not empty; pass --overwrite to replace "
-                       "its files, or choose another --out")
+        raise CLIError(
+            f"output folder '{out_dir}' exists and is not empty; pass --overwrite to replace "
+            "its files, or choose another --out"
+        )
     if not 1 <= args.n <= PROTOCOL_FACES:
         raise CLIError(f"--n {args.n}; expected 1 to {PROTOCOL_FACES}, the quality protocol's faces")
     if args.tier not in TIERS:
         raise CLIError(f"--tier {args.tier!r}; expected one of {', '.join(TIERS)}")
     method = args.method or setting("demo_method")
     if method not in RESTORE_METHODS:
-        raise CLIError(f"demo_method = {method!r} in the settings; "
-                       f"expected one of {', '.join(RESTORE_METHODS)}")
+        raise CLIError(
+            f"demo_method = {method!r} in the settings; expected one of {', '.join(RESTORE_METHODS)}"
+        )
     restorer_args = demo_restorer_args(args, method)
     device, seed = get_device(args.device), int(setting("seed", args.seed))
     metrics = check_metrics([m.strip() for m in (args.metrics or DEMO_METRICS).split(",") if m.strip()])
     no_dlib = unavailable_metrics(("identity",)).get("identity")
     if no_dlib:
-        raise CLIError(f"the demo's faces are album photos that dlib aligns, and dlib cannot run here "
-                       f"({no_dlib})")
+        raise CLIError(
+            f"the demo's faces are album photos that dlib aligns, and dlib cannot run here ({no_dlib})"
+        )
     t0 = time.time()
-    faces = protocol_faces(args.n) if method == "instant" else None   # instant reads each face's references
+    faces = protocol_faces(args.n) if method == "instant" else None  # instant reads each face's references
     references = None if faces is None else faces.references
     restore, size, knobs = method_restorer(restorer_args, device, seed, references)
-    if faces is None: faces = protocol_faces(args.n, size=size)
+    if faces is None:
+        faces = protocol_faces(args.n, size=size)
     missing = unavailable_metrics(metrics, size=size)
     if missing and args.metrics:
         name, why = next(iter(missing.items()))
         raise CLIError(f"--metrics {name} cannot run here: {why}")
-    for name, why in missing.items(): print(f"{name} skipped: {why}")
+    for name, why in missing.items():
+        print(f"{name} skipped: {why}")
     metrics = tuple(m for m in metrics if m not in missing)
     degraded = protocol_inputs(faces.clean, args.tier, seed)
     with torch.no_grad():
@@ -212,13 +275,16 @@ def demo_outputs(args, out_dir: Path, columns: dict, faces, metrics: tuple, run:
     import io
     from restoration_nb.core import atomic_write_bytes, check_output_path, comparison_grid, save_image, Table
     from restoration_nb.metrics import evaluate, summarize
+
     scores, rows = {}, []
     for name, batch in columns.items():
-        if name == "clean": continue
+        if name == "clean":
+            continue
         scores[name] = evaluate(batch, faces.clean, metrics=metrics)
         rows += [dict(method=name, person=p, **r) for p, r in zip(faces.people, scores[name].rows)]
         folder = out_dir / ("degraded" if name == "degraded" else "restored")
-        for i, im in enumerate(batch): save_image(im, folder / f"face{i}.png", overwrite=args.overwrite)
+        for i, im in enumerate(batch):
+            save_image(im, folder / f"face{i}.png", overwrite=args.overwrite)
     results = Table(rows)
     results.to_csv(out_dir / "metrics.csv", overwrite=args.overwrite)
     fig = comparison_grid(columns, suptitle=f"demo: {run['method']} on {run['tier']}, seed {run['seed']}")
@@ -237,58 +303,113 @@ def demo_outputs(args, out_dir: Path, columns: dict, faces, metrics: tuple, run:
 def cmd_sample(args) -> int:
     from restoration_nb.core import get_device, setting, save_image, check_output_path, atomic_write_json
     from restoration_nb.priors import load_prior, sample_prior
+
     out_dir = output_folder(args.out)
     outs = [out_dir / f"sample{i}.png" for i in range(args.n)] + [out_dir / "samples.json"]
-    if args.n < 1: raise CLIError(f"--n {args.n}: expected at least 1 sample")
-    for out in outs: check_output_path(out, overwrite=args.overwrite)
+    if args.n < 1:
+        raise CLIError(f"--n {args.n}: expected at least 1 sample")
+    for out in outs:
+        check_output_path(out, overwrite=args.overwrite)
     prior = load_prior(setting("prior", args.prior), device=get_device(args.device))
     if args.prompt is not None and not prior.conditional:
-        raise CLIError(f"--prompt given but prior {prior.name!r} is unconditional; use a conditional prior such as micro-sd-faces64")
+        raise CLIError(
+            f"--prompt given but prior {prior.name!r} is unconditional; use a conditional prior such as "
+            "micro-sd-faces64"
+        )
     seed = int(setting("seed", args.seed))
-    x = sample_prior(prior, args.n, num_steps=args.num_steps, prompt=args.prompt or "face", guidance_scale=args.guidance,
-                     seed=seed, progress=not args.quiet)
-    for i, out in enumerate(outs[:-1]): save_image(x[i], out, overwrite=args.overwrite)
-    record = dict(prior=prior.name, seed=seed, num_steps=args.num_steps, sampler=type(prior.scheduler).__name__,
-                  prompt=(args.prompt or "face") if prior.conditional else None, guidance_scale=args.guidance if prior.conditional else None,
-                  files=[o.name for o in outs[:-1]])
+    x = sample_prior(
+        prior,
+        args.n,
+        num_steps=args.num_steps,
+        prompt=args.prompt or "face",
+        guidance_scale=args.guidance,
+        seed=seed,
+        progress=not args.quiet,
+    )
+    for i, out in enumerate(outs[:-1]):
+        save_image(x[i], out, overwrite=args.overwrite)
+    record = dict(
+        prior=prior.name,
+        seed=seed,
+        num_steps=args.num_steps,
+        sampler=type(prior.scheduler).__name__,
+        prompt=(args.prompt or "face") if prior.conditional else None,
+        guidance_scale=args.guidance if prior.conditional else None,
+        files=[o.name for o in outs[:-1]],
+    )
     atomic_write_json(outs[-1], record)
-    print(f"sampled {args.n} face(s) from {prior.name} into '{out_dir}' (seed {seed}, {args.num_steps} steps)")
+    print(
+        f"sampled {args.n} face(s) from {prior.name} into '{out_dir}' (seed {seed}, {args.num_steps} steps)"
+    )
     return 0
 
+
 def _channels(text: str) -> tuple:
-    try: return tuple(int(c) for c in text.split(","))
-    except ValueError: raise CLIError(f"--channels {text!r}: expected four comma-separated integers, e.g. 32,64,128,128") from None
+    try:
+        return tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise CLIError(
+            f"--channels {text!r}: expected four comma-separated integers, e.g. 32,64,128,128"
+        ) from None
+
 
 def cmd_train_prior(args) -> int:
     from restoration_nb.priors import train_prior, load_training_faces
     from restoration_nb.training import CHECKPOINT
+
     out_dir = output_folder(args.out or Path("runs") / args.name)
     if args.faces is not None and args.faces < 1:
-        raise CLIError(f"--faces {args.faces}; expected a number of training faces >= 1 "
-                       "(leave it out to train on all)")
+        raise CLIError(
+            f"--faces {args.faces}; expected a number of training faces >= 1 (leave it out to train on all)"
+        )
     if (out_dir / CHECKPOINT).exists():
-        if args.overwrite: (out_dir / CHECKPOINT).unlink(missing_ok=True)     # missing_ok: N processes under accelerate launch
-        else: print(f"resuming from '{out_dir / CHECKPOINT}' (pass --overwrite to start again)")
-    overrides = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, max_minutes=args.max_minutes, lr=args.lr,
-                                       grad_accum=args.grad_accum).items() if v is not None}
-    if args.channels: overrides["channels"] = _channels(args.channels)
+        if args.overwrite:
+            (out_dir / CHECKPOINT).unlink(missing_ok=True)  # missing_ok: N processes under accelerate launch
+        else:
+            print(f"resuming from '{out_dir / CHECKPOINT}' (pass --overwrite to start again)")
+    overrides = {
+        k: v
+        for k, v in dict(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            max_minutes=args.max_minutes,
+            lr=args.lr,
+            grad_accum=args.grad_accum,
+        ).items()
+        if v is not None
+    }
+    if args.channels:
+        overrides["channels"] = _channels(args.channels)
     faces = load_training_faces(limit=args.faces, progress=not args.quiet) if args.faces is not None else None
-    main = int(os.environ.get("RANK", 0)) == 0          # under accelerate launch, the main process speaks for all
+    main = int(os.environ.get("RANK", 0)) == 0  # under accelerate launch, the main process speaks for all
     try:
-        log = train_prior(args.name, out_dir, args.preset, faces=faces, device=args.device, progress=not args.quiet,
-                          init=args.init, **overrides)
-    except InterruptedError as stopped:                 # SIGTERM: the step finished and its checkpoint is written
+        log = train_prior(
+            args.name,
+            out_dir,
+            args.preset,
+            faces=faces,
+            device=args.device,
+            progress=not args.quiet,
+            init=args.init,
+            **overrides,
+        )
+    except InterruptedError as stopped:  # SIGTERM: the step finished and its checkpoint is written
         if main:
             print(f"{args.name}: {stopped}")
         return 0
     state = "finished" if log["finished"] else "stopped (time budget); run the same command to resume"
     if main:
-        print(f"{args.name}: step {log['step']} of {log['config']['steps']}, {log['minutes']:.1f} min on {log['device']} "
-              f"({log['processes']} process{'es' if log['processes'] > 1 else ''}): {state}")
+        print(
+            f"{args.name}: step {log['step']} of {log['config']['steps']}, {log['minutes']:.1f} min on "
+            f"{log['device']} "
+            f"({log['processes']} process{'es' if log['processes'] > 1 else ''}): {state}"
+        )
     return 0
+
 
 def cmd_save_prior(args) -> int:
     from restoration_nb.priors import save_prior
+
     folder = save_prior(args.run, output_folder(args.to), overwrite=args.overwrite, note=args.note)
     print(f"saved the prior trained in '{args.run}' to '{folder}'")
     return 0
@@ -296,12 +417,18 @@ def cmd_save_prior(args) -> int:
 # %% ../nbs/05_cli.ipynb #c019
 RESTORE_METHODS = ("gen2res", "flipnet", "adapter", "instant")
 RESTORE_RECIPES = ("fast", "published", "none")
-METHOD_KNOBS = dict(gen2res=("K", "n", "recipe", "refs", "prior", "num_steps", "finetune_steps", "run_dir"),
-                    flipnet=("phi", "num_steps"), adapter=("a", "w", "num_steps"), instant=("refs",))
+METHOD_KNOBS = dict(
+    gen2res=("K", "n", "recipe", "refs", "prior", "num_steps", "finetune_steps", "run_dir"),
+    flipnet=("phi", "num_steps"),
+    adapter=("a", "w", "num_steps"),
+    instant=("refs",),
+)
+
 
 def _flag(knob: str) -> str:
     "The command-line flag of a knob: num_steps -> --num-steps."
     return "--" + knob.replace("_", "-")
+
 
 def check_method_knobs(args) -> None:
     "Refuse a knob that `args.method` does not take, and knobs that its settings make meaningless."
@@ -309,8 +436,10 @@ def check_method_knobs(args) -> None:
     for knob in dict.fromkeys(k for knobs in METHOD_KNOBS.values() for k in knobs):
         if getattr(args, knob) is not None and knob not in takes:
             owners = " and ".join(m for m, knobs in METHOD_KNOBS.items() if knob in knobs)
-            raise CLIError(f"{_flag(knob)} is a knob of {owners}; --method {args.method} takes "
-                           + ", ".join(map(_flag, takes)))
+            raise CLIError(
+                f"{_flag(knob)} is a knob of {owners}; --method {args.method} takes "
+                + ", ".join(map(_flag, takes))
+            )
     for knob in ("n", "num_steps", "finetune_steps"):
         if getattr(args, knob) is not None and getattr(args, knob) < 1:
             raise CLIError(f"{_flag(knob)} {getattr(args, knob)}; expected an integer >= 1")
@@ -320,8 +449,9 @@ def check_method_knobs(args) -> None:
             if getattr(args, knob) is not None:
                 raise CLIError(f"{_flag(knob)} shapes the album and its fine-tune, which --recipe none skips")
     if args.method == "gen2res" and recipe == "published" and args.num_steps is not None:
-        raise CLIError("--num-steps: --recipe published restores with DDPM, every step from K; "
-                       "use --recipe fast or none")
+        raise CLIError(
+            "--num-steps: --recipe published restores with DDPM, every step from K; use --recipe fast or none"
+        )
     if args.method == "instant" and args.refs is None:
         raise CLIError("--method instant needs --refs FOLDER: 1 to 4 photos of the same person")
 
@@ -332,18 +462,22 @@ def read_references(paths: list[Path], size: int, has_aligned: bool = False):
     import torch.nn.functional as F
     from restoration_nb.core import read_image
     from restoration_nb.faces import detect_faces, align_face
+
     crops = []
     for path in paths:
         photo = read_image(path, square="keep")
         if has_aligned:
-            crop = F.interpolate(photo, size=(size, size), mode="bicubic", antialias=True,
-                                 align_corners=False)
+            crop = F.interpolate(
+                photo, size=(size, size), mode="bicubic", antialias=True, align_corners=False
+            )
             crops.append(crop.clamp(-1, 1))
             continue
         faces = detect_faces(photo)
         if not faces:
-            raise CLIError(f"reference '{path}' has no face that dlib finds; expected a photo of the "
-                           "person's face (or --has-aligned for aligned face crops)")
+            raise CLIError(
+                f"reference '{path}' has no face that dlib finds; expected a photo of the "
+                "person's face (or --has-aligned for aligned face crops)"
+            )
         crops.append(align_face(photo, faces[0], size)[0])
     return torch.cat(crops)
 
@@ -352,9 +486,11 @@ def recipe_overrides(args, base, scheduler) -> dict:
     "The gen2res recipe fields the knobs change: restore_K (checked), skip_period, restore_steps, fine-tune."
     from dataclasses import replace
     from restoration_nb.gen2res import check_K, CONSTRAIN_PRESETS
+
     overrides = dict(restore_K=check_K(base.restore_K if args.K is None else args.K, scheduler))
     overrides["skip_period"] = base.skip_period if args.n is None else args.n
-    if args.num_steps is not None: overrides["restore_steps"] = args.num_steps
+    if args.num_steps is not None:
+        overrides["restore_steps"] = args.num_steps
     if args.finetune_steps is not None:
         overrides["constrain"] = replace(CONSTRAIN_PRESETS[base.constrain], steps=args.finetune_steps)
     return overrides
@@ -367,32 +503,54 @@ def gen2res_restorer(args, device, seed: int) -> tuple:
     from restoration_nb.priors import load_prior
     from restoration_nb.gen2res import restore_by_generation, restore_with_album, as_denoiser, check_K
     from restoration_nb.gen2res import RECIPES
+
     name = setting("prior", args.prior)
     try:
         prior = load_prior(name, device=device)
     except (OSError, ValueError) as e:
         why = str(e).splitlines()[0]
-        raise CLIError(f"prior {str(name)!r} could not be loaded ({why}); expected a micro prior name or "
-                       "a diffusers UNet2DModel folder (--prior or settings.ini)") from None
+        raise CLIError(
+            f"prior {str(name)!r} could not be loaded ({why}); expected a micro prior name or "
+            "a diffusers UNet2DModel folder (--prior or settings.ini)"
+        ) from None
     recipe, progress = args.recipe or "fast", not args.quiet
-    scheduler = as_denoiser(prior)[1]   # refuses a conditional prior
+    scheduler = as_denoiser(prior)[1]  # refuses a conditional prior
     if recipe == "none":
         K, steps = check_K(int(setting("K", args.K)), scheduler), int(setting("num_steps", args.num_steps))
         knobs = dict(prior=prior.name, recipe=recipe, K=K, num_steps=steps)
+
         def restore(crops):
             restored = restore_by_generation(prior, crops.to(device), K, steps, seed=seed, progress=progress)
             return restored.cpu()
+
         return restore, prior.size, knobs
     overrides = recipe_overrides(args, RECIPES[recipe], scheduler)
     album = None
-    if args.refs: album = read_references(image_files([args.refs]), prior.size, args.has_aligned).to(device)
-    knobs = dict(prior=prior.name, recipe=recipe, K=overrides["restore_K"], n=overrides["skip_period"],
-                 refs=args.refs, finetune_steps=args.finetune_steps)
+    if args.refs:
+        album = read_references(image_files([args.refs]), prior.size, args.has_aligned).to(device)
+    knobs = dict(
+        prior=prior.name,
+        recipe=recipe,
+        K=overrides["restore_K"],
+        n=overrides["skip_period"],
+        refs=args.refs,
+        finetune_steps=args.finetune_steps,
+    )
+
     def restore(crops):
-        with torch.enable_grad():   # the constrained prior is fine-tuned on the album
-            out = restore_with_album(prior, crops.to(device), recipe, album=album, seed=seed,
-                                     out_dir=args.run_dir, progress=progress, **overrides)
+        with torch.enable_grad():  # the constrained prior is fine-tuned on the album
+            out = restore_with_album(
+                prior,
+                crops.to(device),
+                recipe,
+                album=album,
+                seed=seed,
+                out_dir=args.run_dir,
+                progress=progress,
+                **overrides,
+            )
         return out["restored"]
+
     return restore, prior.size, knobs
 
 # %% ../nbs/05_cli.ipynb #c019c
@@ -400,70 +558,118 @@ def method_restorer(args, device, seed: int, references=None) -> tuple:
     '''The restorer `--method` names, on aligned crops (N, 3, S, S) in [-1, 1]; its face size S; its knobs.
     `references` (N, R, 3, S, S), each crop's own, stand in for instant's `--refs`.'''
     from restoration_nb.core import setting
-    if args.method == "gen2res": return gen2res_restorer(args, device, seed)
+
+    if args.method == "gen2res":
+        return gen2res_restorer(args, device, seed)
     progress, steps = not args.quiet, int(setting("num_steps", args.num_steps))
     if args.method == "flipnet":
         from restoration_nb.flipnet import load_flipnet, flipnet_restore, check_phi
+
         net = load_flipnet(device=device)
         knobs = dict(phi=check_phi(setting("phi", args.phi)), num_steps=steps)
+
         def restore(crops):
             return flipnet_restore(net, crops.to(device), seed=seed, progress=progress, **knobs).cpu()
+
         return restore, net.prior.size, knobs
     if args.method == "adapter":
-        from restoration_nb.restoration_adapter import (load_restoration_adapter, adapter_restore,
-                                                        check_threshold, check_rss_weight)
+        from restoration_nb.restoration_adapter import (
+            load_restoration_adapter,
+            adapter_restore,
+            check_threshold,
+            check_rss_weight,
+        )
+
         ap = load_restoration_adapter(device=device)
         knobs = dict(a=check_threshold(args.a), w=check_rss_weight(setting("w", args.w)), num_steps=steps)
+
         def restore(crops):
             return adapter_restore(ap, crops.to(device), seed=seed, progress=progress, **knobs).cpu()
+
         return restore, ap.prior.size, knobs
     from restoration_nb.instant_restore import load_instant_restore, instant_restore, check_references
+
     ir = load_instant_restore(device=device)
     if references is None:
         references = read_references(image_files([args.refs]), ir.size, args.has_aligned)
     refs = check_references(references, ir.size)
-    def restore(crops): return instant_restore(ir, crops, references=refs, seed=seed, progress=progress)
+
+    def restore(crops):
+        return instant_restore(ir, crops, references=refs, seed=seed, progress=progress)
+
     return restore, ir.size, dict(refs=args.refs, references=len(refs[0]))
 
 # %% ../nbs/05_cli.ipynb #c019d
 def _face_record(face, folder: Path, index: int) -> dict:
     "A restored face in the JSON report: where it was, how it was aligned, where its crops are."
     points = None if face.landmarks is None else [[round(float(v), 2) for v in p] for p in face.landmarks]
-    return dict(box=[round(float(v), 2) for v in face.box], landmarks=points,
-                matrix=[[round(float(v), 5) for v in row] for row in face.matrix],
-                input_crop=str(folder / f"face{index}_input.png"),
-                restored_crop=str(folder / f"face{index}_restored.png"))
-
+    return dict(
+        box=[round(float(v), 2) for v in face.box],
+        landmarks=points,
+        matrix=[[round(float(v), 5) for v in row] for row in face.matrix],
+        input_crop=str(folder / f"face{index}_input.png"),
+        restored_crop=str(folder / f"face{index}_restored.png"),
+    )
 
 # %% ../nbs/05_cli.ipynb #c019d2
 def restore_one_photo(path: Path, out: dict, restore, size: int, args, run: dict, inputs: list) -> dict:
     "Restore one photo's faces; write its crops, the restored photo, the boxes figure, and last its report."
     from restoration_nb.core import read_image, save_image, atomic_write_json
     from restoration_nb.faces import restore_photo, draw_boxes
+
     start, spent = time.time(), []
+
     def timed(crops):
         begin = time.time()
         restored = restore(crops)
         spent.append(time.time() - begin)
         return restored
+
     photo = read_image(path, square="keep")
-    result = restore_photo(photo, timed, size=size, upscale=args.upscale, has_aligned=args.has_aligned,
-                           only_center_face=args.only_center_face, min_face=args.min_face, detail=args.detail)
+    result = restore_photo(
+        photo,
+        timed,
+        size=size,
+        upscale=args.upscale,
+        has_aligned=args.has_aligned,
+        only_center_face=args.only_center_face,
+        min_face=args.min_face,
+        detail=args.detail,
+    )
     keep = dict(overwrite=args.overwrite, inputs=inputs)
     for i, face in enumerate(result.faces):
         save_image(face.crop, out["faces"] / f"face{i}_input.png", **keep)
         save_image(face.restored, out["faces"] / f"face{i}_restored.png", **keep)
-    if result.faces: save_image(result.image, out["photo"], **keep)
-    if result.faces and "boxes" in out: save_image(draw_boxes(result.image, result), out["boxes"], **keep)
+    if result.faces:
+        save_image(result.image, out["photo"], **keep)
+    if result.faces and "boxes" in out:
+        save_image(draw_boxes(result.image, result), out["boxes"], **keep)
     faces = [_face_record(f, out["faces"], i) for i, f in enumerate(result.faces)]
     skipped = [dict(box=[round(float(v), 2) for v in s.face.box], reason=s.reason) for s in result.skipped]
     seconds = dict(restore=round(sum(spent), 3), total=round(time.time() - start, 3))
-    report = dict(input=str(path), output=str(out["photo"]) if result.faces else None, method=run["method"],
-                  knobs=run["knobs"], seed=run["seed"], width=photo.shape[-1], height=photo.shape[-2],
-                  upscale=args.upscale, faces=faces, skipped=skipped, note=result.note, seconds=seconds)
+    report = dict(
+        input=str(path),
+        output=str(out["photo"]) if result.faces else None,
+        method=run["method"],
+        knobs=run["knobs"],
+        seed=run["seed"],
+        width=photo.shape[-1],
+        height=photo.shape[-2],
+        upscale=args.upscale,
+        faces=faces,
+        skipped=skipped,
+        note=result.note,
+        seconds=seconds,
+    )
     atomic_write_json(out["report"], report)
-    return dict(input=str(path), output=report["output"], report=str(out["report"]), faces=len(result.faces),
-                skipped=len(result.skipped), note=result.note)
+    return dict(
+        input=str(path),
+        output=report["output"],
+        report=str(out["report"]),
+        faces=len(result.faces),
+        skipped=len(result.skipped),
+        note=result.note,
+    )
 
 # %% ../nbs/05_cli.ipynb #c019e
 def _photo_outputs(inputs: list[Path], out_dir: Path, boxes: bool) -> list[dict]:
@@ -471,15 +677,16 @@ def _photo_outputs(inputs: list[Path], out_dir: Path, boxes: bool) -> list[dict]
     planned = []
     for photo in _planned_outputs(inputs, out_dir):
         out = dict(photo=photo, report=photo.with_suffix(".json"), faces=out_dir / f"{photo.stem}_faces")
-        if boxes: out["boxes"] = out_dir / f"{photo.stem}_boxes.png"
+        if boxes:
+            out["boxes"] = out_dir / f"{photo.stem}_boxes.png"
         planned.append(out)
     return planned
-
 
 # %% ../nbs/05_cli.ipynb #c019e2
 def cmd_restore(args) -> int:
     from tqdm.auto import tqdm
     from restoration_nb.core import read_image, check_output_path, atomic_write_json, get_device, setting
+
     check_method_knobs(args)
     if args.upscale < 1:
         raise CLIError(f"--upscale {args.upscale}; expected an integer >= 1 (1 keeps the photo's size)")
@@ -488,36 +695,48 @@ def cmd_restore(args) -> int:
     planned = _photo_outputs(inputs, out_dir, args.draw_boxes)
     for path in [p for out in planned for p in out.values()] + [out_dir / "restore.json"]:
         check_output_path(path, inputs=inputs + refs, overwrite=args.overwrite)
-    for path in inputs: read_image(path, square="keep")   # every photo can be read before any work starts
+    for path in inputs:
+        read_image(path, square="keep")  # every photo can be read before any work starts
     device, seed = get_device(args.device), int(setting("seed", args.seed))
     restore, size, knobs = method_restorer(args, device, seed)
-    run = dict(method=args.method, knobs=knobs, seed=seed, device=str(device), upscale=args.upscale,
-               photos=[])
+    run = dict(
+        method=args.method, knobs=knobs, seed=seed, device=str(device), upscale=args.upscale, photos=[]
+    )
     for path, out in zip(tqdm(inputs, desc="photos", disable=args.quiet or len(inputs) == 1), planned):
         run["photos"].append(restore_one_photo(path, out, restore, size, args, run, inputs + refs))
     atomic_write_json(out_dir / "restore.json", run)
     done = [p for p in run["photos"] if p["faces"]]
-    print(f"restored {sum(p['faces'] for p in done)} face(s) in {len(done)} of {len(inputs)} photo(s) into "
-          f"'{out_dir}' (--method {args.method}, seed {seed})")
+    print(
+        f"restored {sum(p['faces'] for p in done)} face(s) in {len(done)} of {len(inputs)} photo(s) into "
+        f"'{out_dir}' (--method {args.method}, seed {seed})"
+    )
     missed = [p for p in run["photos"] if not p["faces"]]
-    if not missed: return 0
-    print(f"restoration-nb restore: no face restored in {len(missed)} photo(s), so no photo was written "
-          "for them: " + "; ".join(f"{Path(p['input']).name}: {p['note']}" for p in missed), file=sys.stderr)
+    if not missed:
+        return 0
+    print(
+        f"restoration-nb restore: no face restored in {len(missed)} photo(s), so no photo was written "
+        "for them: " + "; ".join(f"{Path(p['input']).name}: {p['note']}" for p in missed),
+        file=sys.stderr,
+    )
     return 1
 
 # %% ../nbs/05_cli.ipynb #c018b
 def cmd_lab(args) -> int:
     from restoration_nb.labs import GradeReport, build_labs, grade_submission
     from restoration_nb.core import atomic_write_json, check_output_path
+
     if args.lab_command == "build":
         built = build_labs(args.out, args.labs, overwrite=args.overwrite)
-        for lab, (solution, student) in built.items(): print(f"{lab}: {solution} (solution), {student} (student)")
+        for lab, (solution, student) in built.items():
+            print(f"{lab}: {solution} (solution), {student} (student)")
         print(f"built {len(built)} lab(s)")
         return 0
-    if args.timeout <= 0: raise CLIError(f"--timeout {args.timeout:g}; expected seconds > 0 (the most one cell may run)")
-    if args.out: check_output_path(args.out, inputs=args.submissions, overwrite=args.overwrite)
+    if args.timeout <= 0:
+        raise CLIError(f"--timeout {args.timeout:g}; expected seconds > 0 (the most one cell may run)")
+    if args.out:
+        check_output_path(args.out, inputs=args.submissions, overwrite=args.overwrite)
     reports = []
-    for path in args.submissions:      # one submission that breaks the grader never stops the others
+    for path in args.submissions:  # one submission that breaks the grader never stops the others
         try:
             reports.append(grade_submission(path, timeout=args.timeout))
         except Exception as e:
@@ -525,8 +744,21 @@ def cmd_lab(args) -> int:
             reports.append(GradeReport(str(path), None, problem=problem))
         print(repr(reports[-1]), end="\n\n")
     if args.out:
-        atomic_write_json(args.out, [dict(path=r.path, lab=r.lab, score=r.score, total=r.total, problem=r.problem,
-                                          sandbox=r.sandbox, exercises=r.rows) for r in reports])
+        atomic_write_json(
+            args.out,
+            [
+                dict(
+                    path=r.path,
+                    lab=r.lab,
+                    score=r.score,
+                    total=r.total,
+                    problem=r.problem,
+                    sandbox=r.sandbox,
+                    exercises=r.rows,
+                )
+                for r in reports
+            ],
+        )
         print(f"reports written to {args.out}")
     return 0
 
@@ -534,11 +766,18 @@ def cmd_lab(args) -> int:
 def _setting_text(name: str) -> str:
     "A setting's value for a help text, or where it comes from if settings.ini cannot be read now."
     from restoration_nb.core import setting
-    try: return f"settings.ini {name} = {setting(name)}"
-    except (ValueError, OSError): return f"settings.ini {name}"
+
+    try:
+        return f"settings.ini {name} = {setting(name)}"
+    except (ValueError, OSError):
+        return f"settings.ini {name}"
+
 
 DEMO_METRICS = "psnr,ssim,identity"
-RECIPES_K, RECIPES_N = dict(fast=100, published=100), dict(fast=3, published=20)   # gen2res.RECIPES (a test checks)
+RECIPES_K, RECIPES_N = (
+    dict(fast=100, published=100),
+    dict(fast=3, published=20),
+)  # gen2res.RECIPES (a test checks)
 RESTORE_EXAMPLES = """exit status: 0 every photo restored; 1 a photo had no face to restore (its report
 says why, and no photo is written for it); 2 bad input (one line on stderr, nothing written).
 
@@ -561,9 +800,11 @@ def finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; expected a real value, e.g. 1.5")
     return value
 
+
 def seed_number(text: str) -> int:
     "argparse type of --seed: an integer torch's generators take."
     from restoration_nb.core import check_seed
+
     try:
         return check_seed(int(text))
     except ValueError:
@@ -573,16 +814,28 @@ def seed_number(text: str) -> int:
 # %% ../nbs/05_cli.ipynb #c021
 def build_parser() -> argparse.ArgumentParser:
     from restoration_nb import __version__
-    p = argparse.ArgumentParser(prog="restoration-nb", description="Diffusion-based face restoration: degrade, evaluate, sweep, demo, restore, course labs.")
+
+    p = argparse.ArgumentParser(
+        prog="restoration-nb",
+        description="Diffusion-based face restoration: degrade, evaluate, sweep, demo, restore, course labs.",
+    )
     p.add_argument("--version", action="version", version=f"restoration-nb {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     def common(sp, device=True):
         sp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
-        if device: sp.add_argument("--device", default=None, help="auto, cpu, cuda, mps (default: settings.ini)")
+        if device:
+            sp.add_argument("--device", default=None, help="auto, cpu, cuda, mps (default: settings.ini)")
+
     def images(sp):
         sp.add_argument("--size", type=int, default=None, help="resize images to SIZExSIZE")
-        sp.add_argument("--square", default="error", choices=["error", "center_crop", "pad", "resize"], help="how to square non-square images")
+        sp.add_argument(
+            "--square",
+            default="error",
+            choices=["error", "center_crop", "pad", "resize"],
+            help="how to square non-square images",
+        )
 
     d = sub.add_parser("degrade", help="degrade image files (classical or second-order model)")
     d.add_argument("inputs", nargs="+", help="image files or folders")
@@ -590,86 +843,184 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mode", choices=["classical", "second-order"], default="classical")
     d.add_argument("--sigma", type=finite_float, default=2.0, help="Gaussian blur sigma in px (classical)")
     d.add_argument("--scale", type=finite_float, default=4.0, help="downsampling factor s (classical)")
-    d.add_argument("--noise", type=finite_float, default=10.0, help="noise std delta in 8-bit units (classical)")
+    d.add_argument(
+        "--noise", type=finite_float, default=10.0, help="noise std delta in 8-bit units (classical)"
+    )
     d.add_argument("--quality", type=int, default=60, help="JPEG quality q (classical)")
-    d.add_argument("--paper-ranges", action="store_true",
-                   help="second-order: the paper's ranges (for 512 px faces) instead of ranges scaled to the image size")
+    d.add_argument(
+        "--paper-ranges",
+        action="store_true",
+        help="second-order: the paper's ranges (for 512 px faces) instead of ranges scaled to the image size",
+    )
     d.add_argument("--seed", type=seed_number, default=None)
-    images(d); common(d)
+    images(d)
+    common(d)
 
     e = sub.add_parser("evaluate", help="compare restored images with references")
     e.add_argument("--restored", nargs="+", required=True, help="restored image files or folders")
-    e.add_argument("--reference", nargs="+", required=True, help="reference image files or folders, same order")
+    e.add_argument(
+        "--reference", nargs="+", required=True, help="reference image files or folders, same order"
+    )
     e.add_argument("--metrics", default="psnr,ssim,ms_ssim,identity", help="comma-separated metric names")
     e.add_argument("-o", "--out", default=None, help="write the table to this .csv or .json")
-    images(e); common(e, device=False)
+    images(e)
+    common(e, device=False)
 
     s = sub.add_parser("sweep", help="run a notebook over a parameter grid (a JSON/YAML sweep spec)")
     s.add_argument("spec", help="sweep spec file: {notebook, grid, fixed, timeout, out_dir, resources}")
     s.add_argument("-o", "--out", default=None, help="output folder (default: the spec's out_dir)")
-    s.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="who runs the points: here one at a time (local), or one Ray task each (ray; pip install 'restoration-nb[distributed]')")
-    s.add_argument("--address", default=None, help="the Ray cluster to use, e.g. 10.0.0.5:6379 (default: $RAY_ADDRESS, else a local Ray)")
+    s.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="who runs the points: here one at a time (local), or one Ray task each (ray; pip install "
+        "'restoration-nb[distributed]')",
+    )
+    s.add_argument(
+        "--address",
+        default=None,
+        help="the Ray cluster to use, e.g. 10.0.0.5:6379 (default: $RAY_ADDRESS, else a local Ray)",
+    )
     common(s, device=False)
 
     m = sub.add_parser("demo", help="degrade, restore and score the quality protocol's first faces")
     m.add_argument("-o", "--out", default=None, help="output folder (default: <output_dir>/demo)")
     m.add_argument("--n", type=int, default=4, help="number of protocol faces (1 to 64)")
-    m.add_argument("--method", choices=RESTORE_METHODS, default=None,
-                   help=f"the paper to restore with (default: {_setting_text('demo_method')}, "
-                   "the best on the quality protocol)")
-    m.add_argument("--tier", default="x4",
-                   help="the protocol's degradation: x4, x8 or second-order (default: x4)")
-    m.add_argument("--prior", default=None, help="gen2res: micro prior name, or a diffusers UNet2DModel "
-                   f"folder or hub id (default: {_setting_text('prior')})")
-    m.add_argument("--K", type=int, default=None,
-                   help=f"gen2res: noise level to restore from (default: {_setting_text('K')})")
-    m.add_argument("--num-steps", type=int, default=None,
-                   help=f"gen2res, flipnet, adapter: DDIM steps (default: {_setting_text('num_steps')})")
-    m.add_argument("--metrics", default=None,
-                   help=f"comma-separated (default: {DEMO_METRICS}, less those that cannot run here)")
+    m.add_argument(
+        "--method",
+        choices=RESTORE_METHODS,
+        default=None,
+        help=f"the paper to restore with (default: {_setting_text('demo_method')}, "
+        "the best on the quality protocol)",
+    )
+    m.add_argument(
+        "--tier", default="x4", help="the protocol's degradation: x4, x8 or second-order (default: x4)"
+    )
+    m.add_argument(
+        "--prior",
+        default=None,
+        help="gen2res: micro prior name, or a diffusers UNet2DModel "
+        f"folder or hub id (default: {_setting_text('prior')})",
+    )
+    m.add_argument(
+        "--K",
+        type=int,
+        default=None,
+        help=f"gen2res: noise level to restore from (default: {_setting_text('K')})",
+    )
+    m.add_argument(
+        "--num-steps",
+        type=int,
+        default=None,
+        help=f"gen2res, flipnet, adapter: DDIM steps (default: {_setting_text('num_steps')})",
+    )
+    m.add_argument(
+        "--metrics",
+        default=None,
+        help=f"comma-separated (default: {DEMO_METRICS}, less those that cannot run here)",
+    )
     m.add_argument("--seed", type=seed_number, default=None)
     common(m)
 
-    r = sub.add_parser("restore", epilog=RESTORE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       help="restore the faces in photos: detect, align, restore, paste back")
+    r = sub.add_parser(
+        "restore",
+        epilog=RESTORE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="restore the faces in photos: detect, align, restore, paste back",
+    )
     r.add_argument("inputs", nargs="+", help="photos (image files) or folders of them")
     r.add_argument("-o", "--out", required=True, help="output folder")
-    r.add_argument("--method", choices=RESTORE_METHODS, default="gen2res",
-                   help="the paper to restore with (default: gen2res)")
-    r.add_argument("--K", type=int, default=None, help="gen2res: restore from noise step K (default: the "
-                   f"recipe's, fast {RECIPES_K['fast']}, published {RECIPES_K['published']}; "
-                   f"{_setting_text('K')} for --recipe none)")
-    r.add_argument("--n", type=int, default=None, help="gen2res: skip-guidance period n of the generative "
-                   f"album (default: the recipe's, fast {RECIPES_N['fast']}, "
-                   f"published {RECIPES_N['published']})")
-    r.add_argument("--phi", type=finite_float, default=None,
-                   help=f"flipnet: BoostHub weight phi (default: {_setting_text('phi')})")
-    r.add_argument("--a", type=finite_float, default=None,
-                   help=f"adapter: RSS threshold a in (0, 1) (default: {_setting_text('threshold_a')})")
-    r.add_argument("--w", type=finite_float, default=None,
-                   help=f"adapter: RSS weight w (default: {_setting_text('w')})")
-    r.add_argument("--refs", default=None, help="instant: a folder of 1-4 photos of the person (required); "
-                   "gen2res: a personal album in place of the generative one. Aligned like the inputs")
-    r.add_argument("--recipe", choices=RESTORE_RECIPES, default=None,
-                   help="gen2res: fast (default), published (the paper's), or none (the unconstrained prior)")
-    r.add_argument("--prior", default=None,
-                   help=f"gen2res: unconditional prior, name or folder (default: {_setting_text('prior')})")
-    r.add_argument("--num-steps", type=int, default=None, help="DDIM steps: gen2res (--recipe fast: the "
-                   f"recipe's 25; none), flipnet, adapter (default: {_setting_text('num_steps')})")
-    r.add_argument("--finetune-steps", type=int, default=None,
-                   help="gen2res: fine-tune steps (default: the recipe's)")
-    r.add_argument("--run-dir", default=None,
-                   help="gen2res: keep fine-tune checkpoints here (a re-run resumes from them)")
-    r.add_argument("--upscale", type=int, default=1,
-                   help="enlarge the whole photo s times (faces restored, background bicubic)")
+    r.add_argument(
+        "--method",
+        choices=RESTORE_METHODS,
+        default="gen2res",
+        help="the paper to restore with (default: gen2res)",
+    )
+    r.add_argument(
+        "--K",
+        type=int,
+        default=None,
+        help="gen2res: restore from noise step K (default: the "
+        f"recipe's, fast {RECIPES_K['fast']}, published {RECIPES_K['published']}; "
+        f"{_setting_text('K')} for --recipe none)",
+    )
+    r.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="gen2res: skip-guidance period n of the generative "
+        f"album (default: the recipe's, fast {RECIPES_N['fast']}, "
+        f"published {RECIPES_N['published']})",
+    )
+    r.add_argument(
+        "--phi",
+        type=finite_float,
+        default=None,
+        help=f"flipnet: BoostHub weight phi (default: {_setting_text('phi')})",
+    )
+    r.add_argument(
+        "--a",
+        type=finite_float,
+        default=None,
+        help=f"adapter: RSS threshold a in (0, 1) (default: {_setting_text('threshold_a')})",
+    )
+    r.add_argument(
+        "--w", type=finite_float, default=None, help=f"adapter: RSS weight w (default: {_setting_text('w')})"
+    )
+    r.add_argument(
+        "--refs",
+        default=None,
+        help="instant: a folder of 1-4 photos of the person (required); "
+        "gen2res: a personal album in place of the generative one. Aligned like the inputs",
+    )
+    r.add_argument(
+        "--recipe",
+        choices=RESTORE_RECIPES,
+        default=None,
+        help="gen2res: fast (default), published (the paper's), or none (the unconstrained prior)",
+    )
+    r.add_argument(
+        "--prior",
+        default=None,
+        help=f"gen2res: unconditional prior, name or folder (default: {_setting_text('prior')})",
+    )
+    r.add_argument(
+        "--num-steps",
+        type=int,
+        default=None,
+        help="DDIM steps: gen2res (--recipe fast: the "
+        f"recipe's 25; none), flipnet, adapter (default: {_setting_text('num_steps')})",
+    )
+    r.add_argument(
+        "--finetune-steps", type=int, default=None, help="gen2res: fine-tune steps (default: the recipe's)"
+    )
+    r.add_argument(
+        "--run-dir",
+        default=None,
+        help="gen2res: keep fine-tune checkpoints here (a re-run resumes from them)",
+    )
+    r.add_argument(
+        "--upscale",
+        type=int,
+        default=1,
+        help="enlarge the whole photo s times (faces restored, background bicubic)",
+    )
     r.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the centre")
     r.add_argument("--has-aligned", action="store_true", help="inputs (and --refs) are aligned face crops")
-    r.add_argument("--draw-boxes", action="store_true",
-                   help="also write NAME_boxes.png: restored faces green, skipped red")
-    r.add_argument("--min-face", type=finite_float, default=16, help="skip faces narrower than this (default 16 px)")
-    r.add_argument("--detail", type=finite_float, default=0.0,
-                   help="0-1: how much of the photo's own fine detail to keep over a large face (default 0)")
+    r.add_argument(
+        "--draw-boxes",
+        action="store_true",
+        help="also write NAME_boxes.png: restored faces green, skipped red",
+    )
+    r.add_argument(
+        "--min-face", type=finite_float, default=16, help="skip faces narrower than this (default 16 px)"
+    )
+    r.add_argument(
+        "--detail",
+        type=finite_float,
+        default=0.0,
+        help="0-1: how much of the photo's own fine detail to keep over a large face (default 0)",
+    )
     r.add_argument("--seed", type=seed_number, default=None, help=f"default: {_setting_text('seed')}")
     common(r)
 
@@ -679,7 +1030,9 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--n", type=int, default=8, help="number of faces")
     sa.add_argument("--num-steps", type=int, default=50, help="sampling steps")
     sa.add_argument("--prompt", default=None, help="conditional prior: e.g. 'face woman old'")
-    sa.add_argument("--guidance", type=finite_float, default=2.0, help="conditional prior: classifier-free guidance scale")
+    sa.add_argument(
+        "--guidance", type=finite_float, default=2.0, help="conditional prior: classifier-free guidance scale"
+    )
     sa.add_argument("--seed", type=seed_number, default=None)
     common(sa)
 
@@ -687,36 +1040,69 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("name", help="micro-ddpm-faces64 or micro-sd-faces64")
     tp.add_argument("-o", "--out", default=None, help="run folder (default: runs/NAME)")
     tp.add_argument("--preset", default="cpu", help="training preset: gpu, cpu or test")
-    tp.add_argument("--steps", type=int, default=None); tp.add_argument("--batch-size", type=int, default=None)
-    tp.add_argument("--lr", type=finite_float, default=None); tp.add_argument("--max-minutes", type=finite_float, default=None)
-    tp.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step (gradient accumulation)")
+    tp.add_argument("--steps", type=int, default=None)
+    tp.add_argument("--batch-size", type=int, default=None)
+    tp.add_argument("--lr", type=finite_float, default=None)
+    tp.add_argument("--max-minutes", type=finite_float, default=None)
+    tp.add_argument(
+        "--grad-accum",
+        type=int,
+        default=None,
+        help="micro-batches per optimizer step (gradient accumulation)",
+    )
     tp.add_argument("--channels", default=None, help="UNet block_out_channels, e.g. 32,64,128,128")
-    tp.add_argument("--faces", type=int, default=None, help="train on the first N training faces only (a quick trial)")
-    tp.add_argument("--init", default=None, help="without a checkpoint in --out, start from this prior folder (written by "
-                    "save-prior) and carry on its steps; the optimizer starts afresh")
+    tp.add_argument(
+        "--faces", type=int, default=None, help="train on the first N training faces only (a quick trial)"
+    )
+    tp.add_argument(
+        "--init",
+        default=None,
+        help="without a checkpoint in --out, start from this prior folder (written by "
+        "save-prior) and carry on its steps; the optimizer starts afresh",
+    )
     common(tp)
 
     sp = sub.add_parser("save-prior", help="save a training run as a prior folder")
     sp.add_argument("run", help="run folder written by train-prior")
     sp.add_argument("--to", required=True, help="prior folder to write")
-    sp.add_argument("--note", default=None, help="a paragraph for the model card (where and how it was trained)")
+    sp.add_argument(
+        "--note", default=None, help="a paragraph for the model card (where and how it was trained)"
+    )
     common(sp, device=False)
 
     lab = sub.add_parser("lab", help="course labs: build the student notebooks, grade submissions")
     labs = lab.add_subparsers(dest="lab_command", required=True, metavar="LAB_COMMAND")
     lb = labs.add_parser("build", help="write the solution and student notebook of every lab")
-    lb.add_argument("--labs", default=None, help="folder of solution notebooks (default: nbs/labs beside settings.ini)")
+    lb.add_argument(
+        "--labs", default=None, help="folder of solution notebooks (default: nbs/labs beside settings.ini)"
+    )
     lb.add_argument("-o", "--out", default=None, help="output folder (default: <output_dir>/labs)")
     lb.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     lg = labs.add_parser("grade", help="run submissions and print a score table per exercise")
     lg.add_argument("submissions", nargs="+", help="submitted lab notebooks")
-    lg.add_argument("--timeout", type=finite_float, default=120, help="seconds one cell may run before it is stopped (default 120)")
+    lg.add_argument(
+        "--timeout",
+        type=finite_float,
+        default=120,
+        help="seconds one cell may run before it is stopped (default 120)",
+    )
     lg.add_argument("-o", "--out", default=None, help="also write the reports to this JSON file")
     lg.add_argument("--overwrite", action="store_true", help="replace an existing report file")
     return p
 
-COMMANDS = dict(degrade=cmd_degrade, evaluate=cmd_evaluate, sweep=cmd_sweep, demo=cmd_demo, restore=cmd_restore,
-                sample=cmd_sample, train_prior=cmd_train_prior, save_prior=cmd_save_prior, lab=cmd_lab)
+
+COMMANDS = dict(
+    degrade=cmd_degrade,
+    evaluate=cmd_evaluate,
+    sweep=cmd_sweep,
+    demo=cmd_demo,
+    restore=cmd_restore,
+    sample=cmd_sample,
+    train_prior=cmd_train_prior,
+    save_prior=cmd_save_prior,
+    lab=cmd_lab,
+)
+
 
 def main(argv=None) -> int:
     "Run `restoration-nb` with `argv` (default: sys.argv); returns the exit status."
@@ -724,6 +1110,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command.replace("-", "_")](args)
-    except (CLIError, FileNotFoundError, FileExistsError, ValueError, TypeError, RuntimeError, OSError, ImportError) as e:
+    except (
+        CLIError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        TypeError,
+        RuntimeError,
+        OSError,
+        ImportError,
+    ) as e:
         print(f"restoration-nb {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -17,51 +17,79 @@ __all__ = ['KNOBS', 'KNOB_SWEEPS', 'paper_restorer', 'restore_all', 'face_scores
 # %% ../nbs/12_compare.ipynb #k005
 KNOBS = dict(gen2res=("recipe", "K", "n"), flipnet=("phi",), adapter=("a", "w"), instant=("references",))
 
-def _gen2res(weights, run_dir, progress: bool, recipe: str = "fast", K: int | None = None,
-             n: int | None = None):
+
+def _gen2res(
+    weights, run_dir, progress: bool, recipe: str = "fast", K: int | None = None, n: int | None = None
+):
     from restoration_nb.gen2res import restore_by_generation, restore_with_album
     from restoration_nb.priors import load_prior
+
     prior, seed = load_prior(weights or setting("prior")), int(setting("seed"))
     if recipe == "none":
         K = int(setting("K", K))
-        return ((lambda lq, faces, tier: restore_by_generation(prior, lq, K, int(setting("num_steps")),
-                                                               "ddim", seed=seed, progress=progress)),
-                dict(recipe=recipe, K=K))
+        return (
+            (
+                lambda lq, faces, tier: restore_by_generation(
+                    prior, lq, K, int(setting("num_steps")), "ddim", seed=seed, progress=progress
+                )
+            ),
+            dict(recipe=recipe, K=K),
+        )
     overrides = {k: v for k, v in dict(restore_K=K, skip_period=n).items() if v is not None}
+
     def restore(lq, faces, tier):
         out_dir = None if run_dir is None else f"{run_dir}/gen2res/{tier}"
-        with torch.enable_grad():              # the constrained prior is fine-tuned on each face's album
-            return restore_with_album(prior, lq, recipe, seed=seed, out_dir=out_dir, progress=progress,
-                                      **overrides)["restored"]
+        with torch.enable_grad():  # the constrained prior is fine-tuned on each face's album
+            return restore_with_album(
+                prior, lq, recipe, seed=seed, out_dir=out_dir, progress=progress, **overrides
+            )["restored"]
+
     return restore, dict(recipe=recipe, **overrides)
 
 # %% ../nbs/12_compare.ipynb #k006
 def _flipnet(weights, run_dir, progress: bool, phi: float | None = None):
     from restoration_nb.flipnet import check_phi, flipnet_restore, load_flipnet
+
     net, phi, steps = load_flipnet(weights), check_phi(setting("phi", phi)), int(setting("num_steps"))
+
     def restore(lq, faces, tier):
-        return flipnet_restore(net, lq, phi=phi, num_steps=steps, seed=int(setting("seed")),
-                               progress=progress)
+        return flipnet_restore(
+            net, lq, phi=phi, num_steps=steps, seed=int(setting("seed")), progress=progress
+        )
+
     return restore, dict(phi=phi, num_steps=steps)
 
+
 def _adapter(weights, run_dir, progress: bool, a: float | None = None, w: float | None = None):
-    from restoration_nb.restoration_adapter import (adapter_restore, check_rss_weight, check_threshold,
-                                                    load_restoration_adapter)
+    from restoration_nb.restoration_adapter import (
+        adapter_restore,
+        check_rss_weight,
+        check_threshold,
+        load_restoration_adapter,
+    )
+
     ap, steps = load_restoration_adapter(weights), int(setting("num_steps"))
     a, w = check_threshold(setting("threshold_a", a)), check_rss_weight(setting("w", w))
+
     def restore(lq, faces, tier):
-        return adapter_restore(ap, lq, a=a, w=w, num_steps=steps, seed=int(setting("seed")),
-                               progress=progress)
+        return adapter_restore(
+            ap, lq, a=a, w=w, num_steps=steps, seed=int(setting("seed")), progress=progress
+        )
+
     return restore, dict(a=a, w=w, num_steps=steps)
+
 
 def _instant(weights, run_dir, progress: bool, references: str = "own"):
     from restoration_nb.instant_restore import instant_restore, load_instant_restore
+
     if references not in ("own", "other"):
         raise ValueError(f"references={references!r}; expected 'own' or 'other'")
     ir = load_instant_restore(weights)
+
     def restore(lq, faces, tier):
         refs = faces.references if references == "own" else faces.other_references
         return instant_restore(ir, lq, references=refs, seed=int(setting("seed")), progress=progress)
+
     return restore, dict(references=references)
 
 # %% ../nbs/12_compare.ipynb #k007
@@ -69,19 +97,28 @@ def paper_restorer(method: str, weights=None, run_dir=None, progress: bool = Fal
     '''`method`'s restorer, `restore(lq, faces, tier)` -> (N, 3, S, S), and its settings; `knobs` are the
     paper's (`KNOBS`), `weights` a folder of its own (default: the shipped one), `run_dir` keeps gen2res's
     fine-tunes.'''
-    if method not in KNOBS: raise ValueError(f"method={method!r}; expected one of {', '.join(KNOBS)}")
+    if method not in KNOBS:
+        raise ValueError(f"method={method!r}; expected one of {', '.join(KNOBS)}")
     unknown = [k for k in knobs if k not in KNOBS[method]]
     if unknown:
         raise ValueError(f"{unknown[0]!r} is not a knob of {method}; its knobs: {', '.join(KNOBS[method])}")
     build = dict(gen2res=_gen2res, flipnet=_flipnet, adapter=_adapter, instant=_instant)[method]
     restore, settings = build(weights, run_dir, progress, **knobs)
+
     def checked(lq: torch.Tensor, faces: ProtocolFaces, tier: str) -> torch.Tensor:
         with torch.no_grad():
             return restore(lq, faces, tier).float().cpu()
+
     return checked, dict(method=method, weights=str(weights or "shipped"), **settings)
 
-def restore_all(faces: ProtocolFaces, lq: torch.Tensor, tier: str, methods=("flipnet", "adapter", "instant"),
-                progress: bool = False) -> dict:
+
+def restore_all(
+    faces: ProtocolFaces,
+    lq: torch.Tensor,
+    tier: str,
+    methods=("flipnet", "adapter", "instant"),
+    progress: bool = False,
+) -> dict:
     '''{method: outputs} of each of `methods` at its defaults on `lq` (the protocol `faces` degraded by
     `tier`).'''
     return {m: paper_restorer(m, progress=progress)[0](lq, faces, tier) for m in methods}
@@ -100,6 +137,7 @@ def compare_widget(faces: ProtocolFaces, inputs: dict, outputs: dict, embedder=N
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
+
     embedder = embedder or FaceEmbedder()
     tier = W.Dropdown(options=list(inputs), description="tier")
     # methods run at every tier
@@ -107,45 +145,56 @@ def compare_widget(faces: ProtocolFaces, inputs: dict, outputs: dict, embedder=N
     method = W.Dropdown(options=shared, description="method")
     face = W.IntSlider(min=0, max=len(faces) - 1, description="face", continuous_update=False)
     out, state = W.Output(), {}
+
     def redraw(_=None):
-        i, clean = face.value, faces.clean[face.value:face.value + 1]
-        x = outputs[tier.value][method.value][i:i + 1]
+        i, clean = face.value, faces.clean[face.value : face.value + 1]
+        x = outputs[tier.value][method.value][i : i + 1]
         state["title"] = f"{method.value}, {tier.value}, face {i}: {face_scores(x, clean, embedder)}"
         out.clear_output(wait=True)
         with out:
             print(state["title"])
-            fig = comparison_grid({"clean": clean, "input": inputs[tier.value][i:i + 1], method.value: x},
-                                  scale=1.2)
+            fig = comparison_grid(
+                {"clean": clean, "input": inputs[tier.value][i : i + 1], method.value: x}, scale=1.2
+            )
             display(fig)
             plt.close(fig)
-    for w in (tier, method, face): w.observe(redraw, names="value")
+
+    for w in (tier, method, face):
+        w.observe(redraw, names="value")
     redraw()
     box = W.VBox([W.HBox([tier, method, face]), out])
     box.tier, box.method, box.face, box.state = tier, method, face, state
     return box
 
 # %% ../nbs/12_compare.ipynb #k022
-KNOB_SWEEPS = (("gen2res", "K", (50, 100, 200, 400), dict(recipe="none")),
-               ("flipnet", "phi", (0.0, 0.5, 1.0, 2.0), {}),
-               ("adapter", "a", (0.2, 0.5, 0.8), {}),
-               ("adapter", "w", (0.0, 0.05, 0.5), {}),
-               ("instant", "references", ("own", "other"), {}))
+KNOB_SWEEPS = (
+    ("gen2res", "K", (50, 100, 200, 400), dict(recipe="none")),
+    ("flipnet", "phi", (0.0, 0.5, 1.0, 2.0), {}),
+    ("adapter", "a", (0.2, 0.5, 0.8), {}),
+    ("adapter", "w", (0.0, 0.05, 0.5), {}),
+    ("instant", "references", ("own", "other"), {}),
+)
+
 
 def knob_figure(rows: list, base: dict, metrics=("psnr", "identity", "fd")):
     '''One column per swept knob (rows with `method`, `knob`, `value`), one row per metric; the input's as a
     dashed line.'''
     import matplotlib.pyplot as plt
+
     sweeps = list(dict.fromkeys((r["method"], r["knob"]) for r in rows))
-    fig, axes = plt.subplots(len(metrics), len(sweeps), figsize=(2.2 * len(sweeps), 1.9 * len(metrics)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(metrics), len(sweeps), figsize=(2.2 * len(sweeps), 1.9 * len(metrics)), squeeze=False
+    )
     for j, (method, knob) in enumerate(sweeps):
         points = [r for r in rows if (r["method"], r["knob"]) == (method, knob)]
         labels = [str(r["value"]) for r in points]
         for i, m in enumerate(metrics):
             ax = axes[i, j]
             ax.plot(labels, [r[m] for r in points], "o-")
-            if base.get(m) is not None: ax.axhline(base[m], ls="--", c="grey", lw=1)
+            if base.get(m) is not None:
+                ax.axhline(base[m], ls="--", c="grey", lw=1)
             ax.set_title(f"{method}: {knob}" if i == 0 else "", fontsize=9)
-            if j == 0: ax.set_ylabel(m)
+            if j == 0:
+                ax.set_ylabel(m)
     fig.tight_layout()
     return fig

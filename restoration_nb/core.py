@@ -22,13 +22,26 @@ __all__ = ['SETTINGS_SECTION', 'DEFAULT_SETTINGS', 'MAX_SEED', 'MIN_IMAGE_SIZE',
 # %% ../nbs/00_core.ipynb #c005
 SETTINGS_SECTION = "restoration_nb"
 DEFAULT_SETTINGS = dict(
-    device="auto", dtype="auto", seed=0,
-    prior="micro-ddpm-faces64", conditional_prior="micro-sd-faces64", image_size=64,
-    K=200, skip_period=10, phi=1.0, threshold_a=0.8, w=0.05, sampler="ddim", num_steps=20,
+    device="auto",
+    dtype="auto",
+    seed=0,
+    prior="micro-ddpm-faces64",
+    conditional_prior="micro-sd-faces64",
+    image_size=64,
+    K=200,
+    skip_period=10,
+    phi=1.0,
+    threshold_a=0.8,
+    w=0.05,
+    sampler="ddim",
+    num_steps=20,
     demo_method="instant",
-    data_dir="../shared/data", output_dir="outputs", max_image_pixels=40_000_000,
+    data_dir="../shared/data",
+    output_dir="outputs",
+    max_image_pixels=40_000_000,
 )
 _PATH_SETTINGS = ("data_dir", "output_dir")
+
 
 def _parse_settings(path: Path) -> configparser.ConfigParser:
     "The settings file at `path` parsed (keys keep their case), or one clear error naming it."
@@ -37,44 +50,59 @@ def _parse_settings(path: Path) -> configparser.ConfigParser:
     try:
         parser.read(path)
     except configparser.Error as e:
-        raise ValueError(f"'{path}' cannot be read as a settings file: {str(e).splitlines()[0].rstrip('.')}; "
-                         f"expected a [{SETTINGS_SECTION}] section, one 'key = value' line a setting") from None
+        raise ValueError(
+            f"'{path}' cannot be read as a settings file: {str(e).splitlines()[0].rstrip('.')}; "
+            f"expected a [{SETTINGS_SECTION}] section, one 'key = value' line a setting"
+        ) from None
     return parser
 
+
 def find_settings_file(start: str | Path | None = None) -> Path | None:
-    "The `settings.ini` in force: `$RESTORATION_NB_SETTINGS`, else the nearest one upward from `start` that has our section."
+    """The `settings.ini` in force: `$RESTORATION_NB_SETTINGS`, else the nearest one upward from `start` that
+    has our section."""
     env = os.environ.get("RESTORATION_NB_SETTINGS")
     if env:
         if not Path(env).is_file():
-            raise FileNotFoundError(f"RESTORATION_NB_SETTINGS={env!r} is not a file; point it at a settings.ini or unset it")
+            raise FileNotFoundError(
+                f"RESTORATION_NB_SETTINGS={env!r} is not a file; point it at a settings.ini or unset it"
+            )
         return Path(env)
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / "settings.ini"
-        if candidate.is_file() and _parse_settings(candidate).has_section(SETTINGS_SECTION): return candidate
+        if candidate.is_file() and _parse_settings(candidate).has_section(SETTINGS_SECTION):
+            return candidate
     return None
+
 
 def _typed(key: str, raw: str, source: str):
     kind = type(DEFAULT_SETTINGS[key])
-    try: return kind(raw)
+    try:
+        return kind(raw)
     except ValueError:
         raise ValueError(f"{source}: {key} = {raw!r} is not a valid {kind.__name__}") from None
+
 
 def read_settings(path: str | Path | None = None) -> dict:
     "Lab defaults from the `settings.ini` at `path` (or the one in force), typed like `DEFAULT_SETTINGS`."
     path = Path(path) if path is not None else find_settings_file()
     values = dict(DEFAULT_SETTINGS)
-    if path is None: return values
+    if path is None:
+        return values
     parser = _parse_settings(path)
     if not parser.has_section(SETTINGS_SECTION):
         raise ValueError(f"{path} has no [{SETTINGS_SECTION}] section")
     for key, raw in parser.items(SETTINGS_SECTION):
         if key not in DEFAULT_SETTINGS:
-            raise ValueError(f"{path}: unknown setting {key!r}; known settings: {', '.join(DEFAULT_SETTINGS)}")
+            raise ValueError(
+                f"{path}: unknown setting {key!r}; known settings: {', '.join(DEFAULT_SETTINGS)}"
+            )
         values[key] = _typed(key, raw, str(path))
     for key in _PATH_SETTINGS:
-        if not Path(values[key]).is_absolute(): values[key] = str((path.parent / values[key]).resolve())
+        if not Path(values[key]).is_absolute():
+            values[key] = str((path.parent / values[key]).resolve())
     return values
+
 
 def lab_settings(path: str | Path | None = None, **overrides) -> dict:
     "The lab defaults with per-call `overrides` (a `None` override keeps the default)."
@@ -82,51 +110,72 @@ def lab_settings(path: str | Path | None = None, **overrides) -> dict:
     for key, value in overrides.items():
         if key not in DEFAULT_SETTINGS:
             raise ValueError(f"unknown setting {key!r}; known settings: {', '.join(DEFAULT_SETTINGS)}")
-        if value is not None: values[key] = value
+        if value is not None:
+            values[key] = value
     return values
+
 
 def setting(name: str, value=None):
     "`value` if given, else the lab default `name`: the one-liner every function uses for its defaults."
-    if value is not None: return value
+    if value is not None:
+        return value
     return lab_settings()[name]
 
 # %% ../nbs/00_core.ipynb #c011
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
     "The torch device to run on: `auto` picks cuda, then mps, then cpu."
     device = setting("device", device)
-    if isinstance(device, torch.device): return device
+    if isinstance(device, torch.device):
+        return device
     if device == "auto":
-        if torch.cuda.is_available(): return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return torch.device("mps")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
         return torch.device("cpu")
-    try: dev = torch.device(device)
+    try:
+        dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"device {device!r} is not a torch device; expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+        raise ValueError(
+            f"device {device!r} is not a torch device; expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but no CUDA GPU is available; use device='auto' or 'cpu'")
+        raise RuntimeError(
+            f"device {device!r} was asked for but no CUDA GPU is available; use device='auto' or 'cpu'"
+        )
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but MPS is not available; use device='auto' or 'cpu'")
+        raise RuntimeError(
+            f"device {device!r} was asked for but MPS is not available; use device='auto' or 'cpu'"
+        )
     return dev
 
-def get_dtype(dtype: str | torch.dtype | None = None, device: str | torch.device | None = None) -> torch.dtype:
+
+def get_dtype(
+    dtype: str | torch.dtype | None = None, device: str | torch.device | None = None
+) -> torch.dtype:
     "The torch dtype: `auto` is float16 on CUDA and float32 elsewhere."
     dtype = setting("dtype", dtype)
-    if isinstance(dtype, torch.dtype): return dtype
-    if dtype == "auto": return torch.float16 if get_device(device).type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.float16 if get_device(device).type == "cuda" else torch.float32
     if dtype not in _DTYPES:
         raise ValueError(f"dtype {dtype!r} is not supported; expected 'auto' or one of {', '.join(_DTYPES)}")
     return _DTYPES[dtype]
 
 # %% ../nbs/00_core.ipynb #c015
-MAX_SEED = 2**64 - 1       # torch's generators take seeds in 0..2**64-1
+MAX_SEED = 2**64 - 1  # torch's generators take seeds in 0..2**64-1
+
 
 def check_seed(seed) -> int:
     "`seed` as an int that torch's generators take (0 <= seed <= 2**64-1), or a clear error naming it."
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed={seed!r}; expected an integer from 0 to 2**64-1")
     return int(seed)
+
 
 def seed_everything(seed: int | None = None) -> int:
     "Seed Python, NumPy and torch (all devices) with `seed` (default: the lab's); returns it."
@@ -135,6 +184,7 @@ def seed_everything(seed: int | None = None) -> int:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return seed
+
 
 def make_generator(seed: int | None = None, device: str | torch.device | None = "cpu") -> torch.Generator:
     "A `torch.Generator` on `device` seeded with `seed` (default: the lab's)."
@@ -146,8 +196,12 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
     ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
     ok = ok and (low is None or value >= low) and (high is None or value <= high)
     if not ok:
-        bounds = {(False, False): "", (True, False): f" >= {low}", (False, True): f" <= {high}",
-                  (True, True): f" from {low} to {high}"}[(low is not None, high is not None)]
+        bounds = {
+            (False, False): "",
+            (True, False): f" >= {low}",
+            (False, True): f" <= {high}",
+            (True, True): f" from {low} to {high}",
+        }[(low is not None, high is not None)]
         raise ValueError(f"{name}={value!r}; expected an integer{bounds}")
     return int(value)
 
@@ -155,8 +209,10 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
 MIN_IMAGE_SIZE = 16
 SQUARE_MODES = ("error", "center_crop", "pad", "resize", "keep")
 
+
 class ImageInputError(ValueError):
     "An input image the toolkit cannot use, with the reason."
+
 
 def _to_rgb8(img: Image.Image) -> Image.Image:
     "8-bit RGB from any PIL mode: 16/32-bit integer images are rescaled, alpha is composited on white."
@@ -172,45 +228,64 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
 
+
 def _square(img: Image.Image, square: str, name: str) -> Image.Image:
     w, h = img.size
-    if w == h or square == "keep": return img
+    if w == h or square == "keep":
+        return img
     if square == "error":
-        raise ImageInputError(f"{name} is {w}x{h} px, not square; pass square='center_crop', 'pad' or 'resize' (--square on the command line) to choose how to make it square")
+        raise ImageInputError(
+            f"{name} is {w}x{h} px, not square; pass square='center_crop', 'pad' or 'resize' (--square on "
+            "the command line) to choose how to make it square"
+        )
     if square == "center_crop":
-        side = min(w, h); left, top = (w - side) // 2, (h - side) // 2
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
         return img.crop((left, top, left + side, top + side))
     if square == "pad":
-        side = max(w, h); out = Image.new("RGB", (side, side), (0, 0, 0))
-        out.paste(img, ((side - w) // 2, (side - h) // 2)); return out
+        side = max(w, h)
+        out = Image.new("RGB", (side, side), (0, 0, 0))
+        out.paste(img, ((side - w) // 2, (side - h) // 2))
+        return out
     return img.resize((max(w, h),) * 2, Image.BICUBIC)
+
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     "A PIL image as a (1, 3, H, W) float tensor in [-1, 1]."
     arr = np.asarray(_to_rgb8(img), dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 
+
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     "One image, (3, H, W) or (1, 3, H, W) in [-1, 1], as an 8-bit PIL image."
     if x.ndim == 4:
-        if x.shape[0] != 1: raise ValueError(f"tensor_to_pil takes one image, got a batch of {x.shape[0]}; index it first")
+        if x.shape[0] != 1:
+            raise ValueError(f"tensor_to_pil takes one image, got a batch of {x.shape[0]}; index it first")
         x = x[0]
     arr = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return Image.fromarray(arr.permute(1, 2, 0).numpy(), "RGB")
 
-def read_image(path: str | Path, size: int | None = None, square: str = "error",
-               min_size: int = MIN_IMAGE_SIZE) -> torch.Tensor:
+
+def read_image(
+    path: str | Path, size: int | None = None, square: str = "error", min_size: int = MIN_IMAGE_SIZE
+) -> torch.Tensor:
     "Read one image file as a (1, 3, H, W) tensor in [-1, 1], checked, converted to RGB, squared and resized."
     if square not in SQUARE_MODES:
         raise ValueError(f"square={square!r} is not an option; expected one of {', '.join(SQUARE_MODES)}")
     if size is not None and (not isinstance(size, int) or size < min_size):
-        raise ValueError(f"size={size!r}; expected an integer of at least {min_size} px, or None to keep the image's size")
+        raise ValueError(
+            f"size={size!r}; expected an integer of at least {min_size} px, or None to keep the image's size"
+        )
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"image file not found: '{path}'")
-    if path.is_dir(): raise ImageInputError(f"'{path}' is a folder; expected an image file")
+    if not path.exists():
+        raise FileNotFoundError(f"image file not found: '{path}'")
+    if path.is_dir():
+        raise ImageInputError(f"'{path}' is a folder; expected an image file")
     limit = int(setting("max_image_pixels"))
-    too_big = (f"at most {limit:,} pixels are read (max_image_pixels in settings.ini); "
-               "downscale the photo first or raise the setting")
+    too_big = (
+        f"at most {limit:,} pixels are read (max_image_pixels in settings.ini); "
+        "downscale the photo first or raise the setting"
+    )
     try:
         with Image.open(path) as img:
             if img.width * img.height > limit:
@@ -221,21 +296,31 @@ def read_image(path: str | Path, size: int | None = None, square: str = "error",
     except Image.DecompressionBombError:
         raise ImageInputError(f"'{path}' is larger than PIL will open; {too_big}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ImageInputError(f"'{path}' is not an image that can be read ({type(e).__name__}: {e})") from None
+        raise ImageInputError(
+            f"'{path}' is not an image that can be read ({type(e).__name__}: {e})"
+        ) from None
     if frames > 1:
-        warnings.warn(f"'{path}' has {frames} frames (an animation); only its first frame is read",
-                      stacklevel=2)
+        warnings.warn(
+            f"'{path}' has {frames} frames (an animation); only its first frame is read", stacklevel=2
+        )
     w, h = img.size
     if min(w, h) < min_size:
-        raise ImageInputError(f"'{path}' is {w}x{h} px; at least {min_size} px on each side is expected for a face")
+        raise ImageInputError(
+            f"'{path}' is {w}x{h} px; at least {min_size} px on each side is expected for a face"
+        )
     img = _square(_to_rgb8(img), square, f"'{path}'")
-    if size is not None and img.size != (size, size): img = img.resize((size, size), Image.LANCZOS)
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.LANCZOS)
     return pil_to_tensor(img)
 
-def read_images(paths, size: int | None = None, square: str = "error", min_size: int = MIN_IMAGE_SIZE) -> torch.Tensor:
+
+def read_images(
+    paths, size: int | None = None, square: str = "error", min_size: int = MIN_IMAGE_SIZE
+) -> torch.Tensor:
     "Read image files into one (N, 3, H, W) batch; without `size` they must already share a size."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if not paths: raise ValueError("no image paths given; expected at least one")
+    if not paths:
+        raise ValueError("no image paths given; expected at least one")
     images = [read_image(p, size=size, square=square, min_size=min_size) for p in paths]
     sizes = sorted({tuple(im.shape[-2:]) for im in images})
     if len(sizes) > 1:
@@ -246,7 +331,9 @@ def read_images(paths, size: int | None = None, square: str = "error", min_size:
 def check_images(x, name: str = "images") -> torch.Tensor:
     "Check that `x` is a float (N, 3, H, W) tensor in [-1, 1]; return it."
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, 3, H, W) in [-1, 1], got {type(x).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (N, 3, H, W) in [-1, 1], got {type(x).__name__}"
+        )
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (N, 3, H, W), a batch of RGB images")
     if not x.is_floating_point():
@@ -254,7 +341,10 @@ def check_images(x, name: str = "images") -> torch.Tensor:
     if x.numel() and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     if x.numel() and (x.min() < -1.001 or x.max() > 1.001):
-        raise ValueError(f"{name} has values in [{float(x.min()):.3g}, {float(x.max()):.3g}]; expected [-1, 1] (x / 127.5 - 1 for 8-bit images)")
+        raise ValueError(
+            f"{name} has values in [{float(x.min()):.3g}, {float(x.max()):.3g}]; expected [-1, 1] (x / 127.5 "
+            "- 1 for 8-bit images)"
+        )
     return x
 
 # %% ../nbs/00_core.ipynb #c027
@@ -264,123 +354,198 @@ def check_output_path(path: str | Path, inputs=(), overwrite: bool = False) -> P
     for inp in inputs:
         same = path.exists() and Path(inp).exists() and os.path.samefile(path, inp)  # also catches hard links
         if same or path.resolve() == Path(inp).resolve():
-            raise FileExistsError(f"output '{path}' is the input '{inp}'; restoration-nb never writes over an input, choose another output")
+            raise FileExistsError(
+                f"output '{path}' is the input '{inp}'; restoration-nb never writes over an input, choose "
+                "another output"
+            )
     if path.exists() and not overwrite:
-        raise FileExistsError(f"output '{path}' exists; pass overwrite=True (--overwrite on the command line) to replace it")
+        raise FileExistsError(
+            f"output '{path}' exists; pass overwrite=True (--overwrite on the command line) to replace it"
+        )
     return path
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     "Write `data` to `path` through a temporary file in the same folder and an atomic rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f: f.write(data)
-        umask = os.umask(0); os.umask(umask)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
 
 def strict_json(obj):
     "`obj` with every non-finite float (NaN, inf) as None: JSON has no NaN, and strict parsers refuse it."
-    if isinstance(obj, float): return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict): return {k: strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)): return [strict_json(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
     return obj
+
 
 def atomic_write_json(path: str | Path, obj) -> Path:
     "Write `obj` as indented, strict JSON (NaN and inf become null), atomically."
     text = json.dumps(strict_json(obj), indent=2, sort_keys=True, allow_nan=False)
     return atomic_write_bytes(path, (text + "\n").encode())
 
+
 def save_image(x: torch.Tensor, path: str | Path, overwrite: bool = False, inputs=()) -> Path:
     "Save one image tensor in [-1, 1] to `path` (format from the suffix), atomically, refusing to overwrite."
     path = check_output_path(path, inputs=inputs, overwrite=overwrite)
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None: raise ValueError(f"'{path}' has no image suffix PIL can write; use .png or .jpg")
-    buf = io.BytesIO(); tensor_to_pil(x).save(buf, format=fmt)
+    if fmt is None:
+        raise ValueError(f"'{path}' has no image suffix PIL can write; use .png or .jpg")
+    buf = io.BytesIO()
+    tensor_to_pil(x).save(buf, format=fmt)
     return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/00_core.ipynb #c031
 class Table:
     "Rows of results (dicts) that print, average and save."
-    def __init__(self, rows=()): self.rows = [dict(r) for r in rows]
+
+    def __init__(self, rows=()):
+        self.rows = [dict(r) for r in rows]
+
     @property
     def columns(self) -> list:
         cols = []
-        for r in self.rows: cols += [k for k in r if k not in cols]
+        for r in self.rows:
+            cols += [k for k in r if k not in cols]
         return cols
-    def __len__(self): return len(self.rows)
-    def __getitem__(self, col): return [r.get(col) for r in self.rows]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, col):
+        return [r.get(col) for r in self.rows]
+
     def mean(self, by: str | None = None) -> "Table":
         "Mean of each numeric column (NaN ignored), over all rows or per value of `by`."
         groups = {}
-        for r in self.rows: groups.setdefault(r.get(by) if by else "all", []).append(r)
+        for r in self.rows:
+            groups.setdefault(r.get(by) if by else "all", []).append(r)
         out = []
         for key, rows in groups.items():
             row = {by or "rows": key} if by else {"rows": len(rows)}
             for c in self.columns:
-                vals = [r[c] for r in rows if isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)]
+                vals = [
+                    r[c]
+                    for r in rows
+                    if isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
+                ]
                 vals = [v for v in vals if v == v]
-                if c != by and vals: row[c] = sum(vals) / len(vals)
+                if c != by and vals:
+                    row[c] = sum(vals) / len(vals)
             out.append(row)
         return Table(out)
-    def _fmt(self, v): return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    def _fmt(self, v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
     def to_markdown(self) -> str:
         cols = self.columns
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(self._fmt(r.get(c, "")) for c in cols) + " |" for r in self.rows]
         return "\n".join(lines)
+
     __repr__ = to_markdown
+
     def _repr_html_(self):
         cols = self.columns
         head = "".join(f"<th>{c}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{self._fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in self.rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{self._fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in self.rows
+        )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
     def to_csv(self, path, overwrite: bool = False) -> Path:
-        buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=self.columns); w.writeheader(); w.writerows(self.rows)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.columns)
+        w.writeheader()
+        w.writerows(self.rows)
         return atomic_write_bytes(check_output_path(path, overwrite=overwrite), buf.getvalue().encode())
+
     def to_json(self, path, overwrite: bool = False) -> Path:
         return atomic_write_json(check_output_path(path, overwrite=overwrite), self.rows)
+
     @classmethod
-    def from_json(cls, path) -> "Table": return cls(json.loads(Path(path).read_text()))
+    def from_json(cls, path) -> "Table":
+        return cls(json.loads(Path(path).read_text()))
 
 # %% ../nbs/00_core.ipynb #c035
 def display_array(x: torch.Tensor) -> np.ndarray:
     "A (N, 3, H, W) batch in [-1, 1] as a (N, H, W, 3) float array in [0, 1], for matplotlib's `imshow`."
     return ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
 
-def show_images(images: torch.Tensor, titles=None, ncols: int | None = None, scale: float = 1.6, suptitle: str | None = None):
+
+def show_images(
+    images: torch.Tensor,
+    titles=None,
+    ncols: int | None = None,
+    scale: float = 1.6,
+    suptitle: str | None = None,
+):
     "Show a (N, 3, H, W) batch in [-1, 1] as a grid; returns the matplotlib figure."
     import matplotlib.pyplot as plt
+
     images = check_images(images)
-    n = len(images); ncols = min(n, ncols or 8); nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.3 if suptitle else 0)), squeeze=False)
-    for ax in axes.flat: ax.axis("off")
+    n = len(images)
+    ncols = min(n, ncols or 8)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.3 if suptitle else 0)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
     for i, (ax, im) in enumerate(zip(axes.flat, display_array(images))):
         ax.imshow(im)
-        if titles is not None: ax.set_title(str(titles[i]), fontsize=8)
-    if suptitle: fig.suptitle(suptitle)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
 
 def comparison_grid(columns: dict, row_titles=None, scale: float = 1.6, suptitle: str | None = None):
     "One column per named batch (same N), one row per image: e.g. {'clean': x, 'degraded': y, 'restored': r}."
     import matplotlib.pyplot as plt
-    if not columns: raise ValueError("comparison_grid needs at least one named batch")
+
+    if not columns:
+        raise ValueError("comparison_grid needs at least one named batch")
     batches = {k: check_images(v, k) for k, v in columns.items()}
     counts = {k: len(v) for k, v in batches.items()}
     if len(set(counts.values())) != 1:
-        raise ValueError(f"comparison_grid batches have different lengths {counts}; expected one image per row in each")
+        raise ValueError(
+            f"comparison_grid batches have different lengths {counts}; expected one image per row in each"
+        )
     n, ncols = next(iter(counts.values())), len(batches)
-    fig, axes = plt.subplots(n, ncols, figsize=(scale * ncols, scale * n + (0.3 if suptitle else 0)), squeeze=False)
+    fig, axes = plt.subplots(
+        n, ncols, figsize=(scale * ncols, scale * n + (0.3 if suptitle else 0)), squeeze=False
+    )
     for j, (name, batch) in enumerate(batches.items()):
         for i, im in enumerate(display_array(batch)):
-            ax = axes[i, j]; ax.imshow(im); ax.set_xticks([]); ax.set_yticks([])
-            if i == 0: ax.set_title(name, fontsize=9)
-            if j == 0 and row_titles is not None: ax.set_ylabel(str(row_titles[i]), fontsize=8)
-    if suptitle: fig.suptitle(suptitle)
+            ax = axes[i, j]
+            ax.imshow(im)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            if j == 0 and row_titles is not None:
+                ax.set_ylabel(str(row_titles[i]), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
 
@@ -388,10 +553,9 @@ def comparison_grid(columns: dict, row_titles=None, scale: float = 1.6, suptitle
 def small_figures(dpi: int = 60, quality: int = 85):
     "Draw every figure from now on at `dpi` and, in a notebook, display it as JPEG of `quality` (1-100)."
     import matplotlib.pyplot as plt
-    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 1:
-        raise ValueError(f"dpi={dpi!r}; expected an integer >= 1")
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ValueError(f"quality={quality!r}; expected an integer from 1 to 100")
+
+    check_int("dpi", dpi, low=1)
+    check_int("quality", quality, low=1, high=100)
     plt.rcParams["figure.dpi"] = dpi
     try:
         from IPython import get_ipython
@@ -401,54 +565,81 @@ def small_figures(dpi: int = 60, quality: int = 85):
     if get_ipython() is not None:
         set_matplotlib_formats("jpeg", pil_kwargs={"quality": quality})
 
-
 # %% ../nbs/00_core.ipynb #c039
 UTKFACE_ZIP = "utkface64.zip"
 HELDOUT_EVERY = 20
-HELDOUT_RULE = f"held out: faces whose index in the name-sorted list of {UTKFACE_ZIP} is a multiple of {HELDOUT_EVERY}"
+HELDOUT_RULE = (
+    f"held out: faces whose index in the name-sorted list of {UTKFACE_ZIP} is a multiple of {HELDOUT_EVERY}"
+)
+
 
 def face_data_dir(data_dir: str | Path | None = None) -> Path:
     "The folder holding the face data: `data_dir`, else `$RESTORATION_NB_DATA`, else the lab's `data_dir`."
     data_dir = Path(data_dir or os.environ.get("RESTORATION_NB_DATA") or setting("data_dir"))
     if not (data_dir / UTKFACE_ZIP).is_file():
-        raise FileNotFoundError(f"face data not found: no {UTKFACE_ZIP} in '{data_dir}'; set RESTORATION_NB_DATA or data_dir in settings.ini to the folder that holds it")
+        raise FileNotFoundError(
+            f"face data not found: no {UTKFACE_ZIP} in '{data_dir}'; set RESTORATION_NB_DATA or data_dir in "
+            "settings.ini to the folder that holds it"
+        )
     return data_dir
+
 
 def _split(names: list[str], split: str) -> list[str]:
     "The names of `split` among the name-sorted `names`, by the held-out rule."
     if split not in ("heldout", "train", "all"):
         raise ValueError(f"split={split!r} is not a split; expected 'heldout', 'train' or 'all'")
     names = sorted(names)
-    if split == "all": return names
+    if split == "all":
+        return names
     return [n for i, n in enumerate(names) if (i % HELDOUT_EVERY == 0) == (split == "heldout")]
+
 
 def face_names(split: str = "heldout", data_dir: str | Path | None = None) -> list[str]:
     "Names of the UTKFace faces in `split` ('heldout', 'train' or 'all'), in sorted order."
-    with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z: return _split(z.namelist(), split)
+    with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z:
+        return _split(z.namelist(), split)
 
-def load_faces(n: int = 8, split: str = "heldout", start: int = 0, size: int | None = None,
-               data_dir: str | Path | None = None) -> torch.Tensor:
+
+def load_faces(
+    n: int = 8,
+    split: str = "heldout",
+    start: int = 0,
+    size: int | None = None,
+    data_dir: str | Path | None = None,
+) -> torch.Tensor:
     "`n` faces of `split` from index `start`, as a (n, 3, 64, 64) tensor in [-1, 1] (or `size` px)."
     with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z:
         names = _split(z.namelist(), split)
         if n < 1 or start < 0 or start + n > len(names):
-            raise ValueError(f"asked for faces {start}..{start + n - 1} of split {split!r}, which has {len(names)} (n >= 1 and start >= 0 expected)")
-        imgs = [Image.open(io.BytesIO(z.read(name))) for name in names[start:start + n]]
-    return torch.cat([pil_to_tensor(im if size is None else im.resize((size, size), Image.LANCZOS)) for im in imgs])
+            raise ValueError(
+                f"asked for faces {start}..{start + n - 1} of split {split!r}, which has {len(names)} (n >= "
+                "1 and start >= 0 expected)"
+            )
+        imgs = [Image.open(io.BytesIO(z.read(name))) for name in names[start : start + n]]
+    return torch.cat(
+        [pil_to_tensor(im if size is None else im.resize((size, size), Image.LANCZOS)) for im in imgs]
+    )
 
 # %% ../nbs/00_core.ipynb #c041b
 ALBUMS_DIR = "albums256"
 
+
 def album_people(data_dir=None) -> list[str]:
     "The people of the personal-album set (`albums256/<person>/refs` and `lq`)."
     root = face_data_dir(data_dir) / ALBUMS_DIR
-    if not root.is_dir(): raise FileNotFoundError(f"no personal albums at '{root}'; see ../shared/data/README for the albums256 set")
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"no personal albums at '{root}'; see ../shared/data/README for the albums256 set"
+        )
     return sorted(p.name for p in root.iterdir() if (p / "refs").is_dir())
 
+
 def load_album(person: str, size: int | None = None, data_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
-    "The high-quality references and the low-quality inputs of `person`, resized to `size` px (default: the lab's image size)."
+    """The high-quality references and the low-quality inputs of `person`, resized to `size` px (default: the
+    lab's image size)."""
     people = album_people(data_dir)
-    if person not in people: raise ValueError(f"no album for person {person!r}; expected one of {', '.join(people)}")
+    if person not in people:
+        raise ValueError(f"no album for person {person!r}; expected one of {', '.join(people)}")
     folder, size = face_data_dir(data_dir) / ALBUMS_DIR / person, int(setting("image_size", size))
     return tuple(read_images(sorted((folder / part).glob("*.png")), size=size) for part in ("refs", "lq"))
 
@@ -458,20 +649,30 @@ def knob_widget(render, continuous_update: bool = False, **knobs):
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
-    if not knobs: raise ValueError("knob_widget needs at least one knob, e.g. K=(0, 1000, 50, 200)")
+
+    if not knobs:
+        raise ValueError("knob_widget needs at least one knob, e.g. K=(0, 1000, 50, 200)")
     sliders = {}
     for name, spec in knobs.items():
-        if len(spec) != 4: raise ValueError(f"knob {name}={spec!r}; expected (min, max, step, value)")
+        if len(spec) != 4:
+            raise ValueError(f"knob {name}={spec!r}; expected (min, max, step, value)")
         lo, hi, step, value = spec
         cls = W.IntSlider if all(isinstance(v, int) for v in spec) else W.FloatSlider
-        sliders[name] = cls(min=lo, max=hi, step=step, value=value, description=name, continuous_update=continuous_update)
+        sliders[name] = cls(
+            min=lo, max=hi, step=step, value=value, description=name, continuous_update=continuous_update
+        )
     out = W.Output()
+
     def redraw(_=None):
         out.clear_output(wait=True)
         with out:
             fig = render(**{k: s.value for k, s in sliders.items()})
-            if fig is not None: display(fig); plt.close(fig)
-    for s in sliders.values(): s.observe(redraw, names="value")
+            if fig is not None:
+                display(fig)
+                plt.close(fig)
+
+    for s in sliders.values():
+        s.observe(redraw, names="value")
     redraw()
     box = W.VBox([W.HBox(list(sliders.values())), out])
     box.sliders = sliders

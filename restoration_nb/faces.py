@@ -11,8 +11,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from .core import (MIN_IMAGE_SIZE, ALBUMS_DIR, ImageInputError, album_people, check_images, check_int, face_data_dir,
-                                 make_generator, pil_to_tensor, read_image, setting, tensor_to_pil)
+from restoration_nb.core import (
+    MIN_IMAGE_SIZE,
+    ALBUMS_DIR,
+    ImageInputError,
+    album_people,
+    check_images,
+    check_int,
+    face_data_dir,
+    make_generator,
+    pil_to_tensor,
+    read_image,
+    setting,
+    tensor_to_pil,
+)
 from .degradations import degrade_tier
 from .metrics import load_face_models
 
@@ -31,13 +43,15 @@ def _check_number(name: str, value, low: float, high: float = math.inf) -> float
         raise ValueError(f"{name}={value!r}; expected a finite number {span}")
     return float(value)
 
+
 def _check_points(name: str, points, min_points: int = 2) -> np.ndarray:
     "`points` as a float64 (L, 2) array of finite (x, y) positions, L >= `min_points`."
     arr = np.asarray(points, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) < min_points:
         expected = f"expected (L, 2) points (x, y) with L >= {min_points}"
         raise ValueError(f"{name} has shape {arr.shape}; {expected}")
-    if not np.isfinite(arr).all(): raise ValueError(f"{name} contains NaN or infinite values")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
     return arr
 
 # %% ../nbs/03a_faces.ipynb #c008
@@ -56,26 +70,34 @@ def similarity_transform(src, dst) -> np.ndarray:
     shift = dst.mean(0) - scale * rotation @ src.mean(0)
     return np.hstack([scale * rotation, shift[:, None]])
 
+
 def transform_points(matrix: np.ndarray, points) -> np.ndarray:
     "Apply a 2x3 affine `matrix` to (L, 2) points."
     return _check_points("points", points, 1) @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
+
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     "The inverse of a 2x3 affine matrix, as a 2x3 matrix."
     return np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
 
+
 def similarity_params(matrix: np.ndarray) -> dict:
     "The scale, rotation (degrees) and shift (x, y) of a 2x3 similarity matrix."
     m = np.asarray(matrix, dtype=np.float64)
-    return dict(scale=math.hypot(m[0, 0], m[1, 0]), angle=math.degrees(math.atan2(m[1, 0], m[0, 0])),
-                shift=(float(m[0, 2]), float(m[1, 2])))
+    return dict(
+        scale=math.hypot(m[0, 0], m[1, 0]),
+        angle=math.degrees(math.atan2(m[1, 0], m[0, 0])),
+        shift=(float(m[0, 2]), float(m[1, 2])),
+    )
 
 # %% ../nbs/03a_faces.ipynb #c012
 DETECT_MIN_SIDE = 128  # photos whose shorter side is smaller are resized up before detection
 
+
 @dataclass
 class Face:
     "A detected face: its box (left, top, right, bottom edges) and landmarks (L, 2) (x, y), photo pixels."
+
     box: tuple[float, float, float, float]
     landmarks: np.ndarray
 
@@ -84,13 +106,16 @@ class Face:
         "The box's width and height in pixels."
         return self.box[2] - self.box[0], self.box[3] - self.box[1]
 
+
 def _one_image(image, name: str = "image") -> torch.Tensor:
     "One photo, (1, 3, H, W) or (3, H, W) in [-1, 1], as a float (1, 3, H, W) CPU tensor."
-    if isinstance(image, torch.Tensor) and image.ndim == 3: image = image.unsqueeze(0)
+    if isinstance(image, torch.Tensor) and image.ndim == 3:
+        image = image.unsqueeze(0)
     image = check_images(image, name)
     if len(image) != 1:
-        raise ImageInputError(f"{name} is a batch of {len(image)}; expected one photo, (1, 3, H, W) or "
-                              "(3, H, W)")
+        raise ImageInputError(
+            f"{name} is a batch of {len(image)}; expected one photo, (1, 3, H, W) or (3, H, W)"
+        )
     if min(image.shape[-2:]) < MIN_IMAGE_SIZE:
         h, w = image.shape[-2:]
         raise ImageInputError(f"{name} is {w}x{h} px; expected at least {MIN_IMAGE_SIZE} px on each side")
@@ -99,19 +124,30 @@ def _one_image(image, name: str = "image") -> torch.Tensor:
 # %% ../nbs/03a_faces.ipynb #c013
 DETECT_MAX_SIDE = 1024  # photos whose longer side is larger are searched on a copy resized down to this
 
+
 def _detection_copy(img: Image.Image, min_side: int, max_side: int) -> Image.Image:
-    "The photo as the detector sees it: enlarged if its shorter side is under `min_side`, shrunk if over `max_side`."
+    """The photo as the detector sees it: enlarged if its shorter side is under `min_side`, shrunk if over
+    `max_side`."""
     w, h = img.size
     factor = max(1.0, min_side / min(w, h))
-    if max(w, h) > max_side: factor = max_side / max(w, h)
-    if factor == 1: return img
+    if max(w, h) > max_side:
+        factor = max_side / max(w, h)
+    if factor == 1:
+        return img
     return img.resize((round(w * factor), round(h * factor)), Image.BICUBIC if factor > 1 else Image.LANCZOS)
 
-def detect_faces(image: torch.Tensor, landmarks: int = 5, upsample: int = 1, min_side: int = DETECT_MIN_SIDE,
-                 max_side: int = DETECT_MAX_SIDE) -> list[Face]:
+
+def detect_faces(
+    image: torch.Tensor,
+    landmarks: int = 5,
+    upsample: int = 1,
+    min_side: int = DETECT_MIN_SIDE,
+    max_side: int = DETECT_MAX_SIDE,
+) -> list[Face]:
     """dlib's faces in one photo (1, 3, H, W) in [-1, 1], largest first, with `landmarks` (5 or 68) points.
     A photo longer than `max_side` is searched on a shrunk copy; its landmarks are placed at full size."""
     import dlib
+
     image = _one_image(image)
     upsample, min_side = check_int("upsample", upsample, 0), check_int("min_side", min_side, 1)
     max_side = check_int("max_side", max_side, min_side)
@@ -124,7 +160,12 @@ def detect_faces(image: torch.Tensor, landmarks: int = 5, upsample: int = 1, min
     for r in detector(searched, upsample):
         box = (r.left() / fx, r.top() / fy, (r.right() + 1) / fx, (r.bottom() + 1) / fy)  # edges scale
         rect, px, py = r, fx, fy
-        if fx < 1: rect, px, py = dlib.rectangle(*[round(v) for v in box[:2]], *[round(v) - 1 for v in box[2:]]), 1, 1
+        if fx < 1:
+            rect, px, py = (
+                dlib.rectangle(*[round(v) for v in box[:2]], *[round(v) - 1 for v in box[2:]]),
+                1,
+                1,
+            )
         points = np.array([(p.x, p.y) for p in predictor(full, rect).parts()], dtype=np.float64)
         faces.append(Face(box, (points + 0.5) / [px, py] - 0.5))  # pixel centres: x + 0.5 scales
     return sorted(faces, key=lambda f: -f.size[0] * f.size[1])
@@ -147,24 +188,33 @@ TEMPLATE_SIZE = 64
 FACE_TEMPLATE = np.array([[48.30, 18.85], [38.47, 19.37], [13.71, 18.85], [23.55, 19.34], [31.07, 37.27]])
 LANDMARKS_68_TO_5 = (45, 42, 36, 39, 33)  # the 68-point indices of the same five points
 
+
 def five_points(landmarks) -> np.ndarray:
     "The 5 alignment points of a face's 5 or 68 landmarks, in the order of `FACE_TEMPLATE`."
     points = _check_points("landmarks", landmarks)
-    if len(points) not in (5, 68): raise ValueError(f"landmarks has {len(points)} points; expected 5 or 68")
+    if len(points) not in (5, 68):
+        raise ValueError(f"landmarks has {len(points)} points; expected 5 or 68")
     return points if len(points) == 5 else points[list(LANDMARKS_68_TO_5)]
+
 
 def template_points(size: int = TEMPLATE_SIZE) -> np.ndarray:
     "`FACE_TEMPLATE` in a `size` px frame (pixel centres scale as x + 0.5)."
     return (FACE_TEMPLATE + 0.5) * check_int("size", size, MIN_IMAGE_SIZE) / TEMPLATE_SIZE - 0.5
 
 # %% ../nbs/03a_faces.ipynb #c024
-def warp_image(image: torch.Tensor, matrix: np.ndarray, size: tuple[int, int],
-               padding: str = "reflection", mode: str = "bicubic") -> torch.Tensor:
+def warp_image(
+    image: torch.Tensor,
+    matrix: np.ndarray,
+    size: tuple[int, int],
+    padding: str = "reflection",
+    mode: str = "bicubic",
+) -> torch.Tensor:
     "Images (N, C, H, W) resampled into an (h, w) frame: output pixel p reads input pixel matrix^-1 p."
     h, w = size
     inverse = torch.as_tensor(invert_affine(matrix), dtype=torch.float32)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     points = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ inverse.T  # (h, w, 2) input (x, y)
     in_h, in_w = image.shape[-2:]
     grid = (2 * points + 1) / torch.tensor([in_w, in_h], dtype=torch.float32) - 1  # align_corners=False
@@ -172,10 +222,12 @@ def warp_image(image: torch.Tensor, matrix: np.ndarray, size: tuple[int, int],
     out = F.grid_sample(image.float(), grid, mode=mode, padding_mode=padding, align_corners=False)
     return out.clamp(-1, 1)  # bicubic overshoots a little at hard edges
 
+
 def _shrunk(image: torch.Tensor, matrix: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     "The photo resized down (antialiased) by `matrix`'s scale when it is under 1, with the matrix composed."
     scale = math.sqrt(abs(np.linalg.det(np.asarray(matrix)[:, :2])))
-    if scale >= 1: return image, np.asarray(matrix)
+    if scale >= 1:
+        return image, np.asarray(matrix)
     h, w = image.shape[-2:]
     small_h, small_w = max(1, round(h * scale)), max(1, round(w * scale))
     small = F.interpolate(image, size=(small_h, small_w), mode="bilinear", antialias=True)
@@ -183,14 +235,16 @@ def _shrunk(image: torch.Tensor, matrix: np.ndarray) -> tuple[torch.Tensor, np.n
     to_small = np.array([[sx, 0, (sx - 1) / 2], [0, sy, (sy - 1) / 2]])  # x' = (x + 0.5) * sx - 0.5
     return small, np.asarray(matrix) @ np.vstack([invert_affine(to_small), [0, 0, 1]])
 
+
 def _crop(image: torch.Tensor, matrix: np.ndarray, size: int) -> torch.Tensor:
     "The (1, 3, size, size) crop that `matrix` (photo -> crop pixels) frames, antialiased when shrinking."
     source, to_crop = _shrunk(image, matrix)
     return warp_image(source, to_crop, (size, size))
 
 # %% ../nbs/03a_faces.ipynb #c025
-def align_face(image: torch.Tensor, face: Face | np.ndarray, size: int = TEMPLATE_SIZE
-               ) -> tuple[torch.Tensor, np.ndarray]:
+def align_face(
+    image: torch.Tensor, face: Face | np.ndarray, size: int = TEMPLATE_SIZE
+) -> tuple[torch.Tensor, np.ndarray]:
     """The face (a `Face` or its landmarks) warped onto the template: the crop (1, 3, size, size) and the
     2x3 matrix from photo pixels to crop pixels."""
     image = _one_image(image)
@@ -208,9 +262,10 @@ def feather_mask(size: int, erode: int | None = None, blur: float | None = None)
         raise ValueError(f"erode={erode} leaves nothing of a {size} px crop; expected < {size / 2}")
     mask = torch.zeros(1, 1, size, size)
     mask[..., erode:-erode, erode:-erode] = 1
-    if blur == 0: return mask
+    if blur == 0:
+        return mask
     offsets = torch.arange(-(erode - 1), erode, dtype=torch.float32)  # radius < erode: the edge stays 0
-    kernel = torch.exp(-offsets**2 / (2 * blur**2))
+    kernel = torch.exp(-(offsets**2) / (2 * blur**2))
     kernel = kernel / kernel.sum()
     mask = F.conv2d(mask, kernel.view(1, 1, 1, -1), padding=(0, erode - 1))
     return F.conv2d(mask, kernel.view(1, 1, -1, 1), padding=(erode - 1, 0))
@@ -219,6 +274,7 @@ def feather_mask(size: int, erode: int | None = None, blur: float | None = None)
 def _affine(m: np.ndarray) -> np.ndarray:
     "A 2x3 affine matrix as 3x3, so that matrices compose with @."
     return np.vstack([m, [0.0, 0.0, 1.0]])
+
 
 def _region(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
     "The photo's pixel box (x0, y0, x1, y1) under the crop's square, clipped; None if it misses the photo."
@@ -230,8 +286,14 @@ def _region(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> tuple[int,
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 # %% ../nbs/03a_faces.ipynb #c036
-def paste_face(image: torch.Tensor, restored: torch.Tensor, matrix: np.ndarray, detail: float = 0.0,
-               erode: int | None = None, blur: float | None = None) -> torch.Tensor:
+def paste_face(
+    image: torch.Tensor,
+    restored: torch.Tensor,
+    matrix: np.ndarray,
+    detail: float = 0.0,
+    erode: int | None = None,
+    blur: float | None = None,
+) -> torch.Tensor:
     """The photo with `restored` (1, 3, S, S) warped back through `matrix` (photo -> crop) under a feathered
     mask; `detail` adds back that share of the photo's own detail finer than the crop can hold."""
     image, restored = _one_image(image), _one_image(restored, "restored")
@@ -239,7 +301,8 @@ def paste_face(image: torch.Tensor, restored: torch.Tensor, matrix: np.ndarray, 
     if restored.shape[-2] != size:
         raise ValueError(f"restored is {tuple(restored.shape)}; expected a square crop")
     region = _region(matrix, size, image.shape[-2:])
-    if region is None: return image.clone()
+    if region is None:
+        return image.clone()
     x0, y0, x1, y1 = region
     shift = np.array([[1.0, 0, -x0], [0, 1.0, -y0]])
     to_region = (_affine(shift) @ _affine(invert_affine(matrix)))[:2]  # crop pixels -> region pixels
@@ -258,21 +321,26 @@ def paste_face(image: torch.Tensor, restored: torch.Tensor, matrix: np.ndarray, 
 @dataclass
 class RestoredFace:
     "One restored face: box and landmarks (photo pixels), photo -> crop matrix, crop and its restoration."
+
     box: tuple[float, float, float, float]
     landmarks: np.ndarray | None  # None for a photo restored whole (has_aligned=True)
     matrix: np.ndarray
     crop: torch.Tensor
     restored: torch.Tensor
 
+
 @dataclass
 class SkippedFace:
     "A detected face that was not restored, and why."
+
     face: Face
     reason: str
+
 
 @dataclass
 class PhotoResult:
     "The restored photo (1, 3, H * upscale, W * upscale), its faces, those skipped, and why none if none."
+
     image: torch.Tensor
     faces: list[RestoredFace] = field(default_factory=list)
     skipped: list[SkippedFace] = field(default_factory=list)
@@ -281,13 +349,17 @@ class PhotoResult:
     input_size: tuple[int, int] = (0, 0)  # (H, W) of the photo given
 
 # %% ../nbs/03a_faces.ipynb #c044
-def _keep_faces(faces: list[Face], shape: tuple[int, int], min_face: float,
-                only_center_face: bool) -> tuple[list[Face], list[SkippedFace]]:
+def _keep_faces(
+    faces: list[Face], shape: tuple[int, int], min_face: float, only_center_face: bool
+) -> tuple[list[Face], list[SkippedFace]]:
     "The faces to restore, and the others with the reason each is left out."
     h, w = shape
     skipped = []
     if only_center_face and faces:
-        def off_centre(f): return math.hypot((f.box[0] + f.box[2] - w) / 2, (f.box[1] + f.box[3] - h) / 2)
+
+        def off_centre(f):
+            return math.hypot((f.box[0] + f.box[2] - w) / 2, (f.box[1] + f.box[3] - h) / 2)
+
         centre = min(faces, key=off_centre)
         reason = "not the face nearest the centre (only_center_face=True)"
         skipped += [SkippedFace(f, reason) for f in faces if f is not centre]
@@ -299,26 +371,35 @@ def _keep_faces(faces: list[Face], shape: tuple[int, int], min_face: float,
         if min(fw, fh) < min_face:
             reason = f"face {fw:.0f}x{fh:.0f} px is smaller than min_face={min_face:g}"
             skipped.append(SkippedFace(f, reason))
-        elif outside: skipped.append(SkippedFace(f, "landmarks fell outside the image"))
-        else: kept.append(f)
+        elif outside:
+            skipped.append(SkippedFace(f, "landmarks fell outside the image"))
+        else:
+            kept.append(f)
     return kept, skipped
 
 # %% ../nbs/03a_faces.ipynb #c045
 def _check_restorer(restore):
     "Refuse a `restore` that cannot be called."
     if not callable(restore):
-        raise TypeError(f"restore is a {type(restore).__name__}; expected a callable from crops "
-                        "(N, 3, S, S) to restored crops of the same shape")
+        raise TypeError(
+            f"restore is a {type(restore).__name__}; expected a callable from crops "
+            "(N, 3, S, S) to restored crops of the same shape"
+        )
+
 
 def _run_restore(restore, crops: torch.Tensor) -> torch.Tensor:
     "restore(crops), checked: a tensor of the crops' shape, finite, in [-1, 1]."
-    with torch.no_grad(): out = restore(crops)
+    with torch.no_grad():
+        out = restore(crops)
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"restore returned a {type(out).__name__}; expected a tensor of shape "
-                        f"{tuple(crops.shape)}")
+        raise TypeError(
+            f"restore returned a {type(out).__name__}; expected a tensor of shape {tuple(crops.shape)}"
+        )
     if out.shape != crops.shape:
-        raise ValueError(f"restore returned shape {tuple(out.shape)} for crops of shape "
-                         f"{tuple(crops.shape)}; expected the same shape")
+        raise ValueError(
+            f"restore returned shape {tuple(out.shape)} for crops of shape "
+            f"{tuple(crops.shape)}; expected the same shape"
+        )
     return check_images(out.detach().float().cpu(), "restore(crops)")
 
 # %% ../nbs/03a_faces.ipynb #c046
@@ -333,24 +414,35 @@ def _restore_aligned(image: torch.Tensor, restore, size: int, upscale: int) -> P
     face = RestoredFace((0.0, 0.0, float(w), float(h)), None, matrix, crop, restored)
     return PhotoResult(out.clamp(-1, 1), [face], [], "", upscale, (h, w))
 
+
 def _enlarged(image: torch.Tensor, upscale: int) -> tuple[torch.Tensor, np.ndarray]:
     "The photo resized by `upscale` (bicubic), and the matrix from enlarged pixels to photo pixels."
     back = np.array([[1 / upscale, 0, (1 / upscale - 1) / 2], [0, 1 / upscale, (1 / upscale - 1) / 2]])
-    if upscale == 1: return image.clone(), back
+    if upscale == 1:
+        return image.clone(), back
     big = F.interpolate(image, scale_factor=upscale, mode="bicubic", align_corners=False)
     return big.clamp(-1, 1), back
 
 # %% ../nbs/03a_faces.ipynb #c047
-def restore_photo(image: torch.Tensor, restore, size: int = TEMPLATE_SIZE, upscale: int = 1,
-                  only_center_face: bool = False, has_aligned: bool = False,
-                  min_face: float = MIN_IMAGE_SIZE, detail: float = 0.0, upsample: int = 1) -> PhotoResult:
+def restore_photo(
+    image: torch.Tensor,
+    restore,
+    size: int = TEMPLATE_SIZE,
+    upscale: int = 1,
+    only_center_face: bool = False,
+    has_aligned: bool = False,
+    min_face: float = MIN_IMAGE_SIZE,
+    detail: float = 0.0,
+    upsample: int = 1,
+) -> PhotoResult:
     """Detect, align (to `size` px), restore and paste back every face of a photo (1, 3, H, W) in [-1, 1].
     `restore` maps crops (N, 3, size, size) in [-1, 1] to restored crops of the same shape."""
     image = _one_image(image)
     _check_restorer(restore)
     size, upscale = check_int("size", size, MIN_IMAGE_SIZE), check_int("upscale", upscale, 1)
     min_face, detail = _check_number("min_face", min_face, 0), _check_number("detail", detail, 0, 1)
-    if has_aligned: return _restore_aligned(image, restore, size, upscale)
+    if has_aligned:
+        return _restore_aligned(image, restore, size, upscale)
     h, w = image.shape[-2:]
     out, to_photo = _enlarged(image, upscale)
     found = detect_faces(image, upsample=upsample)
@@ -358,8 +450,10 @@ def restore_photo(image: torch.Tensor, restore, size: int = TEMPLATE_SIZE, upsca
     if not kept:
         note = f"all {len(found)} faces were skipped (see skipped)"
         if not found:
-            note = (f"no face found in the {w}x{h} px photo (upsample={upsample}); "
-                    "pass has_aligned=True if it is one aligned face")
+            note = (
+                f"no face found in the {w}x{h} px photo (upsample={upsample}); "
+                "pass has_aligned=True if it is one aligned face"
+            )
         return PhotoResult(out, [], skipped, note, upscale, (h, w))
     aligned = [align_face(image, f, size) for f in kept]
     restored = _run_restore(restore, torch.cat([crop for crop, _ in aligned]))
@@ -388,28 +482,44 @@ def draw_boxes(image: torch.Tensor, result: PhotoResult) -> torch.Tensor:
 
 # %% ../nbs/03a_faces.ipynb #c055b
 def aligned_faces(paths, size: int = TEMPLATE_SIZE) -> tuple[torch.Tensor, list]:
-    "The largest face of each photo aligned to (N, 3, size, size) crops, and the paths where no face was found."
+    """The largest face of each photo aligned to (N, 3, size, size) crops, and the paths where no face was
+    found."""
     crops, missed = [], []
     for path in paths:
         photo = read_image(path, square="keep")
         faces = detect_faces(photo)
-        if faces: crops.append(align_face(photo, faces[0], size)[0])
-        else: missed.append(str(path))
+        if faces:
+            crops.append(align_face(photo, faces[0], size)[0])
+        else:
+            missed.append(str(path))
     return (torch.cat(crops) if crops else torch.zeros(0, 3, size, size)), missed
 
-def aligned_album(person: str, tier: str = "x4", held: int = 3, size: int = TEMPLATE_SIZE, seed: int | None = None,
-                  data_dir=None) -> dict:
-    """`person`'s photos aligned to (N, 3, size, size): the first `held` reference photos as ground truth `clean`
-    and, degraded by `tier` (seeded), as inputs `lq`; the other references as the album `refs`; the album's own
-    low-quality photos as `real_lq` (no ground truth); `missed` lists the photos where no face was found."""
+
+def aligned_album(
+    person: str,
+    tier: str = "x4",
+    held: int = 3,
+    size: int = TEMPLATE_SIZE,
+    seed: int | None = None,
+    data_dir=None,
+) -> dict:
+    """`person`'s photos aligned to (N, 3, size, size): the first `held` reference photos as ground truth
+    `clean` and, degraded by `tier` (seeded), as inputs `lq`; the other references as the album `refs`; the
+    album's own low-quality photos as `real_lq` (no ground truth); `missed` lists the photos where no face was
+    found."""
     people = album_people(data_dir)
-    if person not in people: raise ValueError(f"no album for person {person!r}; expected one of {', '.join(people)}")
+    if person not in people:
+        raise ValueError(f"no album for person {person!r}; expected one of {', '.join(people)}")
     held = check_int("held", held, 1)
     folder = face_data_dir(data_dir) / ALBUMS_DIR / person
     refs, missed_refs = aligned_faces(sorted((folder / "refs").glob("*.png")), size)
     real_lq, missed_lq = aligned_faces(sorted((folder / "lq").glob("*.png")), size)
     if len(refs) <= held:
-        raise ValueError(f"{person} has {len(refs)} reference photos with a face; held={held} leaves no album")
+        raise ValueError(
+            f"{person} has {len(refs)} reference photos with a face; held={held} leaves no album"
+        )
     clean = refs[:held]
     lq = degrade_tier(clean, tier, make_generator(int(setting("seed", seed))))
-    return dict(refs=refs[held:], clean=clean, lq=lq, real_lq=real_lq, tier=tier, missed=missed_refs + missed_lq)
+    return dict(
+        refs=refs[held:], clean=clean, lq=lq, real_lq=real_lq, tier=tier, missed=missed_refs + missed_lq
+    )

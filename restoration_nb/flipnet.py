@@ -1,4 +1,4 @@
-r"""Paper 001: the HQ and LQ faces denoised in one batch; **BoostHub** lets the HQ stream read the LQ
+r"""The HQ and LQ faces denoised in one batch; **BoostHub** lets the HQ stream read the LQ
 stream beside every self-attention, weighted by $\phi$; flipping input and condition turns
 restoration into degradation synthesis."""
 
@@ -22,42 +22,94 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import Table, atomic_write_json, check_images, comparison_grid, knob_widget, make_generator, setting
-from .backbones import (ATTENTION_PROJECTIONS, add_lora, build_model, diffusion_target,
-                                      install_processors, noise_to_step, predict_x0, sample_from_step,
-                                      self_attention_layers, token_attention)
+from restoration_nb.core import (
+    Table,
+    atomic_write_json,
+    check_images,
+    check_int,
+    comparison_grid,
+    knob_widget,
+    make_generator,
+    setting,
+)
+from restoration_nb.backbones import (
+    ATTENTION_PROJECTIONS,
+    add_lora,
+    build_model,
+    diffusion_target,
+    install_processors,
+    noise_to_step,
+    predict_x0,
+    sample_from_step,
+    self_attention_layers,
+    token_attention,
+)
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
 from .priors import Prior, caption, face_labels, load_prior, trainable_copy
-from .training import (WEIGHTS_DIR, PatchDiscriminator, average_gradients, check_bf16_or_fp32, fit,
-                                     init_weights, load_weights, mean_of_entries, micro_batch, open_run, preset_config,
-                                     same_start, save_checkpoint, save_weights, trained_card, training_accelerator)
+from restoration_nb.training import (
+    WEIGHTS_DIR,
+    PatchDiscriminator,
+    average_gradients,
+    check_bf16_or_fp32,
+    fit,
+    init_weights,
+    load_weights,
+    mean_of_entries,
+    micro_batch,
+    open_run,
+    preset_config,
+    same_start,
+    save_checkpoint,
+    save_weights,
+    trained_card,
+    training_accelerator,
+)
 
 # %% ../nbs/08_flipnet.ipynb #c007
 MODES = ("restoration", "degradation")
 
+
 def check_mode(mode) -> str:
     if mode not in MODES:
-        raise ValueError(f"mode={mode!r}; expected 'restoration' (HQ input, LQ condition) or 'degradation' (LQ input, HQ condition)")
+        raise ValueError(
+            f"mode={mode!r}; expected 'restoration' (HQ input, LQ condition) or 'degradation' (LQ input, HQ "
+            "condition)"
+        )
     return mode
 
+
 def flip(hq: torch.Tensor, lq: torch.Tensor, mode: str = "restoration") -> tuple[torch.Tensor, torch.Tensor]:
-    "The (input, condition) pair of a mode: restoration denoises HQ given LQ, degradation denoises LQ given HQ."
+    """The (input, condition) pair of a mode: restoration denoises HQ given LQ, degradation denoises LQ given
+    HQ."""
     hq, lq = check_pair(hq, lq, ("hq", "lq"))
     return (hq, lq) if check_mode(mode) == "restoration" else (lq, hq)
 
+
 def _steps(t, n: int, T: int, generator) -> torch.Tensor:
-    if t is None: return torch.randint(T, (n,), generator=generator)
+    if t is None:
+        return torch.randint(T, (n,), generator=generator)
     return torch.as_tensor(t, dtype=torch.long).expand(n).clone()
 
-def dual_stream_batch(x: torch.Tensor, c: torch.Tensor, scheduler, generator: torch.Generator | None = None,
-                      t_x=None, t_c=None, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "Input `x` and condition `c` noised with separate noise to separate steps (random unless given), stacked: (x_t, t, noise), 2N each."
+
+def dual_stream_batch(
+    x: torch.Tensor,
+    c: torch.Tensor,
+    scheduler,
+    generator: torch.Generator | None = None,
+    t_x=None,
+    t_c=None,
+    noise: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Input `x` and condition `c` noised with separate noise to separate steps (random unless given),
+    stacked: (x_t, t, noise), 2N each."""
     x, c = check_pair(x, c, ("input", "condition"))
     T = int(scheduler.config.num_train_timesteps)
     t = torch.cat([_steps(t_x, len(x), T, generator), _steps(t_c, len(c), T, generator)]).to(x.device)
-    if noise is None: noise = torch.randn((2 * len(x), *x.shape[1:]), generator=generator)
-    elif noise.shape != (2 * len(x), *x.shape[1:]): raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {(2 * len(x), *x.shape[1:])}")
+    if noise is None:
+        noise = torch.randn((2 * len(x), *x.shape[1:]), generator=generator)
+    elif noise.shape != (2 * len(x), *x.shape[1:]):
+        raise ValueError(f"noise has shape {tuple(noise.shape)}; expected {(2 * len(x), *x.shape[1:])}")
     noise = noise.to(x)
     return noise_to_step(torch.cat([x, c]), t, scheduler, noise=noise), t, noise
 
@@ -67,26 +119,43 @@ def check_phi(phi) -> float:
         raise ValueError(f"phi={phi!r}; expected a number >= 0 (0 switches BoostHub off, the paper uses 1)")
     return float(phi)
 
+
 def _base(layer):
     "The plain linear layer under a peft LoRA wrapper (or the layer itself)."
     return getattr(layer, "base_layer", layer)
 
+
 def _tokens(attn, h: torch.Tensor) -> torch.Tensor:
     "Features as (B, L, C) tokens, normalised as the layer's own processor normalises them."
-    if h.ndim == 4: h = h.flatten(2).transpose(1, 2)
-    if attn.group_norm is not None: h = attn.group_norm(h.transpose(1, 2)).transpose(1, 2)
+    if h.ndim == 4:
+        h = h.flatten(2).transpose(1, 2)
+    if attn.group_norm is not None:
+        h = attn.group_norm(h.transpose(1, 2)).transpose(1, 2)
     return h
 
+
 class BoostHub(torch.nn.Module):
-    "Attention processor: self-attention, plus phi * W_O Attn(Q_input, K_condition, V_condition) in a dual-stream call."
+    """Attention processor: self-attention, plus phi * W_O Attn(Q_input, K_condition, V_condition) in a
+    dual-stream call."""
+
     def __init__(self, attn, phi: float = 1.0):
         super().__init__()
         from diffusers.models.attention_processor import AttnProcessor2_0
-        self.to_q, self.to_k, self.to_v = (copy.deepcopy(_base(getattr(attn, p))) for p in ("to_q", "to_k", "to_v"))
+
+        self.to_q, self.to_k, self.to_v = (
+            copy.deepcopy(_base(getattr(attn, p))) for p in ("to_q", "to_k", "to_v")
+        )
         out = _base(attn.to_out[0])
-        self.to_out = torch.nn.Linear(out.in_features, out.out_features, bias=out.bias is not None, device=out.weight.device, dtype=out.weight.dtype)
+        self.to_out = torch.nn.Linear(
+            out.in_features,
+            out.out_features,
+            bias=out.bias is not None,
+            device=out.weight.device,
+            dtype=out.weight.dtype,
+        )
         torch.nn.init.zeros_(self.to_out.weight)
-        if self.to_out.bias is not None: torch.nn.init.zeros_(self.to_out.bias)
+        if self.to_out.bias is not None:
+            torch.nn.init.zeros_(self.to_out.bias)
         self.requires_grad_(True)
         self.phi, self.active, self.self_attention = check_phi(phi), False, AttnProcessor2_0()
 
@@ -96,128 +165,217 @@ class BoostHub(torch.nn.Module):
         kv = _tokens(attn, f_c)
         return self.to_out(token_attention(q, self.to_k(kv), self.to_v(kv), attn.heads))
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
+    ):
         out = self.self_attention(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
-        if not self.active or self.phi == 0: return out
+        if not self.active or self.phi == 0:
+            return out
         if len(hidden_states) % 2:
-            raise ValueError(f"a dual-stream batch stacks inputs then conditions in equal halves; got an odd batch of {len(hidden_states)}")
+            raise ValueError(
+                "a dual-stream batch stacks inputs then conditions in equal halves; got an odd batch of "
+                f"{len(hidden_states)}"
+            )
         f_x, f_c = hidden_states.chunk(2)
         ro = self.boost(attn, f_x, f_c)
-        if hidden_states.ndim == 4: ro = ro.transpose(1, 2).reshape(f_x.shape)
+        if hidden_states.ndim == 4:
+            ro = ro.transpose(1, 2).reshape(f_x.shape)
         n = len(f_x)
         return torch.cat([out[:n] + (self.phi / attn.rescale_output_factor) * ro.to(out.dtype), out[n:]])
 
 # %% ../nbs/08_flipnet.ipynb #c014
 def boost_hubs(model) -> dict:
     "The BoostHub processors installed in `model`, by layer name."
-    return {n: m.processor for n, m in self_attention_layers(model, "BoostHub").items() if isinstance(m.processor, BoostHub)}
+    return {
+        n: m.processor
+        for n, m in self_attention_layers(model, "BoostHub").items()
+        if isinstance(m.processor, BoostHub)
+    }
+
 
 def add_boost_hub(model, phi: float = 1.0) -> dict:
-    "Put a fresh BoostHub beside every self-attention layer of `model` (in place); returns them by layer name."
+    """Put a fresh BoostHub beside every self-attention layer of `model` (in place); returns them by layer
+    name."""
     phi = check_phi(phi)
-    return install_processors(self_attention_layers(model, "BoostHub"), lambda name, attn: BoostHub(attn, phi), BoostHub)
+    return install_processors(
+        self_attention_layers(model, "BoostHub"), lambda name, attn: BoostHub(attn, phi), BoostHub
+    )
+
 
 def set_phi(model, phi: float):
     "Set the enhance weight phi of every BoostHub in `model`."
     phi, hubs = check_phi(phi), boost_hubs(model)
-    if not hubs: raise ValueError(f"{type(model).__name__} has no BoostHub processors; call add_boost_hub(model) first")
-    for hub in hubs.values(): hub.phi = phi
+    if not hubs:
+        raise ValueError(
+            f"{type(model).__name__} has no BoostHub processors; call add_boost_hub(model) first"
+        )
+    for hub in hubs.values():
+        hub.phi = phi
+
 
 @contextmanager
 def dual_stream(model):
     "Within this block the model's BoostHubs read the condition stream (second half of the batch)."
     hubs = list(boost_hubs(model).values())
-    if not hubs: raise ValueError(f"{type(model).__name__} has no BoostHub processors; call add_boost_hub(model) first")
-    for hub in hubs: hub.active = True
-    try: yield model
+    if not hubs:
+        raise ValueError(
+            f"{type(model).__name__} has no BoostHub processors; call add_boost_hub(model) first"
+        )
+    for hub in hubs:
+        hub.active = True
+    try:
+        yield model
     finally:
-        for hub in hubs: hub.active = False
+        for hub in hubs:
+            hub.active = False
 
 # %% ../nbs/08_flipnet.ipynb #c021
 def add_attention_lora(model, rank: int = 8, seed: int = 0) -> list[str]:
-    "LoRA (peft) of `rank` on the Q/K/V/out projections of every self- and cross-attention layer; returns the targets."
+    """LoRA (peft) of `rank` on the Q/K/V/out projections of every self- and cross-attention layer; returns
+    the targets."""
     from diffusers.models.attention_processor import Attention
-    targets = [f"{n}.{p}" for n, m in model.named_modules() if isinstance(m, Attention) for p in ATTENTION_PROJECTIONS]
+
+    targets = [
+        f"{n}.{p}"
+        for n, m in model.named_modules()
+        if isinstance(m, Attention)
+        for p in ATTENTION_PROJECTIONS
+    ]
     if not targets:
         raise ValueError(f"{type(model).__name__} has no attention layers to put LoRA on")
-    add_lora(model, targets, rank, seed, keep_trainable=True)        # the BoostHubs stay trainable
+    add_lora(model, targets, rank, seed, keep_trainable=True)  # the BoostHubs stay trainable
     return targets
 
 # %% ../nbs/08_flipnet.ipynb #c025
 EMBED_CHANNELS = 16
 
+
 def face_autoencoder_config(size: int = 64, latent_channels: int = EMBED_CHANNELS) -> dict:
     "A small stock AutoencoderKL: `size` px RGB to a (size/8)^2 grid of `latent_channels`-d latents."
-    return dict(_class_name="AutoencoderKL", sample_size=size, in_channels=3, out_channels=3, latent_channels=latent_channels,
-                block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=8,
-                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+    return dict(
+        _class_name="AutoencoderKL",
+        sample_size=size,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=latent_channels,
+        block_out_channels=(16, 32, 64, 64),
+        layers_per_block=1,
+        norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+    )
+
 
 class FaceAutoencoders(torch.nn.Module):
     "The HQ and the LQ autoencoder; `tokens(lq)` are FLIPNET's face embeddings."
+
     def __init__(self, config: dict | None = None, seed: int = 0):
         super().__init__()
         config = config or face_autoencoder_config()
         self.hq, self.lq = build_model(config, seed=seed), build_model(config, seed=seed + 1)
+
     def encode(self, x: torch.Tensor, which: str = "lq") -> torch.Tensor:
         "The latent means (N, d, h, w) of images `x` under the `which` ('hq' or 'lq') encoder."
-        if which not in ("hq", "lq"): raise ValueError(f"which={which!r}; expected 'hq' or 'lq'")
+        if which not in ("hq", "lq"):
+            raise ValueError(f"which={which!r}; expected 'hq' or 'lq'")
         return getattr(self, which).encode(x).latent_dist.mean
+
     def reconstruct(self, x: torch.Tensor, which: str = "lq") -> torch.Tensor:
         return getattr(self, which).decode(self.encode(x, which)).sample
+
     def tokens(self, x: torch.Tensor, which: str = "lq") -> torch.Tensor:
         "Face embeddings: the latents of `x` as (N, h*w, d) tokens."
         return self.encode(x, which).flatten(2).transpose(1, 2)
 
+
 def association_loss(z_x: torch.Tensor, z_y: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
-    "Cross-entropy over each image's patch-similarity matrix (cosine / temperature), diagonal as target, both ways, averaged."
-    if z_x.shape != z_y.shape: raise ValueError(f"z_x has shape {tuple(z_x.shape)} but z_y has {tuple(z_y.shape)}; expected the same")
+    """Cross-entropy over each image's patch-similarity matrix (cosine / temperature), diagonal as target,
+    both ways, averaged."""
+    if z_x.shape != z_y.shape:
+        raise ValueError(
+            f"z_x has shape {tuple(z_x.shape)} but z_y has {tuple(z_y.shape)}; expected the same"
+        )
     a, b = (F.normalize(z.flatten(2).transpose(1, 2), dim=-1) for z in (z_x, z_y))
-    logits = a @ b.transpose(1, 2) / temperature                         # (N, L, L): patch i of HQ against patch j of LQ
+    logits = a @ b.transpose(1, 2) / temperature  # (N, L, L): patch i of HQ against patch j of LQ
     target = torch.arange(logits.shape[1], device=logits.device).repeat(len(logits))
-    return (F.cross_entropy(logits.flatten(0, 1), target) + F.cross_entropy(logits.transpose(1, 2).flatten(0, 1), target)) / 2
+    return (
+        F.cross_entropy(logits.flatten(0, 1), target)
+        + F.cross_entropy(logits.transpose(1, 2).flatten(0, 1), target)
+    ) / 2
 
 # %% ../nbs/08_flipnet.ipynb #c029
 class IdentityAdapter(torch.nn.Module):
-    "Face embeddings (N, L, d) to cross-attention tokens (N, L, width): Linear, GELU, Linear, LayerNorm, plus a position per token."
+    """Face embeddings (N, L, d) to cross-attention tokens (N, L, width): Linear, GELU, Linear, LayerNorm,
+    plus a position per token."""
+
     def __init__(self, dim: int = EMBED_CHANNELS, width: int = 64, tokens: int = 64):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(dim, width), torch.nn.GELU(), torch.nn.Linear(width, width), torch.nn.LayerNorm(width))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(dim, width),
+            torch.nn.GELU(),
+            torch.nn.Linear(width, width),
+            torch.nn.LayerNorm(width),
+        )
         self.position = torch.nn.Parameter(torch.zeros(1, tokens, dim))
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.shape[1:] != self.position.shape[1:]:
-            raise ValueError(f"face embeddings have shape {tuple(z.shape)}; expected (N, {self.position.shape[1]}, {self.position.shape[2]})")
+            raise ValueError(
+                f"face embeddings have shape {tuple(z.shape)}; expected (N, {self.position.shape[1]}, "
+                f"{self.position.shape[2]})"
+            )
         return self.net(z + self.position)
 
 # %% ../nbs/08_flipnet.ipynb #c032
 @dataclass
 class FlipNet:
-    "A FLIPNET: `prior` (a copy whose UNet carries BoostHubs and LoRA), the face `autoencoders`, the identity `adapter`."
+    """A FLIPNET: `prior` (a copy whose UNet carries BoostHubs and LoRA), the face `autoencoders`, the
+    identity `adapter`."""
+
     prior: Prior
     autoencoders: FaceAutoencoders
     adapter: IdentityAdapter
     config: dict
 
     @property
-    def model(self): return self.prior.model
+    def model(self):
+        return self.prior.model
+
     @property
-    def phi(self) -> float: return next(iter(boost_hubs(self.model).values())).phi
+    def phi(self) -> float:
+        return next(iter(boost_hubs(self.model).values())).phi
+
     def modules(self) -> dict:
         return dict(unet=self.model, autoencoders=self.autoencoders, adapter=self.adapter)
+
     def to(self, device):
-        for m in self.modules().values(): m.to(device)
-        if self.prior.prompt_embedding is not None: self.prior.prompt_embedding.to(device)
+        for m in self.modules().values():
+            m.to(device)
+        if self.prior.prompt_embedding is not None:
+            self.prior.prompt_embedding.to(device)
         return self
-    def context(self, prompts: list, condition: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
-        "Prompt tokens, followed in restoration mode by the adapter's face tokens of `condition` (zeroed where `keep` is False)."
+
+    def context(
+        self, prompts: list, condition: torch.Tensor | None = None, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Prompt tokens, followed in restoration mode by the adapter's face tokens of `condition` (zeroed
+        where `keep` is False)."""
         ctx = self.prior.encode(prompts)
-        if condition is None: return ctx
-        with torch.no_grad(): z = self.autoencoders.tokens(condition.float(), "lq")    # the autoencoders are frozen here
+        if condition is None:
+            return ctx
+        with torch.no_grad():
+            z = self.autoencoders.tokens(condition.float(), "lq")  # the autoencoders are frozen here
         faces = self.adapter(z)
-        if keep is not None: faces = faces * keep.view(-1, 1, 1).to(faces)
+        if keep is not None:
+            faces = faces * keep.view(-1, 1, 1).to(faces)
         return torch.cat([ctx, faces.to(ctx.dtype)], dim=1)
 
-def build_flipnet(prior: Prior | str = "micro-sd-faces64", phi: float = 1.0, lora_rank: int = 8, seed: int = 0) -> FlipNet:
-    "A fresh FLIPNET on a copy of the conditional `prior` (a Prior or a name for load_prior); the prior itself is untouched."
+
+def build_flipnet(
+    prior: Prior | str = "micro-sd-faces64", phi: float = 1.0, lora_rank: int = 8, seed: int = 0
+) -> FlipNet:
+    """A fresh FLIPNET on a copy of the conditional `prior` (a Prior or a name for load_prior); the prior
+    itself is untouched."""
     phi = check_phi(phi)
     prior, model = trainable_copy(prior, "FLIPNET")
     add_boost_hub(model, phi)
@@ -228,85 +386,141 @@ def build_flipnet(prior: Prior | str = "micro-sd-faces64", phi: float = 1.0, lor
         torch.manual_seed(seed)
         adapter = IdentityAdapter(EMBED_CHANNELS, model.config.cross_attention_dim, (size // 8) ** 2)
     config = dict(prior=prior.name, phi=phi, lora_rank=lora_rank, seed=seed, size=size)
-    return FlipNet(prior=replace(prior, model=model, name=f"{prior.name}+flipnet"), autoencoders=autoencoders, adapter=adapter, config=config)
+    return FlipNet(
+        prior=replace(prior, model=model, name=f"{prior.name}+flipnet"),
+        autoencoders=autoencoders,
+        adapter=adapter,
+        config=config,
+    )
 
 # %% ../nbs/08_flipnet.ipynb #c035
 @dataclass
 class FlipConfig:
-    "How to train FLIPNET; `FLIP_PRESETS` holds the `paper`, `gpu`, `cpu` and `test` recipes (`paper`: the paper's numbers)."
-    ae_steps: int = 400              # reconstruction stage of the autoencoders (paper: 200k at batch 32)
-    assoc_steps: int = 200           # association stage (paper: 80k)
-    steps: int = 800                 # FLIPNET stage: LoRA + BoostHub + adapter (paper: 90k at batch 16)
+    """How to train FLIPNET; `FLIP_PRESETS` holds the `paper`, `gpu`, `cpu` and `test` recipes (`paper`: the
+    paper's numbers)."""
+
+    ae_steps: int = 400  # reconstruction stage of the autoencoders (paper: 200k at batch 32)
+    assoc_steps: int = 200  # association stage (paper: 80k)
+    steps: int = 800  # FLIPNET stage: LoRA + BoostHub + adapter (paper: 90k at batch 16)
     batch_size: int = 8
     ae_lr: float = 1e-3
-    lr: float = 1e-3                 # paper: AdamW 5e-5 (a 90k-step budget)
-    lora_rank: int = 8               # paper: 64
+    lr: float = 1e-3  # paper: AdamW 5e-5 (a 90k-step budget)
+    lora_rank: int = 8  # paper: 64
     phi: float = 1.0
     prompt_drop: float = 0.5
     embedding_drop: float = 0.3
-    degradation_share: float = 0.5   # share of FLIPNET batches trained in degradation mode
+    degradation_share: float = 0.5  # share of FLIPNET batches trained in degradation mode
     mse_weight: float = 1.0
     perceptual_weight: float = 0.01
     ae_perceptual_weight: float = 0.5
     ae_adversarial_weight: float = 0.8
-    temperature: float = 0.1         # of the association cross-entropy
-    condition_steps: int = 1000      # the condition's step is drawn from [0, condition_steps) (paper: not stated; 1000 = all steps)
-    grad_clip: float = 1.0           # max gradient norm of the FLIPNET stage
-    grad_accum: int = 1              # micro-batches of batch_size per step (per process under accelerate launch)
-    mixed_precision: str | None = None   # "no" or "bf16"; None: bf16 on a GPU, none on a CPU, or accelerate's config
+    temperature: float = 0.1  # of the association cross-entropy
+    condition_steps: int = (
+        1000  # the condition's step is drawn from [0, condition_steps) (paper: not stated; 1000 = all steps)
+    )
+    grad_clip: float = 1.0  # max gradient norm of the FLIPNET stage
+    grad_accum: int = 1  # micro-batches of batch_size per step (per process under accelerate launch)
+    mixed_precision: str | None = (
+        None  # "no" or "bf16"; None: bf16 on a GPU, none on a CPU, or accelerate's config
+    )
     checkpoint_every: int = 100
     seed: int = 0
 
     def __post_init__(self):
         for k in ("ae_steps", "assoc_steps", "steps"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0: raise ValueError(f"{k}={v!r}; expected an int >= 0")
+            check_int(k, getattr(self, k), low=0)
         for k in ("batch_size", "lora_rank", "checkpoint_every", "grad_accum", "condition_steps"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r}; expected an int >= 1")
+            check_int(k, getattr(self, k), low=1)
         check_bf16_or_fp32(self.mixed_precision, "FLIPNET")
         for k in ("prompt_drop", "embedding_drop", "degradation_share"):
-            if not 0 <= getattr(self, k) <= 1: raise ValueError(f"{k}={getattr(self, k)!r}; expected a probability in [0, 1]")
+            if not 0 <= getattr(self, k) <= 1:
+                raise ValueError(f"{k}={getattr(self, k)!r}; expected a probability in [0, 1]")
         for k in ("ae_lr", "lr", "temperature", "grad_clip"):
-            if not getattr(self, k) > 0: raise ValueError(f"{k}={getattr(self, k)!r}; expected a number > 0")
+            if not getattr(self, k) > 0:
+                raise ValueError(f"{k}={getattr(self, k)!r}; expected a number > 0")
         check_phi(self.phi)
 
-FLIP_PRESETS = dict(
-    paper=FlipConfig(ae_steps=200_000, assoc_steps=80_000, steps=90_000, batch_size=16, lr=5e-5, lora_rank=64, checkpoint_every=1000),
-    gpu=FlipConfig(ae_steps=3000, assoc_steps=1500, steps=6000, batch_size=32, lr=5e-4, lora_rank=16, ae_adversarial_weight=0.05,
-                  degradation_share=0.25, condition_steps=250, checkpoint_every=500),
-    cpu=FlipConfig(ae_adversarial_weight=0.05, steps=8000, degradation_share=0.25, condition_steps=250),
-    test=FlipConfig(ae_steps=2, assoc_steps=2, steps=3, batch_size=2, checkpoint_every=2))
 
-def _flip_config(cfg, overrides: dict) -> FlipConfig: return preset_config(cfg, FLIP_PRESETS, overrides, "FLIPNET")
+FLIP_PRESETS = dict(
+    paper=FlipConfig(
+        ae_steps=200_000,
+        assoc_steps=80_000,
+        steps=90_000,
+        batch_size=16,
+        lr=5e-5,
+        lora_rank=64,
+        checkpoint_every=1000,
+    ),
+    gpu=FlipConfig(
+        ae_steps=3000,
+        assoc_steps=1500,
+        steps=6000,
+        batch_size=32,
+        lr=5e-4,
+        lora_rank=16,
+        ae_adversarial_weight=0.05,
+        degradation_share=0.25,
+        condition_steps=250,
+        checkpoint_every=500,
+    ),
+    cpu=FlipConfig(ae_adversarial_weight=0.05, steps=8000, degradation_share=0.25, condition_steps=250),
+    test=FlipConfig(ae_steps=2, assoc_steps=2, steps=3, batch_size=2, checkpoint_every=2),
+)
+
+
+def _flip_config(cfg, overrides: dict) -> FlipConfig:
+    return preset_config(cfg, FLIP_PRESETS, overrides, "FLIPNET")
+
 
 def _perceptual():
     "LPIPS as a loss when its weights are installed, else None (the term is then left out)."
-    try: return load_lpips().requires_grad_(False)
-    except MetricUnavailable: return None
+    try:
+        return load_lpips().requires_grad_(False)
+    except MetricUnavailable:
+        return None
+
 
 def flipnet_draws(n: int, shape, scheduler, generator: torch.Generator | None, cfg: FlipConfig) -> tuple:
-    """The random part of `flipnet_loss` for `n` faces of `shape`, one row per face (so a slice of them is a smaller batch's):
-    the input's and the condition's steps, their noise (n, 2, *shape), which prompts and which face embeddings are dropped."""
+    """The random part of `flipnet_loss` for `n` faces of `shape`, one row per face (so a slice of them is a
+    smaller batch's): the input's and the condition's steps, their noise (n, 2, *shape), which prompts and
+    which face embeddings are dropped."""
     T = int(scheduler.config.num_train_timesteps)
-    t_x = torch.randint(T, (n,), generator=generator); t_c = torch.randint(min(cfg.condition_steps, T), (n,), generator=generator)
+    t_x = torch.randint(T, (n,), generator=generator)
+    t_c = torch.randint(min(cfg.condition_steps, T), (n,), generator=generator)
     noise = torch.randn((2, n, *shape), generator=generator).transpose(0, 1)
     drop = torch.rand(n, generator=generator) < cfg.prompt_drop
     keep = torch.rand(n, generator=generator) >= cfg.embedding_drop
     return t_x, t_c, noise, drop, keep
 
-def flipnet_loss(net: FlipNet, hq: torch.Tensor, lq: torch.Tensor, mode: str, prompts: list, generator: torch.Generator | None,
-                 cfg: FlipConfig, perceptual=None, draws: tuple | None = None) -> tuple[torch.Tensor, dict]:
-    "The loss of one dual-stream batch in `mode`, and its parts; `draws` (from `flipnet_draws`) fixes its randomness, else `generator` draws it."
+
+def flipnet_loss(
+    net: FlipNet,
+    hq: torch.Tensor,
+    lq: torch.Tensor,
+    mode: str,
+    prompts: list,
+    generator: torch.Generator | None,
+    cfg: FlipConfig,
+    perceptual=None,
+    draws: tuple | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """The loss of one dual-stream batch in `mode`, and its parts; `draws` (from `flipnet_draws`) fixes its
+    randomness, else `generator` draws it."""
     x, c = flip(hq, lq, mode)
     n, scheduler, device = len(x), net.prior.scheduler, x.device
-    t_x, t_c, noise, drop, keep = draws if draws is not None else flipnet_draws(n, x.shape[1:], scheduler, generator, cfg)
-    x_t, t, noise = dual_stream_batch(x, c, scheduler, t_x=t_x, t_c=t_c, noise=noise.transpose(0, 1).flatten(0, 1))
+    t_x, t_c, noise, drop, keep = (
+        draws if draws is not None else flipnet_draws(n, x.shape[1:], scheduler, generator, cfg)
+    )
+    x_t, t, noise = dual_stream_batch(
+        x, c, scheduler, t_x=t_x, t_c=t_c, noise=noise.transpose(0, 1).flatten(0, 1)
+    )
     prompts = ["" if d else p for p, d in zip(prompts, drop.tolist())]
     ctx = net.context(prompts, c if mode == "restoration" else None, keep.to(device))
     with dual_stream(net.model):
         out = net.model(x_t, t, encoder_hidden_states=torch.cat([ctx, ctx])).sample
-    target = diffusion_target(torch.cat([x, c]), noise, t, scheduler)     # the prior's own parametrisation, both streams
+    target = diffusion_target(
+        torch.cat([x, c]), noise, t, scheduler
+    )  # the prior's own parametrisation, both streams
     parts = dict(diffusion=F.mse_loss(out.float(), target.float()))
     if mode == "restoration":
         x0_hat = predict_x0(out[:n], x_t[:n], t[:n], scheduler).float()
@@ -318,12 +532,15 @@ def flipnet_loss(net: FlipNet, hq: torch.Tensor, lq: torch.Tensor, mode: str, pr
 # %% ../nbs/08_flipnet.ipynb #c039
 STAGES = ("reconstruction", "association", "flipnet")
 
+
 def _stage(step: int, cfg: FlipConfig) -> tuple[str, int]:
     "The stage of global step `step` and the step within it."
     for name, n in zip(STAGES, (cfg.ae_steps, cfg.assoc_steps, cfg.steps)):
-        if step < n: return name, step
+        if step < n:
+            return name, step
         step -= n
     return "done", step
+
 
 def _autoencoder_loss(net, disc, hq, lq, stage, step, cfg, perceptual):
     "Reconstruction (+ association) loss of both autoencoders, and the discriminator's hinge loss."
@@ -331,64 +548,111 @@ def _autoencoder_loss(net, disc, hq, lq, stage, step, cfg, perceptual):
     z = {w: aes.encode(img, w) for w, img in (("hq", hq), ("lq", lq))}
     rec = {w: getattr(aes, w).decode(z[w]).sample for w in z}
     parts["l1"] = sum(F.l1_loss(rec[w], img) for w, img in (("hq", hq), ("lq", lq)))
-    if perceptual is not None: parts["perceptual"] = cfg.ae_perceptual_weight * sum(perceptual(rec[w].clamp(-1, 1), img).mean() for w, img in (("hq", hq), ("lq", lq)))
+    if perceptual is not None:
+        parts["perceptual"] = cfg.ae_perceptual_weight * sum(
+            perceptual(rec[w].clamp(-1, 1), img).mean() for w, img in (("hq", hq), ("lq", lq))
+        )
     adversarial = stage == "association" or step >= cfg.ae_steps // 2
     if adversarial and cfg.ae_adversarial_weight > 0:
         fake = torch.cat([rec["hq"], rec["lq"]])
         parts["adversarial"] = -cfg.ae_adversarial_weight * disc(fake).mean()
         d_loss = F.relu(1 - disc(torch.cat([hq, lq]))).mean() + F.relu(1 + disc(fake.detach())).mean()
-    else: d_loss = None
-    if stage == "association": parts["association"] = association_loss(z["hq"], z["lq"], cfg.temperature)
+    else:
+        d_loss = None
+    if stage == "association":
+        parts["association"] = association_loss(z["hq"], z["lq"], cfg.temperature)
     return sum(parts.values()), parts, d_loss
 
-def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: FlipConfig | str = "cpu", out_dir=None,
-                  overwrite: bool = False, device=None, progress: bool = True, init=None, **overrides) -> tuple[FlipNet, dict]:
-    """Train FLIPNET's three stages on `faces` ((uint8 images, UTKFace names); default: the train split); resumes from `out_dir`.
-    Without a checkpoint there, `init` (a folder written by `save_flipnet` after the autoencoder stages) gives the starting
-    weights, its step and minutes: the FLIPNET stage goes on to `steps` in all, with fresh optimizers.
-    Runs unchanged under `accelerate launch` (then `batch_size` is per process)."""
+
+def train_flipnet(
+    prior: Prior | str = "micro-sd-faces64",
+    faces: tuple | None = None,
+    cfg: FlipConfig | str = "cpu",
+    out_dir=None,
+    overwrite: bool = False,
+    device=None,
+    progress: bool = True,
+    init=None,
+    **overrides,
+) -> tuple[FlipNet, dict]:
+    """Train FLIPNET's three stages on `faces` ((uint8 images, UTKFace names); default: the train split);
+    resumes from `out_dir`. Without a checkpoint there, `init` (a folder written by `save_flipnet` after the
+    autoencoder stages) gives the starting weights, its step and minutes: the FLIPNET stage goes on to `steps`
+    in all, with fresh optimizers. Runs unchanged under `accelerate launch` (then `batch_size` is per
+    process)."""
     from restoration_nb.priors import load_training_faces
+
     cfg = _flip_config(cfg, overrides)
     acc = training_accelerator(device, mixed_precision=cfg.mixed_precision)
     check_bf16_or_fp32(acc.mixed_precision, "FLIPNET")
     device = acc.device
     net = build_flipnet(prior, cfg.phi, cfg.lora_rank, cfg.seed).to(device)
     images, names = faces if faces is not None else load_training_faces(progress=progress)
-    if len(images) == 0: raise ValueError("no training faces; expected (images, names) with at least one face")
-    if len(images) != len(names): raise ValueError(f"{len(images)} images but {len(names)} names; expected one name per image")
+    if len(images) == 0:
+        raise ValueError("no training faces; expected (images, names) with at least one face")
+    if len(images) != len(names):
+        raise ValueError(f"{len(images)} images but {len(names)} names; expected one name per image")
     captions = [caption(face_labels(n)) for n in names]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         disc = PatchDiscriminator().to(device)
-    params = dict(ae=list(net.autoencoders.parameters()), disc=list(disc.parameters()),
-                  flip=[p for p in net.model.parameters() if p.requires_grad] + list(net.adapter.parameters()))
-    opts = dict(ae=torch.optim.Adam(params["ae"], lr=cfg.ae_lr), disc=torch.optim.Adam(params["disc"], lr=cfg.ae_lr, betas=(0.5, 0.9)),
-                flip=torch.optim.AdamW(params["flip"], lr=cfg.lr, weight_decay=1e-2))
+    params = dict(
+        ae=list(net.autoencoders.parameters()),
+        disc=list(disc.parameters()),
+        flip=[p for p in net.model.parameters() if p.requires_grad] + list(net.adapter.parameters()),
+    )
+    opts = dict(
+        ae=torch.optim.Adam(params["ae"], lr=cfg.ae_lr),
+        disc=torch.optim.Adam(params["disc"], lr=cfg.ae_lr, betas=(0.5, 0.9)),
+        flip=torch.optim.AdamW(params["flip"], lr=cfg.lr, weight_decay=1e-2),
+    )
     perceptual = _perceptual()
-    if perceptual is not None: perceptual = perceptual.to(device)
+    if perceptual is not None:
+        perceptual = perceptual.to(device)
     g = make_generator(cfg.seed)
     total = cfg.ae_steps + cfg.assoc_steps + cfg.steps
-    log = dict(prior=net.config["prior"], config=asdict(cfg), step=0, minutes=0.0, losses={s: [] for s in STAGES},
-               perceptual="lpips" if perceptual is not None else "none (no LPIPS weights)", device=str(device), processes=acc.num_processes,
-               faces=len(images))
-    folder, state = open_run(out_dir, log["config"], ("lora_rank", "batch_size", "seed"), overwrite, device, main=acc.is_main_process)
+    log = dict(
+        prior=net.config["prior"],
+        config=asdict(cfg),
+        step=0,
+        minutes=0.0,
+        losses={s: [] for s in STAGES},
+        perceptual="lpips" if perceptual is not None else "none (no LPIPS weights)",
+        device=str(device),
+        processes=acc.num_processes,
+        faces=len(images),
+    )
+    folder, state = open_run(
+        out_dir,
+        log["config"],
+        ("lora_rank", "batch_size", "seed"),
+        overwrite,
+        device,
+        main=acc.is_main_process,
+    )
     if state is not None:
-        _load_trainable(net, state["trainable"]); disc.load_state_dict(state["disc"])
-        for k, o in opts.items(): o.load_state_dict(state["opts"][k])
-        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+        _load_trainable(net, state["trainable"])
+        disc.load_state_dict(state["disc"])
+        for k, o in opts.items():
+            o.load_state_dict(state["opts"][k])
+        g.set_state(state["generator"])
+        log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
     elif init is not None:
-        saved, carried = init_weights(init, "flipnet", "FLIPNET", "save_flipnet",
-                                      {k: net.config[k] for k in ("prior", "lora_rank")})
-        if carried["step"] < cfg.ae_steps + cfg.assoc_steps:          # saved weights hold only the LQ encoder
-            raise ValueError(f"init='{init}' is at step {carried['step']}; it can go on only in the FLIPNET stage, "
-                             f"past the autoencoder stages (step {cfg.ae_steps + cfg.assoc_steps})")
+        saved, carried = init_weights(
+            init, "flipnet", "FLIPNET", "save_flipnet", {k: net.config[k] for k in ("prior", "lora_rank")}
+        )
+        if carried["step"] < cfg.ae_steps + cfg.assoc_steps:  # saved weights hold only the LQ encoder
+            raise ValueError(
+                f"init='{init}' is at step {carried['step']}; it can go on only in the FLIPNET stage, "
+                f"past the autoencoder stages (step {cfg.ae_steps + cfg.assoc_steps})"
+            )
         _load_trainable(net, {part: saved.get(part, {}) for part in ("unet", "autoencoders", "adapter")})
         log.update(carried)
-        g = make_generator(cfg.seed + log["step"])                   # not the batches of the run it continues
+        g = make_generator(cfg.seed + log["step"])  # not the batches of the run it continues
     same_start(acc, *net.modules().values(), disc)
     for module in (net.model, net.autoencoders, net.adapter, disc):
         module.train()
-    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum       # every process draws the whole step
+    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum  # every process draws the whole step
 
     def step() -> dict:
         stage, i = _stage(log["step"], cfg)
@@ -400,22 +664,35 @@ def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None =
             share = cfg.degradation_share
             mode = "degradation" if torch.rand(1, generator=g).item() < share else "restoration"
             draws = flipnet_draws(whole, hq.shape[1:], net.prior.scheduler, g, cfg)
-        trained = "flip" if stage == "flipnet" else "ae"             # each loss reaches only the weights it trains
+        trained = "flip" if stage == "flipnet" else "ae"  # each loss reaches only the weights it trains
         entries = []
         for micro in range(cfg.grad_accum):
             part = micro_batch(acc, cfg.batch_size, micro)
             with acc.autocast():
                 if stage == "flipnet":
                     prompts = [captions[j] for j in idx[part].tolist()]
-                    loss, parts = flipnet_loss(net, hq[part], lq[part], mode, prompts, None, cfg, perceptual,
-                                               draws=tuple(d[part] for d in draws))
+                    loss, parts = flipnet_loss(
+                        net,
+                        hq[part],
+                        lq[part],
+                        mode,
+                        prompts,
+                        None,
+                        cfg,
+                        perceptual,
+                        draws=tuple(d[part] for d in draws),
+                    )
                     d_loss = None
                 else:
-                    loss, parts, d_loss = _autoencoder_loss(net, disc, hq[part], lq[part], stage, i, cfg, perceptual)
+                    loss, parts, d_loss = _autoencoder_loss(
+                        net, disc, hq[part], lq[part], stage, i, cfg, perceptual
+                    )
             (loss / cfg.grad_accum).backward(inputs=params[trained])
             if d_loss is not None:
                 (d_loss / cfg.grad_accum).backward(inputs=params["disc"])
-            entries.append(dict(loss=loss.item(), **{k: v.item() if torch.is_tensor(v) else v for k, v in parts.items()}))
+            entries.append(
+                dict(loss=loss.item(), **{k: v.item() if torch.is_tensor(v) else v for k, v in parts.items()})
+            )
         for k in (trained, "disc") if d_loss is not None else (trained,):
             average_gradients(acc, params[k])
             if k == "flip":
@@ -427,58 +704,123 @@ def train_flipnet(prior: Prior | str = "micro-sd-faces64", faces: tuple | None =
         return dict(stage=stage, loss=f"{entry['loss']:.4f}")
 
     def save():
-        save_checkpoint(folder, dict(trainable=_trainable_state(net), disc=disc.state_dict(), generator=g.get_state(),
-                                     opts={k: o.state_dict() for k, o in opts.items()}, log=log))
+        save_checkpoint(
+            folder,
+            dict(
+                trainable=_trainable_state(net),
+                disc=disc.state_dict(),
+                generator=g.get_state(),
+                opts={k: o.state_dict() for k, o in opts.items()},
+                log=log,
+            ),
+        )
         atomic_write_json(folder / "flipnet_training.json", log)
+
     fit(step, log, total, acc, folder, save, cfg.checkpoint_every, desc="training FLIPNET", progress=progress)
-    for m in net.modules().values(): m.eval().requires_grad_(False)
+    for m in net.modules().values():
+        m.eval().requires_grad_(False)
     return net, log
 
-INFERENCE_AUTOENCODER = ("lq.encoder.", "lq.quant_conv.")   # all inference needs of the autoencoders: the LQ encoder
+
+INFERENCE_AUTOENCODER = (
+    "lq.encoder.",
+    "lq.quant_conv.",
+)  # all inference needs of the autoencoders: the LQ encoder
+
 
 def _trainable_state(net: FlipNet, inference_only: bool = False) -> dict:
-    "What training changes: LoRA and BoostHub weights of the UNet, the autoencoders (or only the LQ encoder), the adapter."
+    """What training changes: LoRA and BoostHub weights of the UNet, the autoencoders (or only the LQ
+    encoder), the adapter."""
     unet = {k: v for k, v in net.model.state_dict().items() if "lora_" in k or ".processor." in k}
-    aes = {k: v for k, v in net.autoencoders.state_dict().items() if not inference_only or k.startswith(INFERENCE_AUTOENCODER)}
+    aes = {
+        k: v
+        for k, v in net.autoencoders.state_dict().items()
+        if not inference_only or k.startswith(INFERENCE_AUTOENCODER)
+    }
     return dict(unet=unet, autoencoders=aes, adapter=net.adapter.state_dict())
+
 
 def _load_trainable(net: FlipNet, state: dict):
     "Load a `_trainable_state` into `net`; every saved weight must find its place."
     for part, module in (("unet", net.model), ("autoencoders", net.autoencoders), ("adapter", net.adapter)):
         unknown = set(state[part]) - set(module.state_dict())
-        if unknown: raise ValueError(f"the saved FLIPNET has {len(unknown)} {part} weights this one lacks, e.g. {sorted(unknown)[:2]}; "
-                                     "was it built on another prior or LoRA rank?")
+        if unknown:
+            raise ValueError(
+                f"the saved FLIPNET has {len(unknown)} {part} weights this one lacks, e.g. "
+                f"{sorted(unknown)[:2]}; "
+                "was it built on another prior or LoRA rank?"
+            )
         module.load_state_dict(state[part], strict=False)
 
 # %% ../nbs/08_flipnet.ipynb #c041
 FLIPNET_WEIGHTS = "flipnet-micro-sd-faces64"
 
+
 def save_flipnet(net: FlipNet, folder, log: dict | None = None, overwrite: bool = False) -> Path:
     "Write `net`'s trained weights (safetensors) and config to `folder`."
     training = {k: v for k, v in (log or {}).items() if k != "losses"}
-    card = trained_card(f"FLIPNET on {net.config['prior']}", f"BoostHub beside every self-attention, LoRA rank {net.config['lora_rank']} on all "
-                        "attention, the LQ face encoder and the identity adapter (paper 001)", "restoration_nb.flipnet.train_flipnet", "flipnet", training)
-    return save_weights(folder, "flipnet", _trainable_state(net, inference_only=True), dict(net.config, training=training), card, overwrite)
+    card = trained_card(
+        f"FLIPNET on {net.config['prior']}",
+        f"BoostHub beside every self-attention, LoRA rank {net.config['lora_rank']} on all "
+        "attention, the LQ face encoder and the identity adapter (FLIPNET, Miao et al. 2025)",
+        "restoration_nb.flipnet.train_flipnet",
+        "flipnet",
+        training,
+    )
+    return save_weights(
+        folder,
+        "flipnet",
+        _trainable_state(net, inference_only=True),
+        dict(net.config, training=training),
+        card,
+        overwrite,
+    )
+
 
 def load_flipnet(folder=None, prior: Prior | str = "micro-sd-faces64", device=None) -> FlipNet:
     "A FLIPNET saved by `save_flipnet` (default: the shipped one) on `prior`."
     from restoration_nb.core import get_device
-    config, state = load_weights(folder if folder is not None else WEIGHTS_DIR / FLIPNET_WEIGHTS, "flipnet", "FLIPNET", "save_flipnet")
+
+    config, state = load_weights(
+        folder if folder is not None else WEIGHTS_DIR / FLIPNET_WEIGHTS, "flipnet", "FLIPNET", "save_flipnet"
+    )
     net = build_flipnet(prior, config["phi"], config["lora_rank"], config["seed"])
-    _load_trainable(net, dict(unet=state.get("unet", {}), autoencoders=state.get("autoencoders", {}), adapter=state.get("adapter", {})))
-    for m in net.modules().values(): m.eval().requires_grad_(False)
+    _load_trainable(
+        net,
+        dict(
+            unet=state.get("unet", {}),
+            autoencoders=state.get("autoencoders", {}),
+            adapter=state.get("adapter", {}),
+        ),
+    )
+    for m in net.modules().values():
+        m.eval().requires_grad_(False)
     return net.to(get_device(device))
 
 # %% ../nbs/08_flipnet.ipynb #c046
 class DualStreamDenoiser(torch.nn.Module):
-    "FLIPNET as a denoiser of the input stream: [x_t; condition at its step] jointly, with classifier-free guidance."
-    def __init__(self, net: FlipNet, condition_t: torch.Tensor, t_c: int, context: torch.Tensor, null: torch.Tensor, guidance_scale: float = 1.5):
+    """FLIPNET as a denoiser of the input stream: [x_t; condition at its step] jointly, with classifier-free
+    guidance."""
+
+    def __init__(
+        self,
+        net: FlipNet,
+        condition_t: torch.Tensor,
+        t_c: int,
+        context: torch.Tensor,
+        null: torch.Tensor,
+        guidance_scale: float = 1.5,
+    ):
         super().__init__()
         self.net, self.t_c, self.guidance_scale = net, t_c, guidance_scale
-        self.register_buffer("condition_t", condition_t); self.register_buffer("ctx", context); self.register_buffer("null", null)
+        self.register_buffer("condition_t", condition_t)
+        self.register_buffer("ctx", context)
+        self.register_buffer("null", null)
+
     config = property(lambda self: self.net.model.config)
     dtype = property(lambda self: self.net.model.dtype)
     device = property(lambda self: self.net.model.device)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         c, t_c = self.condition_t, torch.full_like(t, self.t_c)
         if self.guidance_scale == 1:
@@ -487,21 +829,37 @@ class DualStreamDenoiser(torch.nn.Module):
             inputs, steps = torch.cat([x, x, c, c]), torch.cat([t, t, t_c, t_c])
             ctx = torch.cat([self.ctx, self.null, self.ctx, self.null])
         with dual_stream(self.net.model):
-            eps = self.net.model(inputs, steps, encoder_hidden_states=ctx).sample[:len(inputs) // 2]
-        if self.guidance_scale == 1: return eps
+            eps = self.net.model(inputs, steps, encoder_hidden_states=ctx).sample[: len(inputs) // 2]
+        if self.guidance_scale == 1:
+            return eps
         cond, uncond = eps.chunk(2)
         return uncond + self.guidance_scale * (cond - uncond)
 
-def flip_sample(net: FlipNet, condition: torch.Tensor, mode: str = "restoration", phi: float | None = None, num_steps: int = 25,
-                guidance_scale: float = 1.5, prompt: str = "face", condition_step: int = 0, seed: int | None = None,
-                progress: bool = True) -> torch.Tensor:
-    "Sample the input stream given `condition`: restoration (condition = LQ faces) or degradation (condition = HQ faces)."
+
+def flip_sample(
+    net: FlipNet,
+    condition: torch.Tensor,
+    mode: str = "restoration",
+    phi: float | None = None,
+    num_steps: int = 25,
+    guidance_scale: float = 1.5,
+    prompt: str = "face",
+    condition_step: int = 0,
+    seed: int | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Sample the input stream given `condition`: restoration (condition = LQ faces) or degradation (condition
+    = HQ faces)."""
     mode = check_mode(mode)
     condition = check_images(condition, "condition")
     if condition.shape[-2:] != (net.prior.size,) * 2:
-        raise ValueError(f"condition is {condition.shape[-2]}x{condition.shape[-1]} px but this FLIPNET works at {net.prior.size} px; "
-                         f"resize the faces to {net.prior.size}x{net.prior.size}")
-    if not guidance_scale >= 1: raise ValueError(f"guidance_scale={guidance_scale!r}; expected a number >= 1 (1: no guidance)")
+        raise ValueError(
+            f"condition is {condition.shape[-2]}x{condition.shape[-1]} px but this FLIPNET works at "
+            f"{net.prior.size} px; "
+            f"resize the faces to {net.prior.size}x{net.prior.size}"
+        )
+    if not guidance_scale >= 1:
+        raise ValueError(f"guidance_scale={guidance_scale!r}; expected a number >= 1 (1: no guidance)")
     seed, n, device = int(setting("seed", seed)), len(condition), net.model.device
     scheduler = net.prior.scheduler
     g = make_generator(seed)
@@ -509,20 +867,33 @@ def flip_sample(net: FlipNet, condition: torch.Tensor, mode: str = "restoration"
     c_t = noise_to_step(c, condition_step, scheduler, generator=g) if condition_step > 0 else c
     with torch.no_grad():
         ctx = net.context([prompt] * n, c if mode == "restoration" else None)
-        null = net.context([""] * n, c if mode == "restoration" else None, torch.zeros(n, dtype=torch.bool, device=device))
+        null = net.context(
+            [""] * n, c if mode == "restoration" else None, torch.zeros(n, dtype=torch.bool, device=device)
+        )
     denoiser = DualStreamDenoiser(net, c_t, condition_step, ctx, null, guidance_scale)
     old = net.phi
     set_phi(net.model, old if phi is None else phi)
     try:
         x_T = torch.randn(c.shape, generator=g).to(c)
         last = int(scheduler.config.num_train_timesteps) - 1
-        out = sample_from_step(denoiser, x_T, last, scheduler, num_steps=num_steps, generator=make_generator(seed + 1, device), progress=progress)
-    finally: set_phi(net.model, old)
+        out = sample_from_step(
+            denoiser,
+            x_T,
+            last,
+            scheduler,
+            num_steps=num_steps,
+            generator=make_generator(seed + 1, device),
+            progress=progress,
+        )
+    finally:
+        set_phi(net.model, old)
     return out.clamp(-1, 1)
+
 
 def flipnet_restore(net: FlipNet, lq: torch.Tensor, **kwargs) -> torch.Tensor:
     "Restoration mode: HQ faces sampled given the LQ faces `lq`."
     return flip_sample(net, lq, "restoration", **kwargs)
+
 
 def flipnet_degrade(net: FlipNet, hq: torch.Tensor, **kwargs) -> torch.Tensor:
     "Degradation mode: LQ faces synthesised from the HQ faces `hq`."
@@ -531,12 +902,23 @@ def flipnet_degrade(net: FlipNet, hq: torch.Tensor, **kwargs) -> torch.Tensor:
 # %% ../nbs/08_flipnet.ipynb #c051
 PHI_GRID = (0.0, 0.5, 1.0, 2.0)
 
-def evaluate_over_phi(net: FlipNet, hq: torch.Tensor, lq: torch.Tensor, phis=PHI_GRID, num_steps: int = 25, seed: int | None = None,
-                      metrics=("psnr", "ssim", "identity"), progress: bool = True) -> tuple[Table, dict]:
-    "Restore `lq` at each phi (same seed) and score against `hq`: (per-face table with a `phi` column, restorations by phi)."
+
+def evaluate_over_phi(
+    net: FlipNet,
+    hq: torch.Tensor,
+    lq: torch.Tensor,
+    phis=PHI_GRID,
+    num_steps: int = 25,
+    seed: int | None = None,
+    metrics=("psnr", "ssim", "identity"),
+    progress: bool = True,
+) -> tuple[Table, dict]:
+    """Restore `lq` at each phi (same seed) and score against `hq`: (per-face table with a `phi` column,
+    restorations by phi)."""
     hq, lq = check_pair(hq, lq, ("hq", "lq"))
     phis = [check_phi(p) for p in phis]
-    if not phis: raise ValueError("phis is empty; expected at least one phi, e.g. (0, 0.5, 1, 2)")
+    if not phis:
+        raise ValueError("phis is empty; expected at least one phi, e.g. (0, 0.5, 1, 2)")
     rows, outputs = [], {}
     for p in tqdm(phis, desc="phi", disable=not progress, leave=False):
         outputs[p] = flipnet_restore(net, lq, phi=p, num_steps=num_steps, seed=seed, progress=False)
@@ -544,29 +926,51 @@ def evaluate_over_phi(net: FlipNet, hq: torch.Tensor, lq: torch.Tensor, phis=PHI
     rows += [dict(r, phi="LQ input") for r in evaluate(lq, hq, metrics).rows]
     return Table(rows), outputs
 
+
 def phi_figure(hq: torch.Tensor, lq: torch.Tensor, outputs: dict, table: Table):
     "The restorations over phi beside the inputs, and fidelity/identity against phi."
-    grid = comparison_grid({"HQ": hq, "LQ": lq, **{f"phi={p:g}": x.cpu() for p, x in outputs.items()}}, suptitle="BoostHub weight phi")
+    grid = comparison_grid(
+        {"HQ": hq, "LQ": lq, **{f"phi={p:g}": x.cpu() for p, x in outputs.items()}},
+        suptitle="BoostHub weight phi",
+    )
     means = summarize(table, by="phi")
     pts = [r for r in means.rows if r["phi"] != "LQ input"]
     lq_row = next(r for r in means.rows if r["phi"] == "LQ input")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-    for ax, key, label in ((axes[0], "psnr", "PSNR to HQ (dB)"), (axes[1], "id_cosine", "identity cosine to HQ (dlib)")):
+    for ax, key, label in (
+        (axes[0], "psnr", "PSNR to HQ (dB)"),
+        (axes[1], "id_cosine", "identity cosine to HQ (dlib)"),
+    ):
         ax.plot([r["phi"] for r in pts], [r.get(key, float("nan")) for r in pts], "o-", label="FLIPNET")
         ref = lq_row.get(key)
-        if isinstance(ref, float) and math.isfinite(ref): ax.axhline(ref, color="gray", ls="--", label="LQ input")
-        ax.set_xlabel("phi"); ax.set_ylabel(label); ax.legend(fontsize=8)
+        if isinstance(ref, float) and math.isfinite(ref):
+            ax.axhline(ref, color="gray", ls="--", label="LQ input")
+        ax.set_xlabel("phi")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return grid, fig
 
-def phi_widget(net: FlipNet, lq: torch.Tensor, hq: torch.Tensor | None = None, phi: tuple = (0.0, 2.0, 0.25, 1.0), num_steps: int = 20, seed: int = 0):
+
+def phi_widget(
+    net: FlipNet,
+    lq: torch.Tensor,
+    hq: torch.Tensor | None = None,
+    phi: tuple = (0.0, 2.0, 0.25, 1.0),
+    num_steps: int = 20,
+    seed: int = 0,
+):
     "A phi slider: the restorations of `lq` redrawn at each phi (with PSNR to `hq` when given)."
+
     def render(phi):
         out = flipnet_restore(net, lq, phi=phi, num_steps=num_steps, seed=seed, progress=False).cpu()
         cols = {"LQ": lq, f"phi={phi:g}": out}
         title = f"phi = {phi:g}"
         if hq is not None:
-            cols = {"HQ": hq, **cols}; title += f": PSNR {psnr(out, hq).mean().item():.2f} dB"
+            cols = {"HQ": hq, **cols}
+            title += f": PSNR {psnr(out, hq).mean().item():.2f} dB"
         return comparison_grid(cols, suptitle=title)
+
     return knob_widget(render, phi=phi)

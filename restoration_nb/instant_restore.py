@@ -1,4 +1,4 @@
-"""Paper 002: a one-step diffusion generator restores a degraded face in a single forward pass, and
+"""A one-step diffusion generator restores a degraded face in a single forward pass, and
 in every decoder self-attention layer the face being restored reads its keys and values from 1-4
 **reference photos of the same person** instead of from itself."""
 
@@ -27,62 +27,129 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import Table, album_people, atomic_write_json, check_images, get_device, make_generator, setting
+from restoration_nb.core import (
+    Table,
+    album_people,
+    atomic_write_json,
+    check_images,
+    check_int,
+    get_device,
+    make_generator,
+    setting,
+)
 from .faces import aligned_album, detect_faces
-from .backbones import (add_lora, install_processors, merge_heads, noise_to_step, predict_x0,
-                                      self_attention_layers, split_heads, token_attention)
+from restoration_nb.backbones import (
+    add_lora,
+    install_processors,
+    merge_heads,
+    noise_to_step,
+    predict_x0,
+    self_attention_layers,
+    split_heads,
+    token_attention,
+)
 from .degradations import second_order_degrade, super_resolution_degrade
-from .metrics import MetricUnavailable, check_pair, identity_similarity, load_lpips, ms_ssim, psnr
+from restoration_nb.metrics import (
+    MetricUnavailable,
+    check_pair,
+    identity_similarity,
+    load_lpips,
+    ms_ssim,
+    psnr,
+)
 from .priors import Prior, load_training_faces, trainable_copy
-from .training import (WEIGHTS_DIR, PatchDiscriminator, average_gradients, check_bf16_or_fp32, fit,
-                                     init_weights, load_weights, mean_of_entries, micro_batch, open_run, preset_config,
-                                     same_start, save_checkpoint, save_weights, trained_card, training_accelerator)
+from restoration_nb.training import (
+    WEIGHTS_DIR,
+    PatchDiscriminator,
+    average_gradients,
+    check_bf16_or_fp32,
+    fit,
+    init_weights,
+    load_weights,
+    mean_of_entries,
+    micro_batch,
+    open_run,
+    preset_config,
+    same_start,
+    save_checkpoint,
+    save_weights,
+    trained_card,
+    training_accelerator,
+)
 
 # %% ../nbs/10_instant_restore.ipynb #c007
 MAX_REFERENCES = 4
 
+
 def decoder_self_attention_layers(model) -> dict:
     "The self-attention layers of `model`'s decoder (under `up_blocks`), by name."
-    layers = {n: m for n, m in self_attention_layers(model, "shared-image attention").items() if n.startswith("up_blocks.")}
+    layers = {
+        n: m
+        for n, m in self_attention_layers(model, "shared-image attention").items()
+        if n.startswith("up_blocks.")
+    }
     if not layers:
-        raise ValueError(f"{type(model).__name__} has no self-attention in its decoder (`up_blocks`); "
-                         "shared-image attention needs a UNet with attention in its up blocks")
+        raise ValueError(
+            f"{type(model).__name__} has no self-attention in its decoder (`up_blocks`); "
+            "shared-image attention needs a UNet with attention in its up blocks"
+        )
     return layers
 
 # %% ../nbs/10_instant_restore.ipynb #c011
 def adain(v_ref: torch.Tensor, v: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    "AdaIN over tokens: each reference's values `v_ref` (B, R, L, C) moved to the per-channel mean and std of the input's values `v` (B, L, C)."
+    """AdaIN over tokens: each reference's values `v_ref` (B, R, L, C) moved to the per-channel mean and std
+    of the input's values `v` (B, L, C)."""
     mu_r, sd_r = v_ref.mean(2, keepdim=True), v_ref.std(2, keepdim=True) + eps
     mu, sd = v.mean(1)[:, None, None], v.std(1)[:, None, None]
     return (v_ref - mu_r) / sd_r * sd + mu
 
+
 class ReferenceBank:
     "Reference keys/values by layer (shared by the processors), and the switches: `adain`, `keep_attention`."
+
     def __init__(self):
         self.kv, self.attention, self.adain, self.keep_attention, self.recording = {}, {}, True, False, False
 
     @property
-    def n_refs(self) -> int: return next(iter(self.kv.values()))[0].shape[1] if self.kv else 0
+    def n_refs(self) -> int:
+        return next(iter(self.kv.values()))[0].shape[1] if self.kv else 0
+
 
 class SharedImageAttention:
-    "Attention processor: `role` 'reference' records K/V into the bank; 'restore' attends the input's queries to the bank's K/V only."
+    """Attention processor: `role` 'reference' records K/V into the bank; 'restore' attends the input's
+    queries to the bank's K/V only."""
+
     def __init__(self, bank: ReferenceBank, name: str, role: str):
-        if role not in ("reference", "restore"): raise ValueError(f"role={role!r}; expected 'reference' or 'restore'")
+        if role not in ("reference", "restore"):
+            raise ValueError(f"role={role!r}; expected 'reference' or 'restore'")
         self.bank, self.name, self.role = bank, name, role
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        if hidden_states.ndim != 3: raise ValueError(f"shared-image attention expects (B, L, C) tokens, got shape {tuple(hidden_states.shape)}")
-        h = hidden_states if attn.group_norm is None else attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
+    ):
+        if hidden_states.ndim != 3:
+            raise ValueError(
+                f"shared-image attention expects (B, L, C) tokens, got shape {tuple(hidden_states.shape)}"
+            )
+        h = (
+            hidden_states
+            if attn.group_norm is None
+            else attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        )
         q, k, v = attn.to_q(h), attn.to_k(h), attn.to_v(h)
         bank = self.bank
         if self.role == "reference" and bank.recording:
-            bank.kv[self.name] = (k.detach().unflatten(0, (-1, bank.recording)), v.detach().unflatten(0, (-1, bank.recording)))
+            bank.kv[self.name] = (
+                k.detach().unflatten(0, (-1, bank.recording)),
+                v.detach().unflatten(0, (-1, bank.recording)),
+            )
         if self.role == "restore" and self.name in bank.kv:
             kr, vr = (t.to(q) for t in bank.kv[self.name])
             kr, vr = kr.expand(len(q), *kr.shape[1:]), vr.expand(len(q), *vr.shape[1:])
-            if bank.adain: vr = adain(vr, v)
+            if bank.adain:
+                vr = adain(vr, v)
             k, v = kr.flatten(1, 2), vr.flatten(1, 2)
-        if self.role == "restore" and bank.keep_attention:                  # keep the maps to draw them
+        if self.role == "restore" and bank.keep_attention:  # keep the maps to draw them
             q, k, v = (split_heads(x, attn.heads) for x in (q, k, v))
             probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(-1)
             bank.attention[self.name] = probs
@@ -90,11 +157,14 @@ class SharedImageAttention:
         else:
             out = token_attention(q, k, v, attn.heads)
         out = attn.to_out[1](attn.to_out[0](out))
-        if attn.residual_connection: out = out + hidden_states
+        if attn.residual_connection:
+            out = out + hidden_states
         return out / attn.rescale_output_factor
 
+
 def add_shared_image_attention(model, bank: ReferenceBank, role: str) -> list[str]:
-    "Put a `SharedImageAttention` of `role` on every decoder self-attention layer of `model` (in place); returns the layer names."
+    """Put a `SharedImageAttention` of `role` on every decoder self-attention layer of `model` (in place);
+    returns the layer names."""
     make = lambda name, attn: SharedImageAttention(bank, name, role)
     return list(install_processors(decoder_self_attention_layers(model), make, SharedImageAttention))
 
@@ -102,66 +172,109 @@ def add_shared_image_attention(model, bank: ReferenceBank, role: str) -> list[st
 INFERENCE_STEP = 249
 TRAINING_STEPS = (249, 499, 749)
 REFERENCE_STEP = 0
-GENERATOR_LORA_LAYERS = ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2")   # attention and ResNet layers
+GENERATOR_LORA_LAYERS = ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2")  # attention and ResNet layers
 VAE_LORA_LAYERS = ("conv1", "conv2", "to_q", "to_k", "to_v", "to_out.0")
 
-def add_generator_lora(module: torch.nn.Module, rank: int, layers=GENERATOR_LORA_LAYERS, seed: int = 0) -> list[str]:
-    """LoRA of `rank` on the linear and convolution layers of `module` whose names end in `layers` (not those of
-    the processors), in place; returns their names. The base weights are frozen."""
-    names = [n for n, m in module.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
-             and n.endswith(tuple(layers)) and ".processor." not in n]
+
+def add_generator_lora(
+    module: torch.nn.Module, rank: int, layers=GENERATOR_LORA_LAYERS, seed: int = 0
+) -> list[str]:
+    """LoRA of `rank` on the linear and convolution layers of `module` whose names end in `layers` (not those
+    of the processors), in place; returns their names. The base weights are frozen."""
+    names = [
+        n
+        for n, m in module.named_modules()
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+        and n.endswith(tuple(layers))
+        and ".processor." not in n
+    ]
     if not names:
         raise ValueError(f"{type(module).__name__} has no layers named like {layers}")
     module.requires_grad_(False)
     return add_lora(module, names, rank, seed)
 
+
 @dataclass
 class InstantRestorer:
-    "InstantRestore: the one-step `generator`, the frozen `reference_model`, their shared `bank`, the scheduler, an optional `vae`."
+    """InstantRestore: the one-step `generator`, the frozen `reference_model`, their shared `bank`, the
+    scheduler, an optional `vae`."""
+
     generator: torch.nn.Module
     reference_model: torch.nn.Module
     bank: ReferenceBank
     scheduler: object
-    context: torch.Tensor            # (1, tokens, dim) prompt embedding for both passes
-    size: int                        # image size the generator works at, px
+    context: torch.Tensor  # (1, tokens, dim) prompt embedding for both passes
+    size: int  # image size the generator works at, px
     vae: torch.nn.Module | None = None
     config: dict | None = None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        if self.vae is None: return x
+        if self.vae is None:
+            return x
         return self.vae.encode(x.to(self.vae.dtype)).latent_dist.mode() * self.vae.config.scaling_factor
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        if self.vae is None: return z
+        if self.vae is None:
+            return z
         return self.vae.decode(z / self.vae.config.scaling_factor).sample
+
     def modules(self) -> dict:
-        return {k: m for k, m in dict(generator=self.generator, reference_model=self.reference_model, vae=self.vae).items() if m is not None}
+        return {
+            k: m
+            for k, m in dict(
+                generator=self.generator, reference_model=self.reference_model, vae=self.vae
+            ).items()
+            if m is not None
+        }
+
     def to(self, device=None, dtype=None):
         kw = {k: v for k, v in dict(device=device, dtype=dtype).items() if v is not None}
-        for m in self.modules().values(): m.to(**kw)
+        for m in self.modules().values():
+            m.to(**kw)
         self.context = self.context.to(**kw)
         return self
+
     @property
-    def device(self): return self.generator.device
+    def device(self):
+        return self.generator.device
+
     @property
     def latent_shape(self) -> tuple:
         "(C, h, w) of one image's latent, the generator's input (the image itself without a VAE)."
         f = 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
         return (int(self.generator.config.in_channels), self.size // f, self.size // f)
+
     def trainable(self) -> list:
-        "The weights training changes (by name, so the count holds after training froze them): LoRA, and the VAE's first conv."
+        """The weights training changes (by name, so the count holds after training froze them): LoRA, and the
+        VAE's first conv."""
         return [p for part in _trainable_state(self).values() for p in part.values()]
+
 
 def _trainable_state(ir: InstantRestorer) -> dict:
     parts = dict(generator={k: v for k, v in ir.generator.named_parameters() if "lora_" in k})
-    if ir.vae is not None: parts["vae"] = {k: v for k, v in ir.vae.named_parameters() if "lora_" in k or k.startswith("encoder.conv_in.")}
+    if ir.vae is not None:
+        parts["vae"] = {
+            k: v for k, v in ir.vae.named_parameters() if "lora_" in k or k.startswith("encoder.conv_in.")
+        }
     return parts
 
-def build_instant_restorer(prior: Prior | str = "micro-sd-faces64", lora_rank: int = 8, vae=None, prompt: str = "face",
-                           seed: int = 0, context: torch.Tensor | None = None) -> InstantRestorer:
-    "A fresh InstantRestorer on a copy of a conditional `prior` (a Prior or a name); with `vae`, LoRA and a trainable first conv on it too."
+
+def build_instant_restorer(
+    prior: Prior | str = "micro-sd-faces64",
+    lora_rank: int = 8,
+    vae=None,
+    prompt: str = "face",
+    seed: int = 0,
+    context: torch.Tensor | None = None,
+) -> InstantRestorer:
+    """A fresh InstantRestorer on a copy of a conditional `prior` (a Prior or a name); with `vae`, LoRA and a
+    trainable first conv on it too."""
     prior, generator = trainable_copy(prior, "InstantRestore")
     if context is None and prior.prompt_embedding is None:
-        raise ValueError(f"prior {prior.name!r} has no prompt embedding; pass context= its text encoder's embedding of the prompt, (1, tokens, dim)")
+        raise ValueError(
+            f"prior {prior.name!r} has no prompt embedding; pass context= its text encoder's embedding of "
+            "the prompt, (1, tokens, dim)"
+        )
     reference_model = trainable_copy(prior, "InstantRestore")[1].eval()
     bank = ReferenceBank()
     add_shared_image_attention(reference_model, bank, "reference")
@@ -180,43 +293,76 @@ def check_input(x, size: int, name: str = "input") -> torch.Tensor:
     "Faces to restore: (N, 3, size, size) in [-1, 1]."
     x = check_images(x, name)
     if tuple(x.shape[-2:]) != (size, size):
-        raise ValueError(f"{name} is {x.shape[-2]}x{x.shape[-1]} px but this generator restores {size}x{size} px face crops; "
-                         f"align and resize the faces to {size}x{size} first")
+        raise ValueError(
+            f"{name} is {x.shape[-2]}x{x.shape[-1]} px but this generator restores {size}x{size} px face "
+            "crops; "
+            f"align and resize the faces to {size}x{size} first"
+        )
     return x
+
 
 def check_references(references, size: int, batch: int | None = None) -> torch.Tensor:
     "References as (G, R, 3, size, size), G 1 (shared) or `batch`; 1 to MAX_REFERENCES of them."
     if references is None or (isinstance(references, (list, tuple)) and len(references) == 0):
-        raise ValueError("no references: InstantRestore needs 1 to 4 reference photos of the person, as (R, 3, H, W) or (B, R, 3, H, W)")
-    if isinstance(references, (list, tuple)): references = torch.stack(list(references))
-    if not isinstance(references, torch.Tensor): raise TypeError(f"references must be a tensor, got {type(references).__name__}")
+        raise ValueError(
+            "no references: InstantRestore needs 1 to 4 reference photos of the person, as (R, 3, H, W) or "
+            "(B, R, 3, H, W)"
+        )
+    if isinstance(references, (list, tuple)):
+        references = torch.stack(list(references))
+    if not isinstance(references, torch.Tensor):
+        raise TypeError(f"references must be a tensor, got {type(references).__name__}")
     refs = references[None] if references.ndim == 4 else references
-    if refs.ndim != 5: raise ValueError(f"references have shape {tuple(references.shape)}; expected (R, 3, H, W) or (B, R, 3, H, W)")
-    if refs.shape[1] == 0: raise ValueError("no references: InstantRestore needs 1 to 4 reference photos of the person")
+    if refs.ndim != 5:
+        raise ValueError(
+            f"references have shape {tuple(references.shape)}; expected (R, 3, H, W) or (B, R, 3, H, W)"
+        )
+    if refs.shape[1] == 0:
+        raise ValueError("no references: InstantRestore needs 1 to 4 reference photos of the person")
     if refs.shape[1] > MAX_REFERENCES:
-        raise ValueError(f"{refs.shape[1]} references; InstantRestore takes 1 to {MAX_REFERENCES} per input (choose the best {MAX_REFERENCES})")
+        raise ValueError(
+            f"{refs.shape[1]} references; InstantRestore takes 1 to {MAX_REFERENCES} per input (choose the "
+            f"best {MAX_REFERENCES})"
+        )
     check_images(refs.flatten(0, 1), "references")
     if tuple(refs.shape[-2:]) != (size, size):
-        raise ValueError(f"references are {refs.shape[-2]}x{refs.shape[-1]} px but the input is {size}x{size} px; resize them to {size}x{size}")
+        raise ValueError(
+            f"references are {refs.shape[-2]}x{refs.shape[-1]} px but the input is {size}x{size} px; resize "
+            f"them to {size}x{size}"
+        )
     if batch is not None and len(refs) not in (1, batch):
-        raise ValueError(f"{len(refs)} reference sets for {batch} inputs; expected one shared set (R, 3, H, W) or one set per input")
+        raise ValueError(
+            f"{len(refs)} reference sets for {batch} inputs; expected one shared set (R, 3, H, W) or one set "
+            "per input"
+        )
     return refs
+
 
 @dataclass
 class ReferenceCache:
-    "Keys and values of a reference set at every decoder self-attention layer: layer -> (K, V), each (G, R, L, C)."
+    """Keys and values of a reference set at every decoder self-attention layer: layer -> (K, V), each (G, R,
+    L, C)."""
+
     kv: dict
     n_refs: int
     size: int
 
     @property
-    def sets(self) -> int: return next(iter(self.kv.values()))[0].shape[0]      # 1 (shared) or one per input
-    def nbytes(self) -> int: return sum(t.numel() * t.element_size() for kv in self.kv.values() for t in kv)
+    def sets(self) -> int:
+        return next(iter(self.kv.values()))[0].shape[0]  # 1 (shared) or one per input
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for kv in self.kv.values() for t in kv)
+
     def to(self, device=None, dtype=None) -> "ReferenceCache":
-        return replace(self, kv={n: tuple(t.to(device=device, dtype=dtype) for t in kv) for n, kv in self.kv.items()})
+        return replace(
+            self, kv={n: tuple(t.to(device=device, dtype=dtype) for t in kv) for n, kv in self.kv.items()}
+        )
+
 
 def encode_references(ir: InstantRestorer, references) -> ReferenceCache:
-    "Run `references` ((R, 3, H, W) shared or (B, R, 3, H, W)) through the frozen reference copy once; their keys and values."
+    """Run `references` ((R, 3, H, W) shared or (B, R, 3, H, W)) through the frozen reference copy once; their
+    keys and values."""
     refs = check_references(references, ir.size)
     g, r = refs.shape[:2]
     ref_dtype = next(ir.reference_model.parameters()).dtype
@@ -224,150 +370,266 @@ def encode_references(ir: InstantRestorer, references) -> ReferenceCache:
         z = ir.encode(refs.flatten(0, 1).to(ir.device))
         t = torch.full((len(z),), REFERENCE_STEP, device=ir.device, dtype=torch.long)
         ir.bank.kv, ir.bank.recording = {}, r
-        try: ir.reference_model(z.to(ref_dtype), t, encoder_hidden_states=ir.context.to(ref_dtype).expand(len(z), -1, -1))
-        finally: ir.bank.recording = False
+        try:
+            ir.reference_model(
+                z.to(ref_dtype), t, encoder_hidden_states=ir.context.to(ref_dtype).expand(len(z), -1, -1)
+            )
+        finally:
+            ir.bank.recording = False
         kv, ir.bank.kv = ir.bank.kv, {}
     return ReferenceCache(kv, r, ir.size)
 
+
 @contextmanager
-def using_references(ir: InstantRestorer, cache: ReferenceCache | None, adain: bool = True, keep_attention: bool = False):
+def using_references(
+    ir: InstantRestorer, cache: ReferenceCache | None, adain: bool = True, keep_attention: bool = False
+):
     "Within this block the generator attends to `cache` (None: to itself, the no-reference baseline)."
-    if cache is not None and cache.size != ir.size: raise ValueError(f"the cache holds {cache.size} px references; this generator works at {ir.size} px")
+    if cache is not None and cache.size != ir.size:
+        raise ValueError(f"the cache holds {cache.size} px references; this generator works at {ir.size} px")
     bank = ir.bank
-    bank.kv, bank.adain, bank.keep_attention, bank.attention = ({} if cache is None else cache.kv), bool(adain), keep_attention, {}
-    try: yield bank
-    finally: bank.kv, bank.keep_attention = {}, False
+    bank.kv, bank.adain, bank.keep_attention, bank.attention = (
+        ({} if cache is None else cache.kv),
+        bool(adain),
+        keep_attention,
+        {},
+    )
+    try:
+        yield bank
+    finally:
+        bank.kv, bank.keep_attention = {}, False
 
 # %% ../nbs/10_instant_restore.ipynb #c024
-def one_step(ir: InstantRestorer, x: torch.Tensor, cache: ReferenceCache | None, t: int | torch.Tensor = INFERENCE_STEP,
-             generator: torch.Generator | None = None, adain: bool = True, keep_attention: bool = False,
-             noise: torch.Tensor | None = None) -> torch.Tensor:
-    """The generator's one-step restoration of `x` (in [-1, 1]) at step `t`, attending to `cache` (None: no references); not clamped.
-    The latent's noise is `noise` ((N, *ir.latent_shape)) when given, else drawn from `generator`."""
+def one_step(
+    ir: InstantRestorer,
+    x: torch.Tensor,
+    cache: ReferenceCache | None,
+    t: int | torch.Tensor = INFERENCE_STEP,
+    generator: torch.Generator | None = None,
+    adain: bool = True,
+    keep_attention: bool = False,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The generator's one-step restoration of `x` (in [-1, 1]) at step `t`, attending to `cache` (None: no
+    references); not clamped. The latent's noise is `noise` ((N, *ir.latent_shape)) when given, else drawn
+    from `generator`."""
     z = ir.encode(x.to(ir.device))
-    z_t = noise_to_step(z, t, ir.scheduler, generator=generator, noise=None if noise is None else noise.to(z.device))
-    steps = torch.as_tensor(t, device=ir.device).expand(len(z)) if not torch.is_tensor(t) or t.ndim == 0 else t.to(ir.device)
+    z_t = noise_to_step(
+        z, t, ir.scheduler, generator=generator, noise=None if noise is None else noise.to(z.device)
+    )
+    steps = (
+        torch.as_tensor(t, device=ir.device).expand(len(z))
+        if not torch.is_tensor(t) or t.ndim == 0
+        else t.to(ir.device)
+    )
     dtype = next(ir.generator.parameters()).dtype
     with using_references(ir, cache, adain, keep_attention):
-        eps = ir.generator(z_t.to(dtype), steps, encoder_hidden_states=ir.context.to(dtype).expand(len(z), -1, -1)).sample
+        eps = ir.generator(
+            z_t.to(dtype), steps, encoder_hidden_states=ir.context.to(dtype).expand(len(z), -1, -1)
+        ).sample
     return ir.decode(predict_x0(eps.float(), z_t.float(), steps, ir.scheduler))
 
-def instant_restore(ir: InstantRestorer, lq: torch.Tensor, references=None, cache: ReferenceCache | None = None, adain: bool = True,
-                    t: int = INFERENCE_STEP, seed: int | None = None, batch_size: int = 16, progress: bool = True) -> torch.Tensor:
-    "Restore faces `lq` in one step each, with `references` ((R, 3, H, W) shared or (B, R, 3, H, W)) or a precomputed `cache`."
+
+def instant_restore(
+    ir: InstantRestorer,
+    lq: torch.Tensor,
+    references=None,
+    cache: ReferenceCache | None = None,
+    adain: bool = True,
+    t: int = INFERENCE_STEP,
+    seed: int | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Restore faces `lq` in one step each, with `references` ((R, 3, H, W) shared or (B, R, 3, H, W)) or a
+    precomputed `cache`."""
     lq = check_input(lq, ir.size, "lq")
-    if cache is None: refs = check_references(references, ir.size, len(lq))
-    elif references is not None: raise ValueError("pass references or a cache, not both")
+    if cache is None:
+        refs = check_references(references, ir.size, len(lq))
+    elif references is not None:
+        raise ValueError("pass references or a cache, not both")
     seed = int(setting("seed", seed))
-    if not 0 <= t < int(ir.scheduler.config.num_train_timesteps): raise ValueError(f"t={t!r}; expected a step in [0, {ir.scheduler.config.num_train_timesteps})")
+    if not 0 <= t < int(ir.scheduler.config.num_train_timesteps):
+        raise ValueError(f"t={t!r}; expected a step in [0, {ir.scheduler.config.num_train_timesteps})")
     g, out = make_generator(seed), []
-    for i in tqdm(range(0, len(lq), batch_size), desc="InstantRestore", disable=not progress or len(lq) <= batch_size, leave=False):
+    for i in tqdm(
+        range(0, len(lq), batch_size),
+        desc="InstantRestore",
+        disable=not progress or len(lq) <= batch_size,
+        leave=False,
+    ):
         part = cache
         if part is None:
-            part = encode_references(ir, refs if len(refs) == 1 else refs[i:i + batch_size])
+            part = encode_references(ir, refs if len(refs) == 1 else refs[i : i + batch_size])
         elif part.sets not in (1, len(lq)):
-            raise ValueError(f"the cache holds {part.sets} reference sets for {len(lq)} inputs; expected 1 or {len(lq)}")
+            raise ValueError(
+                f"the cache holds {part.sets} reference sets for {len(lq)} inputs; expected 1 or {len(lq)}"
+            )
         elif part.sets > 1:
-            part = replace(part, kv={n: tuple(x[i:i + batch_size] for x in kv) for n, kv in part.kv.items()})
-        with torch.no_grad(): out.append(one_step(ir, lq[i:i + batch_size], part, t, g, adain).clamp(-1, 1).cpu())
+            part = replace(
+                part, kv={n: tuple(x[i : i + batch_size] for x in kv) for n, kv in part.kv.items()}
+            )
+        with torch.no_grad():
+            out.append(one_step(ir, lq[i : i + batch_size], part, t, g, adain).clamp(-1, 1).cpu())
     return torch.cat(out)
 
 # %% ../nbs/10_instant_restore.ipynb #c028
 def face_landmarks(images: torch.Tensor, upscale_to: int = 128) -> torch.Tensor:
     """dlib's 68 landmarks of the largest face in each of `images` (N, 3, H, W), in pixel (x, y) of the input
-    (`detect_faces` of the faces notebook, small images enlarged to `upscale_to`); NaN rows where none is found."""
+    (`detect_faces` of the faces notebook, small images enlarged to `upscale_to`); NaN rows where none is
+    found."""
     images = check_images(images).detach().cpu()
     out = torch.full((len(images), 68, 2), float("nan"))
     for i, img in enumerate(images):
         found = detect_faces(img[None], landmarks=68, min_side=upscale_to)
-        if found: out[i] = torch.from_numpy(found[0].landmarks).float()
+        if found:
+            out[i] = torch.from_numpy(found[0].landmarks).float()
     return out
 
-def ideal_attention(query_points: torch.Tensor, ref_points: torch.Tensor, size: int, grid: int, sigma: float = 1.0) -> torch.Tensor:
-    "Ideal attention of each landmark query (B, P, 2 px) over R references' tokens (B, R, P, 2 px) on a `grid`: (B, P, R*grid*grid), rows sum to 1."
-    cells = (torch.arange(grid, dtype=torch.float32, device=ref_points.device) + 0.5) * size / grid       # token centres, px
-    d2 = ((cells[None, None, None, None, :] - ref_points[..., 0, None, None]) ** 2
-          + (cells[None, None, None, :, None] - ref_points[..., 1, None, None]) ** 2)                      # (B, R, P, grid, grid)
+
+def ideal_attention(
+    query_points: torch.Tensor, ref_points: torch.Tensor, size: int, grid: int, sigma: float = 1.0
+) -> torch.Tensor:
+    """Ideal attention of each landmark query (B, P, 2 px) over R references' tokens (B, R, P, 2 px) on a
+    `grid`: (B, P, R*grid*grid), rows sum to 1."""
+    cells = (
+        (torch.arange(grid, dtype=torch.float32, device=ref_points.device) + 0.5) * size / grid
+    )  # token centres, px
+    d2 = (cells[None, None, None, None, :] - ref_points[..., 0, None, None]) ** 2 + (
+        cells[None, None, None, :, None] - ref_points[..., 1, None, None]
+    ) ** 2  # (B, R, P, grid, grid)
     g = torch.exp(-d2 / (2 * (sigma * size / grid) ** 2)).nan_to_num(0)
-    g = g.permute(0, 2, 1, 3, 4).flatten(2)                                                             # (B, P, R*grid*grid)
+    g = g.permute(0, 2, 1, 3, 4).flatten(2)  # (B, P, R*grid*grid)
     return g / g.sum(-1, keepdim=True).clamp_min(1e-12)
+
 
 def query_tokens(points: torch.Tensor, size: int, grid: int) -> torch.Tensor:
     "The token index (row-major on a `grid`) under each point (..., 2 px)."
     cell = (points / size * grid).floor().clamp(0, grid - 1).nan_to_num(0).long()
     return cell[..., 1] * grid + cell[..., 0]
 
+
 def landmark_pairs(query_points: torch.Tensor, ref_points: torch.Tensor) -> torch.Tensor:
     "Which landmarks (B, P) the loss supervises: found on the target and on every reference."
     return ~(query_points.isnan().any(-1) | ref_points.isnan().any(-1).any(1))
 
-def landmark_attention_loss(attention: dict, query_points: torch.Tensor, ref_points: torch.Tensor, size: int, sigma: float = 1.0,
-                            pairs: float | None = None) -> torch.Tensor:
-    """Mean squared error between the kept attention of the landmark queries (averaged over heads) and the ideal maps, over layers and
-    valid landmarks. `pairs`: the count to average over (default: this batch's valid landmarks); a slice of a larger batch passes its
-    share of the whole batch's count, so that the mean over the slices is the whole batch's loss."""
-    valid = landmark_pairs(query_points, ref_points)                                           # (B, P)
+
+def landmark_attention_loss(
+    attention: dict,
+    query_points: torch.Tensor,
+    ref_points: torch.Tensor,
+    size: int,
+    sigma: float = 1.0,
+    pairs: float | None = None,
+) -> torch.Tensor:
+    """Mean squared error between the kept attention of the landmark queries (averaged over heads) and the
+    ideal maps, over layers and valid landmarks. `pairs`: the count to average over (default: this batch's
+    valid landmarks); a slice of a larger batch passes its share of the whole batch's count, so that the mean
+    over the slices is the whole batch's loss."""
+    valid = landmark_pairs(query_points, ref_points)  # (B, P)
     losses = []
     for probs in attention.values():
         grid = math.isqrt(probs.shape[-2])
-        a = probs.mean(1)                                                                       # (B, Lq, R*L)
+        a = probs.mean(1)  # (B, Lq, R*L)
         idx = query_tokens(query_points, size, grid)
-        a = a.gather(1, idx[..., None].expand(-1, -1, a.shape[-1]))                              # (B, P, R*L)
+        a = a.gather(1, idx[..., None].expand(-1, -1, a.shape[-1]))  # (B, P, R*L)
         ideal = ideal_attention(query_points, ref_points, size, grid, sigma)
         errors = ((a - ideal) ** 2).mean(-1)[valid]
-        if pairs is not None: losses.append(errors.sum() / pairs if pairs > 0 else a.sum() * 0)
-        else: losses.append(errors.mean() if valid.any() else a.sum() * 0)
+        if pairs is not None:
+            losses.append(errors.sum() / pairs if pairs > 0 else a.sum() * 0)
+        else:
+            losses.append(errors.mean() if valid.any() else a.sum() * 0)
     return torch.stack(losses).mean()
 
 # %% ../nbs/10_instant_restore.ipynb #c032
 def load_torchscript(path, what: str, option: str) -> torch.nn.Module:
-    """A TorchScript model from a local file, or MetricUnavailable that says which option and what file.
-    A TorchScript archive holds TorchScript code (not Python: no imports, no os) that runs when the model runs,
+    """A TorchScript model from a local file, or MetricUnavailable that says which option and what file. A
+    TorchScript archive holds TorchScript code (not Python: no imports, no os) that runs when the model runs,
     and its constants are read by TorchScript's own unpickler (tensors and containers only); still, pass only
     a file you trust: it is your own training option (`identity_weights=`, `dino_weights=`), never a path
     taken from a submission or a shared folder."""
-    if path is None: raise MetricUnavailable(f"{what} needs local weights: pass {option}= a TorchScript file (no model hub is reached)")
+    if path is None:
+        raise MetricUnavailable(
+            f"{what} needs local weights: pass {option}= a TorchScript file (no model hub is reached)"
+        )
     path = Path(path)
-    if not path.is_file(): raise MetricUnavailable(f"{option}='{path}' does not exist; expected a TorchScript file of {what}")
+    if not path.is_file():
+        raise MetricUnavailable(f"{option}='{path}' does not exist; expected a TorchScript file of {what}")
     model = torch.jit.load(str(path), map_location="cpu").eval()
-    for p in model.parameters(): p.requires_grad_(False)
+    for p in model.parameters():
+        p.requires_grad_(False)
     return model
+
 
 class IdentityLoss(torch.nn.Module):
     "1 - cosine between an ArcFace-style embedder's embeddings (112 px input) of the output and the target."
+
     def __init__(self, embedder: torch.nn.Module):
-        super().__init__(); self.embedder = embedder
+        super().__init__()
+        self.embedder = embedder
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        e = lambda z: F.normalize(self.embedder(F.interpolate(z, size=112, mode="bilinear", align_corners=False)).flatten(1), dim=1)
+        e = lambda z: F.normalize(
+            self.embedder(F.interpolate(z, size=112, mode="bilinear", align_corners=False)).flatten(1), dim=1
+        )
         return 1 - (e(x) * e(y)).sum(1)
+
 
 class DinoDiscriminator(torch.nn.Module):
     "A frozen DINOv2 feature extractor (224 px input) and a linear real/fake head trained from scratch."
+
     def __init__(self, backbone: torch.nn.Module, dim: int):
-        super().__init__(); self.backbone, self.head = backbone, torch.nn.Linear(dim, 1)
+        super().__init__()
+        self.backbone, self.head = backbone, torch.nn.Linear(dim, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(F.interpolate(x, size=224, mode="bilinear", align_corners=False)).flatten(1))
+        return self.head(
+            self.backbone(F.interpolate(x, size=224, mode="bilinear", align_corners=False)).flatten(1)
+        )
+
 
 def optional_losses(identity_weights=None, dino_weights=None, dino_dim: int = 384) -> tuple[dict, dict]:
-    "The pretrained loss terms that can be built here ({name: module}) and, for the others, why not ({name: reason})."
+    """The pretrained loss terms that can be built here ({name: module}) and, for the others, why not ({name:
+    reason})."""
     built, missing = {}, {}
-    for name, make in dict(lpips=lambda: load_lpips().requires_grad_(False),
-                           identity=lambda: IdentityLoss(load_torchscript(identity_weights, "the identity loss (an ArcFace-style embedder)", "identity_weights")),
-                           dino=lambda: DinoDiscriminator(load_torchscript(dino_weights, "the DINOv2 discriminator", "dino_weights"), dino_dim)).items():
-        try: built[name] = make()
-        except MetricUnavailable as e: missing[name] = str(e)
+    for name, make in dict(
+        lpips=lambda: load_lpips().requires_grad_(False),
+        identity=lambda: IdentityLoss(
+            load_torchscript(
+                identity_weights, "the identity loss (an ArcFace-style embedder)", "identity_weights"
+            )
+        ),
+        dino=lambda: DinoDiscriminator(
+            load_torchscript(dino_weights, "the DINOv2 discriminator", "dino_weights"), dino_dim
+        ),
+    ).items():
+        try:
+            built[name] = make()
+        except MetricUnavailable as e:
+            missing[name] = str(e)
     return built, missing
 
-def adversarial_losses(disc: torch.nn.Module, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+
+def adversarial_losses(
+    disc: torch.nn.Module, fake: torch.Tensor, real: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Non-saturating GAN losses: (generator's, discriminator's)."
     g = F.softplus(-disc(fake)).mean()
     d = F.softplus(disc(fake.detach())).mean() + F.softplus(-disc(real)).mean()
     return g, d
 
 # %% ../nbs/10_instant_restore.ipynb #c036
-def reference_views(faces: torch.Tensor, n: int, generator: torch.Generator | None = None, max_angle: float = 10.0,
-                    scale: tuple = (0.9, 1.1), max_shift: float = 0.06, jitter: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
-    "`n` random views of each face (B, 3, H, W): (views (B, n, 3, H, W), affine maps (B, n, 2, 3) from view to face, normalised coords)."
+def reference_views(
+    faces: torch.Tensor,
+    n: int,
+    generator: torch.Generator | None = None,
+    max_angle: float = 10.0,
+    scale: tuple = (0.9, 1.1),
+    max_shift: float = 0.06,
+    jitter: float = 0.15,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` random views of each face (B, 3, H, W): (views (B, n, 3, H, W), affine maps (B, n, 2, 3) from view
+    to face, normalised coords)."""
     faces = check_images(faces, "faces")
     b, size = len(faces), faces.shape[-1]
     u = lambda *shape: torch.rand(*shape, generator=generator)
@@ -375,9 +637,17 @@ def reference_views(faces: torch.Tensor, n: int, generator: torch.Generator | No
     s = scale[0] + u(b, n) * (scale[1] - scale[0])
     shift = (u(b, n, 2) * 2 - 1) * max_shift * 2
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack([torch.stack([cos, -sin, shift[..., 0]], -1), torch.stack([sin, cos, shift[..., 1]], -1)], -2)  # view -> face
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[..., 0]], -1), torch.stack([sin, cos, shift[..., 1]], -1)], -2
+    )  # view -> face
     grid = F.affine_grid(theta.flatten(0, 1), (b * n, 3, size, size), align_corners=False)
-    views = F.grid_sample(faces.repeat_interleave(n, 0).float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    views = F.grid_sample(
+        faces.repeat_interleave(n, 0).float(),
+        grid,
+        mode="bilinear",
+        padding_mode="reflection",
+        align_corners=False,
+    )
     bright, contrast, sat = ((u(3, b * n) * 2 - 1) * jitter)[:, :, None, None, None]
     mean = views.mean((1, 2, 3), keepdim=True)
     views = (views - mean) * (1 + contrast) + mean + bright
@@ -385,9 +655,11 @@ def reference_views(faces: torch.Tensor, n: int, generator: torch.Generator | No
     views = (gray + (views - gray) * (1 + sat)).clamp(-1, 1)
     return views.unflatten(0, (b, n)).to(faces.dtype), theta.to(faces.device)
 
+
 def warp_points(points: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
-    "Face landmarks (B, P, 2 px) moved into each view (B, n, P, 2 px), inverting the view -> face maps `theta` (B, n, 2, 3)."
-    p = (points + 0.5) / size * 2 - 1                                              # pixel -> normalised (align_corners=False)
+    """Face landmarks (B, P, 2 px) moved into each view (B, n, P, 2 px), inverting the view -> face maps
+    `theta` (B, n, 2, 3)."""
+    p = (points + 0.5) / size * 2 - 1  # pixel -> normalised (align_corners=False)
     a, t = theta[..., :2], theta[..., 2]
     q = torch.linalg.solve(a[:, :, None], (p[:, None] - t[:, :, None])[..., None])[..., 0]
     return (q + 1) / 2 * size - 0.5
@@ -395,12 +667,14 @@ def warp_points(points: torch.Tensor, theta: torch.Tensor, size: int) -> torch.T
 # %% ../nbs/10_instant_restore.ipynb #c040
 @dataclass
 class InstantConfig:
-    "How to train InstantRestore (defaults: the `cpu` preset's shape); `INSTANT_PRESETS['paper']` has the paper's numbers."
+    """How to train InstantRestore (defaults: the `cpu` preset's shape); `INSTANT_PRESETS['paper']` has the
+    paper's numbers."""
+
     steps: int = 800
     batch_size: int = 8
-    lr: float = 5e-4                 # paper: 5e-4, constant
+    lr: float = 5e-4  # paper: 5e-4, constant
     disc_lr: float = 1e-4
-    lora_rank: int = 8               # paper: 32
+    lora_rank: int = 8  # paper: 32
     max_refs: int = MAX_REFERENCES
     ms_ssim_weight: float = 1.0
     l1_weight: float = 1.0
@@ -408,73 +682,124 @@ class InstantConfig:
     identity_weight: float = 1.0
     gan_weight: float = 0.5
     las_weight: float = 5000.0
-    landmark_sigma: float = 1.0      # of the ideal maps, in tokens
-    train_steps: tuple = TRAINING_STEPS   # the noise steps a batch draws from
-    sr_share: float = 0.0            # share of each batch given only the x8/x16 super-resolution input (paper: 0, its pipeline alone)
+    landmark_sigma: float = 1.0  # of the ideal maps, in tokens
+    train_steps: tuple = TRAINING_STEPS  # the noise steps a batch draws from
+    sr_share: float = (
+        0.0  # share of each batch given only the x8/x16 super-resolution input (paper: 0, its pipeline alone)
+    )
     sr_scales: tuple = (8, 16)
     adain: bool = True
-    grad_accum: int = 1              # micro-batches of batch_size per step (per process under accelerate launch)
-    mixed_precision: str | None = None   # "no" or "bf16"; None: bf16 on a GPU, none on a CPU, or accelerate's config
+    grad_accum: int = 1  # micro-batches of batch_size per step (per process under accelerate launch)
+    mixed_precision: str | None = (
+        None  # "no" or "bf16"; None: bf16 on a GPU, none on a CPU, or accelerate's config
+    )
     checkpoint_every: int = 100
     seed: int = 0
 
     def __post_init__(self):
         for k in ("steps", "batch_size", "lora_rank", "checkpoint_every", "grad_accum"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "steps" else 1): raise ValueError(f"{k}={v!r}; expected an int >= {0 if k == 'steps' else 1}")
+            check_int(k, getattr(self, k), low=0 if k == "steps" else 1)
         check_bf16_or_fp32(self.mixed_precision, "InstantRestore")
-        if not 1 <= self.max_refs <= MAX_REFERENCES: raise ValueError(f"max_refs={self.max_refs!r}; expected 1 to {MAX_REFERENCES}")
+        if not 1 <= self.max_refs <= MAX_REFERENCES:
+            raise ValueError(f"max_refs={self.max_refs!r}; expected 1 to {MAX_REFERENCES}")
         for k in ("lr", "disc_lr", "landmark_sigma"):
-            if not getattr(self, k) > 0: raise ValueError(f"{k}={getattr(self, k)!r}; expected a number > 0")
+            if not getattr(self, k) > 0:
+                raise ValueError(f"{k}={getattr(self, k)!r}; expected a number > 0")
         if not self.train_steps or not all(isinstance(t, int) and 0 <= t < 1000 for t in self.train_steps):
-            raise ValueError(f"train_steps={self.train_steps!r}; expected a non-empty tuple of steps in [0, 1000)")
-        if not 0 <= self.sr_share <= 1: raise ValueError(f"sr_share={self.sr_share!r}; expected a share of the batch from 0 to 1")
+            raise ValueError(
+                f"train_steps={self.train_steps!r}; expected a non-empty tuple of steps in [0, 1000)"
+            )
+        if not 0 <= self.sr_share <= 1:
+            raise ValueError(f"sr_share={self.sr_share!r}; expected a share of the batch from 0 to 1")
         if not self.sr_scales or not all(s > 1 for s in self.sr_scales):
-            raise ValueError(f"sr_scales={self.sr_scales!r}; expected a non-empty tuple of shrink factors > 1")
+            raise ValueError(
+                f"sr_scales={self.sr_scales!r}; expected a non-empty tuple of shrink factors > 1"
+            )
 
-INSTANT_PRESETS = dict(paper=InstantConfig(steps=50_000, batch_size=16, lora_rank=32, checkpoint_every=1000),
-                       gpu=InstantConfig(steps=4000, batch_size=32, lora_rank=16, checkpoint_every=500, sr_share=0.5),
-                       cpu=InstantConfig(steps=2500, las_weight=500.0, gan_weight=0.05, train_steps=(INFERENCE_STEP,), sr_share=0.5),
-                       test=InstantConfig(steps=3, batch_size=2, lora_rank=2, checkpoint_every=2))
+
+INSTANT_PRESETS = dict(
+    paper=InstantConfig(steps=50_000, batch_size=16, lora_rank=32, checkpoint_every=1000),
+    gpu=InstantConfig(steps=4000, batch_size=32, lora_rank=16, checkpoint_every=500, sr_share=0.5),
+    cpu=InstantConfig(
+        steps=2500, las_weight=500.0, gan_weight=0.05, train_steps=(INFERENCE_STEP,), sr_share=0.5
+    ),
+    test=InstantConfig(steps=3, batch_size=2, lora_rank=2, checkpoint_every=2),
+)
+
 
 def _landmarks(cache: dict, idx: list, hq: torch.Tensor) -> torch.Tensor:
     "Landmarks of training faces `idx`, detected once per face."
     todo = [j for j, i in enumerate(idx) if i not in cache]
     if todo:
         found = face_landmarks(hq[todo])
-        for j, p in zip(todo, found): cache[idx[j]] = p
+        for j, p in zip(todo, found):
+            cache[idx[j]] = p
     return torch.stack([cache[i] for i in idx])
 
-def instant_loss(ir: InstantRestorer, hq: torch.Tensor, lq: torch.Tensor, refs: torch.Tensor, points: torch.Tensor, ref_points: torch.Tensor,
-                 t: torch.Tensor, generator: torch.Generator | None, cfg: InstantConfig, disc: torch.nn.Module, extra: dict,
-                 noise: torch.Tensor | None = None, pairs: float | None = None) -> tuple:
-    "(generator loss, discriminator loss, parts) of one batch; `noise` and `pairs` as in `one_step` and `landmark_attention_loss`."
+
+def instant_loss(
+    ir: InstantRestorer,
+    hq: torch.Tensor,
+    lq: torch.Tensor,
+    refs: torch.Tensor,
+    points: torch.Tensor,
+    ref_points: torch.Tensor,
+    t: torch.Tensor,
+    generator: torch.Generator | None,
+    cfg: InstantConfig,
+    disc: torch.nn.Module,
+    extra: dict,
+    noise: torch.Tensor | None = None,
+    pairs: float | None = None,
+) -> tuple:
+    """(generator loss, discriminator loss, parts) of one batch; `noise` and `pairs` as in `one_step` and
+    `landmark_attention_loss`."""
     cache = encode_references(ir, refs)
     out = one_step(ir, lq, cache, t, generator, cfg.adain, keep_attention=cfg.las_weight > 0, noise=noise)
-    parts = dict(ms_ssim=cfg.ms_ssim_weight * (1 - ms_ssim(out.clamp(-1, 1), hq)).mean(), l1=cfg.l1_weight * (out - hq).abs().mean())
+    parts = dict(
+        ms_ssim=cfg.ms_ssim_weight * (1 - ms_ssim(out.clamp(-1, 1), hq)).mean(),
+        l1=cfg.l1_weight * (out - hq).abs().mean(),
+    )
     if cfg.las_weight > 0:
-        parts["las"] = cfg.las_weight * landmark_attention_loss(ir.bank.attention, points, ref_points, ir.size, cfg.landmark_sigma, pairs)
+        parts["las"] = cfg.las_weight * landmark_attention_loss(
+            ir.bank.attention, points, ref_points, ir.size, cfg.landmark_sigma, pairs
+        )
     ir.bank.attention = {}
-    if "lpips" in extra and cfg.lpips_weight > 0: parts["lpips"] = cfg.lpips_weight * extra["lpips"](out.clamp(-1, 1), hq).mean()
-    if "identity" in extra and cfg.identity_weight > 0: parts["identity"] = cfg.identity_weight * extra["identity"](out, hq).mean()
+    if "lpips" in extra and cfg.lpips_weight > 0:
+        parts["lpips"] = cfg.lpips_weight * extra["lpips"](out.clamp(-1, 1), hq).mean()
+    if "identity" in extra and cfg.identity_weight > 0:
+        parts["identity"] = cfg.identity_weight * extra["identity"](out, hq).mean()
     g_adv, d_loss = adversarial_losses(disc, out, hq)
     parts["gan"] = cfg.gan_weight * g_adv
     return sum(parts.values()), d_loss, {k: round(v.item(), 5) for k, v in parts.items()}
 
-def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: InstantConfig | str = "cpu", out_dir=None,
-                          overwrite: bool = False, device=None, identity_weights=None, dino_weights=None, progress: bool = True,
-                          init=None, **overrides) -> tuple[InstantRestorer, dict]:
-    """Train the one-step generator's LoRA on `faces` ((uint8 images, names); default: the train split) with view references; resumes
-    from `out_dir`. Runs unchanged under `accelerate launch` (then `batch_size` is per process).
-    Without a checkpoint there, `init` (a folder written by `save_instant_restore`) gives the starting weights, its step
-    and minutes; training goes on to `steps` in all, with fresh optimizers and discriminator."""
+
+def train_instant_restore(
+    prior: Prior | str = "micro-sd-faces64",
+    faces: tuple | None = None,
+    cfg: InstantConfig | str = "cpu",
+    out_dir=None,
+    overwrite: bool = False,
+    device=None,
+    identity_weights=None,
+    dino_weights=None,
+    progress: bool = True,
+    init=None,
+    **overrides,
+) -> tuple[InstantRestorer, dict]:
+    """Train the one-step generator's LoRA on `faces` ((uint8 images, names); default: the train split) with
+    view references; resumes from `out_dir`. Runs unchanged under `accelerate launch` (then `batch_size` is
+    per process). Without a checkpoint there, `init` (a folder written by `save_instant_restore`) gives the
+    starting weights, its step and minutes; training goes on to `steps` in all, with fresh optimizers and
+    discriminator."""
     cfg = preset_config(cfg, INSTANT_PRESETS, overrides, "InstantRestore")
     acc = training_accelerator(device, mixed_precision=cfg.mixed_precision)
     check_bf16_or_fp32(acc.mixed_precision, "InstantRestore")
     device = acc.device
     ir = build_instant_restorer(prior, cfg.lora_rank, seed=cfg.seed).to(device)
     images, names = faces if faces is not None else load_training_faces(progress=progress)
-    if len(images) == 0: raise ValueError("no training faces; expected (images, names) with at least one face")
+    if len(images) == 0:
+        raise ValueError("no training faces; expected (images, names) with at least one face")
     extra, missing = optional_losses(identity_weights, dino_weights)
     extra = {k: m.to(device) for k, m in extra.items()}
     with torch.random.fork_rng(devices=[]):
@@ -484,46 +809,72 @@ def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple 
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     d_opt = torch.optim.Adam(d_params, lr=cfg.disc_lr, betas=(0.5, 0.9))
     g = make_generator(cfg.seed)
-    log = dict(prior=ir.config["prior"], config=asdict(cfg), step=0, minutes=0.0, losses=[], device=str(device), processes=acc.num_processes,
-               faces=len(images), left_out=missing, discriminator=type(disc).__name__)
-    folder, state = open_run(out_dir, log["config"], ("lora_rank", "batch_size", "seed"), overwrite, device, main=acc.is_main_process)
+    log = dict(
+        prior=ir.config["prior"],
+        config=asdict(cfg),
+        step=0,
+        minutes=0.0,
+        losses=[],
+        device=str(device),
+        processes=acc.num_processes,
+        faces=len(images),
+        left_out=missing,
+        discriminator=type(disc).__name__,
+    )
+    folder, state = open_run(
+        out_dir,
+        log["config"],
+        ("lora_rank", "batch_size", "seed"),
+        overwrite,
+        device,
+        main=acc.is_main_process,
+    )
     landmarks = {}
     if state is not None:
-        _load_trainable(ir, state["trainable"]); disc.load_state_dict(state["disc"]); opt.load_state_dict(state["opt"]); d_opt.load_state_dict(state["d_opt"])
-        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+        _load_trainable(ir, state["trainable"])
+        disc.load_state_dict(state["disc"])
+        opt.load_state_dict(state["opt"])
+        d_opt.load_state_dict(state["d_opt"])
+        g.set_state(state["generator"])
+        log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
     elif init is not None:
         expected = {k: ir.config[k] for k in ("prior", "lora_rank")}
-        state, carried = init_weights(init, "instant", "InstantRestore generator", "save_instant_restore", expected)
+        state, carried = init_weights(
+            init, "instant", "InstantRestore generator", "save_instant_restore", expected
+        )
         _load_trainable(ir, state)
         log.update(carried)
-        g = make_generator(cfg.seed + log["step"])                   # not the batches of the run it continues
+        g = make_generator(cfg.seed + log["step"])  # not the batches of the run it continues
     same_start(acc, *ir.modules().values(), disc)
     ir.generator.train()
     disc.train()
-    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum       # every process draws the whole step
+    whole = cfg.batch_size * acc.num_processes * cfg.grad_accum  # every process draws the whole step
 
     def step() -> dict:
         idx = torch.randint(len(images), (whole,), generator=g)
         hq = images[idx].float().div(127.5).sub(1) if images.dtype == torch.uint8 else images[idx].float()
         lq, _ = second_order_degrade(hq, generator=g)
-        if cfg.sr_share > 0:                                          # a share keeps only a tiny face's layout
+        if cfg.sr_share > 0:  # a share keeps only a tiny face's layout
             sr, _ = super_resolution_degrade(hq, cfg.sr_scales, g)
             lq = torch.where((torch.rand(whole, generator=g) < cfg.sr_share)[:, None, None, None], sr, lq)
         n_refs = int(torch.randint(1, cfg.max_refs + 1, (1,), generator=g))
         refs, theta = reference_views(hq, n_refs, g)
         t = torch.tensor(cfg.train_steps)[torch.randint(len(cfg.train_steps), (whole,), generator=g)]
-        points = (_landmarks(landmarks, idx.tolist(), hq) if cfg.las_weight > 0
-                  else torch.full((whole, 68, 2), float("nan")))
+        points = (
+            _landmarks(landmarks, idx.tolist(), hq)
+            if cfg.las_weight > 0
+            else torch.full((whole, 68, 2), float("nan"))
+        )
         ref_points = warp_points(points, theta, hq.shape[-1])
         noise = torch.randn((whole, *ir.latent_shape), generator=g)
-        pairs = landmark_pairs(points, ref_points).sum().item() * cfg.batch_size / whole   # a slice's share
+        pairs = landmark_pairs(points, ref_points).sum().item() * cfg.batch_size / whole  # a slice's share
         entries = []
         for micro in range(cfg.grad_accum):
             part = micro_batch(acc, cfg.batch_size, micro)
             batch = [x[part].to(device) for x in (hq, lq, refs, points, ref_points, t)]
             with acc.autocast():
                 loss, d_loss, parts = instant_loss(ir, *batch, None, cfg, disc, extra, noise[part], pairs)
-            (loss / cfg.grad_accum).backward(inputs=params)           # each loss reaches only the weights it trains
+            (loss / cfg.grad_accum).backward(inputs=params)  # each loss reaches only the weights it trains
             (d_loss / cfg.grad_accum).backward(inputs=d_params)
             entries.append(dict(loss=loss.item(), disc=d_loss.item(), **parts))
         for o, ps in ((opt, params), (d_opt, d_params)):
@@ -535,205 +886,392 @@ def train_instant_restore(prior: Prior | str = "micro-sd-faces64", faces: tuple 
         return dict(loss=f"{log['losses'][-1]['loss']:.4f}")
 
     def save():
-        save_checkpoint(folder, dict(trainable=_trainable_state(ir), disc=disc.state_dict(), opt=opt.state_dict(),
-                                     d_opt=d_opt.state_dict(), generator=g.get_state(), log=log))
+        save_checkpoint(
+            folder,
+            dict(
+                trainable=_trainable_state(ir),
+                disc=disc.state_dict(),
+                opt=opt.state_dict(),
+                d_opt=d_opt.state_dict(),
+                generator=g.get_state(),
+                log=log,
+            ),
+        )
         atomic_write_json(folder / "instant_training.json", log)
-    fit(step, log, cfg.steps, acc, folder, save, cfg.checkpoint_every, desc="training InstantRestore",
-        progress=progress)
-    for m in ir.modules().values(): m.eval().requires_grad_(False)
+
+    fit(
+        step,
+        log,
+        cfg.steps,
+        acc,
+        folder,
+        save,
+        cfg.checkpoint_every,
+        desc="training InstantRestore",
+        progress=progress,
+    )
+    for m in ir.modules().values():
+        m.eval().requires_grad_(False)
     return ir, log
+
 
 def _load_trainable(ir: InstantRestorer, state: dict):
     for part, sd in state.items():
         missing = set(sd) - set(getattr(ir, part).state_dict())
-        if missing: raise ValueError(f"saved {part} weights {sorted(missing)[:2]} do not fit this InstantRestorer (another LoRA rank or prior?)")
+        if missing:
+            raise ValueError(
+                f"saved {part} weights {sorted(missing)[:2]} do not fit this InstantRestorer (another LoRA "
+                "rank or prior?)"
+            )
         getattr(ir, part).load_state_dict(sd, strict=False)
 
 # %% ../nbs/10_instant_restore.ipynb #c044
 INSTANT_WEIGHTS = "instant-restore-micro-sd-faces64"
 
+
 def _training_degradation(training: dict) -> str:
     cfg = training.get("config", {})
-    if not cfg.get("sr_share"): return "`second_order_degrade`"
-    return (f"`second_order_degrade`, except a share {cfg['sr_share']} of each batch, which got only the "
-            f"{' or '.join(f'x{s}' for s in cfg['sr_scales'])} super-resolution input (`super_resolution_degrade`)")
+    if not cfg.get("sr_share"):
+        return "`second_order_degrade`"
+    return (
+        f"`second_order_degrade`, except a share {cfg['sr_share']} of each batch, which got only the "
+        f"{' or '.join(f'x{s}' for s in cfg['sr_scales'])} super-resolution input "
+        "(`super_resolution_degrade`)"
+    )
 
-def save_instant_restore(ir: InstantRestorer, folder, log: dict | None = None, overwrite: bool = False) -> Path:
+
+def save_instant_restore(
+    ir: InstantRestorer, folder, log: dict | None = None, overwrite: bool = False
+) -> Path:
     "Write the generator's trainable weights (fp16 safetensors), the config and a model card to `folder`."
     training = {k: v for k, v in (log or {}).items() if k != "losses"}
-    card = trained_card(f"InstantRestore one-step generator on {ir.config['prior']}", f"LoRA rank {ir.config['lora_rank']} on the attention and "
-                        "ResNet layers of a one-step generator with shared-image attention over 1-4 references (paper 002)",
-                        "restoration_nb.instant_restore.train_instant_restore", "instant", training, _training_degradation(training))
-    return save_weights(folder, "instant", _trainable_state(ir), dict(ir.config, training=training), card, overwrite, half=True)
+    card = trained_card(
+        f"InstantRestore one-step generator on {ir.config['prior']}",
+        f"LoRA rank {ir.config['lora_rank']} on the attention and "
+        "ResNet layers of a one-step generator with shared-image attention over 1-4 references "
+        "(InstantRestore, Zhang et al. 2025)",
+        "restoration_nb.instant_restore.train_instant_restore",
+        "instant",
+        training,
+        _training_degradation(training),
+    )
+    return save_weights(
+        folder,
+        "instant",
+        _trainable_state(ir),
+        dict(ir.config, training=training),
+        card,
+        overwrite,
+        half=True,
+    )
 
-def load_instant_restore(folder=None, prior: Prior | str = "micro-sd-faces64", device=None) -> InstantRestorer:
+
+def load_instant_restore(
+    folder=None, prior: Prior | str = "micro-sd-faces64", device=None
+) -> InstantRestorer:
     "An InstantRestorer saved by `save_instant_restore` (default: the shipped one) on `prior`."
-    config, state = load_weights(folder if folder is not None else WEIGHTS_DIR / INSTANT_WEIGHTS, "instant", "InstantRestore generator",
-                                 "save_instant_restore")
+    config, state = load_weights(
+        folder if folder is not None else WEIGHTS_DIR / INSTANT_WEIGHTS,
+        "instant",
+        "InstantRestore generator",
+        "save_instant_restore",
+    )
     ir = build_instant_restorer(prior, config["lora_rank"], prompt=config["prompt"], seed=config["seed"])
     _load_trainable(ir, {k: {n: v.float() for n, v in sd.items()} for k, sd in state.items()})
-    for m in ir.modules().values(): m.eval().requires_grad_(False)
+    for m in ir.modules().values():
+        m.eval().requires_grad_(False)
     return ir.to(get_device(device))
 
 # %% ../nbs/10_instant_restore.ipynb #c049b
-def attention_figure(ir: InstantRestorer, lq: torch.Tensor, target: torch.Tensor, references: torch.Tensor, landmark: int = 30,
-                     seed: int = 0):
-    "Learned attention of the query at `target`'s dlib `landmark` over each reference (finest decoder layer) against the ideal map."
+def attention_figure(
+    ir: InstantRestorer,
+    lq: torch.Tensor,
+    target: torch.Tensor,
+    references: torch.Tensor,
+    landmark: int = 30,
+    seed: int = 0,
+):
+    """Learned attention of the query at `target`'s dlib `landmark` over each reference (finest decoder layer)
+    against the ideal map."""
     import matplotlib.pyplot as plt
+
     lq, refs = check_input(lq, ir.size, "lq")[:1], check_references(references, ir.size)[0]
     pts, ref_pts = face_landmarks(target[:1]), face_landmarks(refs)
-    if pts.isnan().any(): raise ValueError("dlib found no face in the target; choose another face")
-    with torch.no_grad(): one_step(ir, lq, encode_references(ir, refs), INFERENCE_STEP, make_generator(seed), keep_attention=True)
+    if pts.isnan().any():
+        raise ValueError("dlib found no face in the target; choose another face")
+    with torch.no_grad():
+        one_step(
+            ir, lq, encode_references(ir, refs), INFERENCE_STEP, make_generator(seed), keep_attention=True
+        )
     name, probs = max(ir.bank.attention.items(), key=lambda kv: kv[1].shape[-2])
     ir.bank.attention = {}
     grid = math.isqrt(probs.shape[-2])
-    learned = probs.mean(1)[0, query_tokens(pts[0, landmark], ir.size, grid)].view(len(refs), grid, grid).cpu()
-    ideal = ideal_attention(pts[:, [landmark]], ref_pts[None, :, [landmark]], ir.size, grid)[0, 0].view(len(refs), grid, grid)
-    show = lambda ax, img: ax.imshow(img.permute(1, 2, 0).add(1).div(2).clamp(0, 1), extent=(0, ir.size, ir.size, 0))
+    learned = (
+        probs.mean(1)[0, query_tokens(pts[0, landmark], ir.size, grid)].view(len(refs), grid, grid).cpu()
+    )
+    ideal = ideal_attention(pts[:, [landmark]], ref_pts[None, :, [landmark]], ir.size, grid)[0, 0].view(
+        len(refs), grid, grid
+    )
+    show = lambda ax, img: ax.imshow(
+        img.permute(1, 2, 0).add(1).div(2).clamp(0, 1), extent=(0, ir.size, ir.size, 0)
+    )
     fig, axs = plt.subplots(2, len(refs) + 1, figsize=(2.1 * (len(refs) + 1), 4.4), squeeze=False)
     for row, (maps, label) in enumerate(((learned, "learned"), (ideal, "ideal"))):
-        show(axs[row, 0], lq[0].cpu() if row == 0 else target[0].cpu()); axs[row, 0].plot(*pts[0, landmark], "r.", ms=10)
+        show(axs[row, 0], lq[0].cpu() if row == 0 else target[0].cpu())
+        axs[row, 0].plot(*pts[0, landmark], "r.", ms=10)
         axs[row, 0].set_title("query (on the LQ)" if row == 0 else "target landmarks")
         for r in range(len(refs)):
             show(axs[row, r + 1], refs[r].cpu())
             axs[row, r + 1].imshow(maps[r], cmap="magma", alpha=0.65, extent=(0, ir.size, ir.size, 0))
             axs[row, r + 1].set_title(f"{label}, ref {r + 1}")
-    for a in axs.flat: a.axis("off")
-    fig.suptitle(f"attention of landmark {landmark} at {name.split('.transformer')[0]} ({grid}x{grid} tokens)"); fig.tight_layout()
+    for a in axs.flat:
+        a.axis("off")
+    fig.suptitle(
+        f"attention of landmark {landmark} at {name.split('.transformer')[0]} ({grid}x{grid} tokens)"
+    )
+    fig.tight_layout()
     return fig, learned, ideal
 
 # %% ../nbs/10_instant_restore.ipynb #c051
-def time_per_image(ir: InstantRestorer, lq: torch.Tensor, references: torch.Tensor, use_cache: bool, repeats: int = 3) -> float:
-    "Median seconds per image of restoring `lq` one image at a time with shared `references`, with or without a precomputed cache."
+def time_per_image(
+    ir: InstantRestorer, lq: torch.Tensor, references: torch.Tensor, use_cache: bool, repeats: int = 3
+) -> float:
+    """Median seconds per image of restoring `lq` one image at a time with shared `references`, with or
+    without a precomputed cache."""
     import statistics
+
     cache = encode_references(ir, references) if use_cache else None
     sync = torch.cuda.synchronize if ir.device.type == "cuda" else (lambda: None)
     times = []
     for _ in range(repeats + 1):
-        sync(); start = time.perf_counter()
+        sync()
+        start = time.perf_counter()
         for i in range(len(lq)):
-            instant_restore(ir, lq[i:i + 1], None if use_cache else references, cache, progress=False)
-        sync(); times.append((time.perf_counter() - start) / len(lq))
+            instant_restore(ir, lq[i : i + 1], None if use_cache else references, cache, progress=False)
+        sync()
+        times.append((time.perf_counter() - start) / len(lq))
     return statistics.median(times[1:])
 
 # %% ../nbs/10_instant_restore.ipynb #c054a
 def summarize_references(table: Table) -> Table:
     "Means of PSNR, identity and detection per method of an `evaluate_views` or `evaluate_references` table."
     from restoration_nb.metrics import summarize
-    return summarize(Table([{k: v for k, v in r.items() if k not in ("face", "target", "adain", "own_refs")} for r in table.rows]), by="method")
+
+    return summarize(
+        Table(
+            [
+                {k: v for k, v in r.items() if k not in ("face", "target", "adain", "own_refs")}
+                for r in table.rows
+            ]
+        ),
+        by="method",
+    )
+
 
 def evaluation_degrade(x: torch.Tensor, scale: float | None, generator: torch.Generator) -> torch.Tensor:
     "The evaluations' LQ: the second-order degradation (`scale` None) or the x`scale` super-resolution input."
-    return second_order_degrade(x, generator=generator)[0] if scale is None else super_resolution_degrade(x, scale, generator)[0]
+    return (
+        second_order_degrade(x, generator=generator)[0]
+        if scale is None
+        else super_resolution_degrade(x, scale, generator)[0]
+    )
 
-def evaluate_views(ir: InstantRestorer, faces: torch.Tensor, n_refs: int = MAX_REFERENCES, scale: float | None = None, seed: int | None = None,
-                   embedder=None) -> Table:
-    """`faces` degraded (second-order, or the x`scale` super-resolution input) and restored with `n_refs` views of each face, with the
-    views of the next face (the control) and with none; PSNR and identity cosine per face and method."""
+
+def evaluate_views(
+    ir: InstantRestorer,
+    faces: torch.Tensor,
+    n_refs: int = MAX_REFERENCES,
+    scale: float | None = None,
+    seed: int | None = None,
+    embedder=None,
+) -> Table:
+    """`faces` degraded (second-order, or the x`scale` super-resolution input) and restored with `n_refs`
+    views of each face, with the views of the next face (the control) and with none; PSNR and identity cosine
+    per face and method."""
     from restoration_nb.metrics import FaceEmbedder
+
     faces = check_input(faces, ir.size, "faces")
-    if len(faces) < 2: raise ValueError(f"{len(faces)} face(s); expected at least 2 (each face's control is the next face's views)")
-    if not 1 <= n_refs <= MAX_REFERENCES: raise ValueError(f"n_refs={n_refs!r}; expected 1 to {MAX_REFERENCES}")
+    if len(faces) < 2:
+        raise ValueError(
+            f"{len(faces)} face(s); expected at least 2 (each face's control is the next face's views)"
+        )
+    if not 1 <= n_refs <= MAX_REFERENCES:
+        raise ValueError(f"n_refs={n_refs!r}; expected 1 to {MAX_REFERENCES}")
     seed, embedder = int(setting("seed", seed)), embedder or FaceEmbedder()
     g = make_generator(seed)
     views, _ = reference_views(faces, n_refs, g)
     lq = evaluation_degrade(faces, scale, g)
     with torch.no_grad():
-        outs = {"LQ input": lq, "no references": one_step(ir, lq, None, INFERENCE_STEP, make_generator(seed)).clamp(-1, 1).cpu()}
+        outs = {
+            "LQ input": lq,
+            "no references": one_step(ir, lq, None, INFERENCE_STEP, make_generator(seed)).clamp(-1, 1).cpu(),
+        }
     for method, refs in (("own views", views), ("another face's views", views.roll(1, 0))):
         outs[method] = instant_restore(ir, lq, refs, seed=seed, progress=False)
     rows = []
     for method, x in outs.items():
         ident = identity_similarity(x, faces, embedder)
-        rows += [dict(face=i, method=method, psnr=p, id_cosine=c) for i, (p, c) in enumerate(zip(psnr(x, faces).tolist(), ident["cosine"].tolist()))]
+        rows += [
+            dict(face=i, method=method, psnr=p, id_cosine=c)
+            for i, (p, c) in enumerate(zip(psnr(x, faces).tolist(), ident["cosine"].tolist()))
+        ]
     return Table(rows)
 
 # %% ../nbs/10_instant_restore.ipynb #c055
 REFERENCE_COUNTS = (0, 1, 2, 3, 4)
 
-def evaluate_references(ir: InstantRestorer, people=None, counts=REFERENCE_COUNTS, adain_modes=(True, False),
-                        seed: int | None = None, embedder=None, progress: bool = True, targets: int = 1,
-                        tier: str = "x4") -> tuple[Table, dict]:
+
+def evaluate_references(
+    ir: InstantRestorer,
+    people=None,
+    counts=REFERENCE_COUNTS,
+    adain_modes=(True, False),
+    seed: int | None = None,
+    embedder=None,
+    progress: bool = True,
+    targets: int = 1,
+    tier: str = "x4",
+) -> tuple[Table, dict]:
     """Per album person, `targets` reference photos held aside (aligned, degraded by `tier`) and restored with
-    `counts` of the person's other aligned photos (0: none) per AdaIN mode, and with as many of the next person's
-    (the control: someone else); PSNR and identity against the clean held-aside photo. (table, images of target 0)."""
+    `counts` of the person's other aligned photos (0: none) per AdaIN mode, and with as many of the next
+    person's (the control: someone else); PSNR and identity against the clean held-aside photo. (table, images
+    of target 0)."""
     from restoration_nb.metrics import FaceEmbedder
+
     people = album_people() if people is None else list(people)
     seed, embedder = int(setting("seed", seed)), embedder or FaceEmbedder()
     for k in counts:
         if not 0 <= k <= MAX_REFERENCES:
             raise ValueError(f"counts has {k!r}; expected numbers of references from 0 to {MAX_REFERENCES}")
-    if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1:
-        raise ValueError(f"targets={targets!r}; expected an int >= 1")
+    check_int("targets", targets, low=1)
     albums = {p: aligned_album(p, tier=tier, held=targets, size=ir.size, seed=seed) for p in people}
     for person, album in albums.items():
         if len(album["refs"]) < max(counts):
-            raise ValueError(f"{person} has {len(album['refs'])} reference photos besides the {targets} targets; "
-                             f"{max(counts)} needed")
+            raise ValueError(
+                f"{person} has {len(album['refs'])} reference photos besides the {targets} targets; "
+                f"{max(counts)} needed"
+            )
     rows, images = [], {}
     for i, person in enumerate(tqdm(people, desc="album people", disable=not progress)):
         stranger = people[(i + 1) % len(people)]
         control = albums[stranger]["refs"] if stranger != person else None
         for j in range(targets):
-            target, lq = albums[person]["clean"][j:j + 1], albums[person]["lq"][j:j + 1]
-            outs = restorations_with_references(ir, lq, albums[person]["refs"], control, counts, adain_modes, seed)
+            target, lq = albums[person]["clean"][j : j + 1], albums[person]["lq"][j : j + 1]
+            outs = restorations_with_references(
+                ir, lq, albums[person]["refs"], control, counts, adain_modes, seed
+            )
             for (label, k, a, own), x in outs.items():
                 ident = identity_similarity(x, target, embedder)
-                rows.append(dict(person=person, target=j, method=label, n_refs=k, adain=a, own_refs=own,
-                                 psnr=psnr(x, target).item(), id_cosine=ident["cosine"].item(),
-                                 detected=bool(ident["x_detected"].item())))
-            if j == 0: images[person] = dict(target=target, **{label: x for (label, *_), x in outs.items()})
+                rows.append(
+                    dict(
+                        person=person,
+                        target=j,
+                        method=label,
+                        n_refs=k,
+                        adain=a,
+                        own_refs=own,
+                        psnr=psnr(x, target).item(),
+                        id_cosine=ident["cosine"].item(),
+                        detected=bool(ident["x_detected"].item()),
+                    )
+                )
+            if j == 0:
+                images[person] = dict(target=target, **{label: x for (label, *_), x in outs.items()})
     return Table(rows), images
 
-def restorations_with_references(ir: InstantRestorer, lq: torch.Tensor, refs: torch.Tensor, control, counts,
-                                 adain_modes, seed: int) -> dict:
+
+def restorations_with_references(
+    ir: InstantRestorer, lq: torch.Tensor, refs: torch.Tensor, control, counts, adain_modes, seed: int
+) -> dict:
     "`lq` as is, and restored with each count of `refs` per AdaIN mode and with `control` (another person's)."
     outs, k_max = {("LQ input", -1, None, None): lq}, max(counts)
-    sets = [(k, refs[:k], True) for k in counts] + ([(k_max, control[:k_max], False)] if k_max and control is not None else [])
+    sets = [(k, refs[:k], True) for k in counts] + (
+        [(k_max, control[:k_max], False)] if k_max and control is not None else []
+    )
     for k, chosen, own in sets:
-        cache = encode_references(ir, chosen) if k else None            # once per set, for both AdaIN modes
-        for a in ((adain_modes if own else adain_modes[:1]) if k else (None,)):
-            label = (f"{k} refs, AdaIN {'on' if a else 'off'}" if own else f"{k} refs of another person") if k else "no references"
+        cache = encode_references(ir, chosen) if k else None  # once per set, for both AdaIN modes
+        for a in (adain_modes if own else adain_modes[:1]) if k else (None,):
+            label = (
+                (f"{k} refs, AdaIN {'on' if a else 'off'}" if own else f"{k} refs of another person")
+                if k
+                else "no references"
+            )
             with torch.no_grad():
-                x = one_step(ir, lq, cache, INFERENCE_STEP, make_generator(seed), a is not False).clamp(-1, 1).cpu()
+                x = (
+                    one_step(ir, lq, cache, INFERENCE_STEP, make_generator(seed), a is not False)
+                    .clamp(-1, 1)
+                    .cpu()
+                )
             outs[(label, k, a, own if k else None)] = x
     return outs
 
+
 def references_figure(table: Table):
-    """PSNR and identity against the number of the person's own references, AdaIN on and off; the LQ input, the generator without
-    references and with another person's references as lines."""
+    """PSNR and identity against the number of the person's own references, AdaIN on and off; the LQ input,
+    the generator without references and with another person's references as lines."""
     import matplotlib.pyplot as plt
+
     fig, axs = plt.subplots(1, 2, figsize=(9, 3.2))
     ks = sorted({r["n_refs"] for r in table.rows if r["own_refs"]})
     for ax, key, label in zip(axs, ("psnr", "id_cosine"), ("PSNR (dB)", "identity cosine to target")):
-        mean = lambda rows: (lambda v: sum(v) / len(v) if v else math.nan)([r[key] for r in rows if r[key] == r[key]])   # NaN: no face found
+        mean = lambda rows: (lambda v: sum(v) / len(v) if v else math.nan)(
+            [r[key] for r in rows if r[key] == r[key]]
+        )  # NaN: no face found
         for a, style in ((True, "o-"), (False, "s--")):
-            ax.plot(ks, [mean([r for r in table.rows if r["own_refs"] and r["n_refs"] == k and r["adain"] == a]) for k in ks], style,
-                    label=f"own photos, AdaIN {'on' if a else 'off'}")
-        lines = [("LQ input", "gray"), ("no references", "tab:red")] + [(m, "tab:purple") for m in dict.fromkeys(
-            r["method"] for r in table.rows if r["own_refs"] is False)]
+            ax.plot(
+                ks,
+                [
+                    mean([r for r in table.rows if r["own_refs"] and r["n_refs"] == k and r["adain"] == a])
+                    for k in ks
+                ],
+                style,
+                label=f"own photos, AdaIN {'on' if a else 'off'}",
+            )
+        lines = [("LQ input", "gray"), ("no references", "tab:red")] + [
+            (m, "tab:purple")
+            for m in dict.fromkeys(r["method"] for r in table.rows if r["own_refs"] is False)
+        ]
         for method, color in lines:
             level = mean([r for r in table.rows if r["method"] == method])
-            if level == level: ax.axhline(level, color=color, ls=":", label=method)
-        ax.set_xlabel("references (the person's own photos)"); ax.set_ylabel(label); ax.set_xticks(ks)
-    axs[1].legend(fontsize=8); fig.tight_layout()
+            if level == level:
+                ax.axhline(level, color=color, ls=":", label=method)
+        ax.set_xlabel("references (the person's own photos)")
+        ax.set_ylabel(label)
+        ax.set_xticks(ks)
+    axs[1].legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/10_instant_restore.ipynb #c059
-def references_widget(ir: InstantRestorer, lq: torch.Tensor, references: torch.Tensor, target: torch.Tensor | None = None,
-                      n_refs: int = MAX_REFERENCES, adain: bool = True, seed: int = 0):
-    "A slider for the number of references (1 to len(references), at most 4) and an AdaIN toggle, redrawing the restoration and its metrics."
+def references_widget(
+    ir: InstantRestorer,
+    lq: torch.Tensor,
+    references: torch.Tensor,
+    target: torch.Tensor | None = None,
+    n_refs: int = MAX_REFERENCES,
+    adain: bool = True,
+    seed: int = 0,
+):
+    """A slider for the number of references (1 to len(references), at most 4) and an AdaIN toggle, redrawing
+    the restoration and its metrics."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
     from restoration_nb.core import comparison_grid
+
     lq = check_input(lq, ir.size, "lq")
     refs = check_references(references, ir.size)[0]
-    if target is not None: check_pair(target, lq, ("target", "lq"))
-    caches = {k: encode_references(ir, refs[:k]) for k in range(1, len(refs) + 1)}       # one cache per count, reused while you slide
-    slider = W.IntSlider(min=1, max=len(refs), value=min(n_refs, len(refs)), description="references", continuous_update=False)
+    if target is not None:
+        check_pair(target, lq, ("target", "lq"))
+    caches = {
+        k: encode_references(ir, refs[:k]) for k in range(1, len(refs) + 1)
+    }  # one cache per count, reused while you slide
+    slider = W.IntSlider(
+        min=1, max=len(refs), value=min(n_refs, len(refs)), description="references", continuous_update=False
+    )
     toggle = W.Checkbox(value=adain, description="AdaIN")
     out, state = W.Output(), {}
+
     def redraw(_=None):
         out.clear_output(wait=True)
         x = instant_restore(ir, lq, cache=caches[slider.value], adain=toggle.value, seed=seed, progress=False)
@@ -744,21 +1282,39 @@ def references_widget(ir: InstantRestorer, lq: torch.Tensor, references: torch.T
         state.update(title=title, restored=x)
         with out:
             print(title)
-            fig = comparison_grid({"LQ": lq, **({"target": target} if target is not None else {}), "restored": x,
-                                   **{f"ref {i + 1}": refs[i:i + 1].expand(len(lq), -1, -1, -1) for i in range(slider.value)}})
-            display(fig); plt.close(fig)
-    slider.observe(redraw, names="value"); toggle.observe(redraw, names="value")
+            fig = comparison_grid(
+                {
+                    "LQ": lq,
+                    **({"target": target} if target is not None else {}),
+                    "restored": x,
+                    **{
+                        f"ref {i + 1}": refs[i : i + 1].expand(len(lq), -1, -1, -1)
+                        for i in range(slider.value)
+                    },
+                }
+            )
+            display(fig)
+            plt.close(fig)
+
+    slider.observe(redraw, names="value")
+    toggle.observe(redraw, names="value")
     redraw()
     box = W.VBox([W.HBox([slider, toggle]), out])
-    box.slider, box.toggle, box.state = slider, toggle, state     # state: the title and restoration on show
+    box.slider, box.toggle, box.state = slider, toggle, state  # state: the title and restoration on show
     return box
 
 # %% ../nbs/10_instant_restore.ipynb #c065b
-def sd_turbo_restorer(unet=None, vae=None, context: torch.Tensor | None = None, lora_rank: int = 32, seed: int = 0) -> InstantRestorer:
-    "InstantRestore on SD-Turbo's UNet + VAE (random weights where not given) with SD's noise schedule; `context`: (1, 77, 1024) prompt tokens."
+def sd_turbo_restorer(
+    unet=None, vae=None, context: torch.Tensor | None = None, lora_rank: int = 32, seed: int = 0
+) -> InstantRestorer:
+    """InstantRestore on SD-Turbo's UNet + VAE (random weights where not given) with SD's noise schedule;
+    `context`: (1, 77, 1024) prompt tokens."""
     from restoration_nb.backbones import build_model, make_scheduler, sd_turbo_unet_config, sd_vae_config
+
     unet = unet if unet is not None else build_model(sd_turbo_unet_config(), seed=seed)
     vae = vae if vae is not None else build_model(sd_vae_config(), seed=seed)
     scheduler = make_scheduler("ddpm", beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
     context = context if context is not None else torch.zeros(1, 77, unet.config.cross_attention_dim)
-    return build_instant_restorer(Prior("sd-turbo", unet, scheduler), lora_rank, vae=vae, context=context, seed=seed)
+    return build_instant_restorer(
+        Prior("sd-turbo", unet, scheduler), lora_rank, vae=vae, context=context, seed=seed
+    )

@@ -11,14 +11,43 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import (atomic_write_json, face_data_dir, face_names, UTKFACE_ZIP, HELDOUT_RULE,
-                                 make_generator, setting)
-from .backbones import (build_model, read_config, diffusion_target, make_scheduler, noise_to_step, load_model,
-                                      load_scheduler, load_unet_prior, scheduler_class, sample_from_step)
+from restoration_nb.core import (
+    atomic_write_json,
+    check_int,
+    face_data_dir,
+    face_names,
+    UTKFACE_ZIP,
+    HELDOUT_RULE,
+    make_generator,
+    setting,
+)
+from restoration_nb.backbones import (
+    build_model,
+    read_config,
+    diffusion_target,
+    make_scheduler,
+    noise_to_step,
+    load_model,
+    load_scheduler,
+    load_unet_prior,
+    scheduler_class,
+    sample_from_step,
+)
 from .metrics import FaceEmbedder, frechet_distance
-from .training import (CHECKPOINT, LICENCE, WEIGHTS_DIR, fit, load_checkpoint, mean_over_processes,
-                                     load_weights, micro_batch, preset_config, save_checkpoint, save_weights,
-                                     training_accelerator)
+from restoration_nb.training import (
+    CHECKPOINT,
+    LICENCE,
+    WEIGHTS_DIR,
+    fit,
+    load_checkpoint,
+    mean_over_processes,
+    load_weights,
+    micro_batch,
+    preset_config,
+    save_checkpoint,
+    save_weights,
+    training_accelerator,
+)
 
 # %% auto #0
 __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_VOCAB', 'PROMPT_LENGTH', 'MIXED_PRECISIONS',
@@ -30,125 +59,208 @@ __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_
            'load_attribute_classifier']
 
 # %% ../nbs/06_priors.ipynb #c005
-MICRO_CHANNELS = (16, 32, 64, 128)   # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on two CPU cores: over budget
+MICRO_CHANNELS = (
+    16,
+    32,
+    64,
+    128,
+)  # (32, 64, 128, 128) took 2.01 s for 50 DDIM steps on two CPU cores: over budget
 
-def _norm_groups(channels) -> int: return 32 if min(channels) >= 32 else 8
+
+def _norm_groups(channels) -> int:
+    return 32 if min(channels) >= 32 else 8
+
 
 def micro_ddpm_faces64_config(channels=MICRO_CHANNELS) -> dict:
     "UNet2DModel of `micro-ddpm-faces64`: 64 px RGB, four levels of `channels`, self-attention at 8 px."
-    return dict(_class_name="UNet2DModel", sample_size=64, in_channels=3, out_channels=3, norm_num_groups=_norm_groups(channels),
-                block_out_channels=tuple(channels), layers_per_block=1, attention_head_dim=min(32, channels[-1]),
-                down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-                up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"))
+    return dict(
+        _class_name="UNet2DModel",
+        sample_size=64,
+        in_channels=3,
+        out_channels=3,
+        norm_num_groups=_norm_groups(channels),
+        block_out_channels=tuple(channels),
+        layers_per_block=1,
+        attention_head_dim=min(32, channels[-1]),
+        down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
+    )
 
-PROMPT_DIM = 64   # width of the learned prompt embedding (SD 2.1's text encoder gives 1024)
+
+PROMPT_DIM = 64  # width of the learned prompt embedding (SD 2.1's text encoder gives 1024)
+
 
 def micro_sd_faces64_config(channels=MICRO_CHANNELS) -> dict:
-    "UNet2DConditionModel of `micro-sd-faces64`: pixel space, SD's block types, cross-attention to a 64-d prompt at 16 and 8 px."
-    return dict(_class_name="UNet2DConditionModel", sample_size=64, in_channels=3, out_channels=3, norm_num_groups=_norm_groups(channels),
-                block_out_channels=tuple(channels), layers_per_block=1, attention_head_dim=tuple(max(1, c // 32) for c in channels),
-                down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-                cross_attention_dim=PROMPT_DIM, use_linear_projection=True)
+    """UNet2DConditionModel of `micro-sd-faces64`: pixel space, SD's block types, cross-attention to a 64-d
+    prompt at 16 and 8 px."""
+    return dict(
+        _class_name="UNet2DConditionModel",
+        sample_size=64,
+        in_channels=3,
+        out_channels=3,
+        norm_num_groups=_norm_groups(channels),
+        block_out_channels=tuple(channels),
+        layers_per_block=1,
+        attention_head_dim=tuple(max(1, c // 32) for c in channels),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        cross_attention_dim=PROMPT_DIM,
+        use_linear_projection=True,
+    )
 
 # %% ../nbs/06_priors.ipynb #c009
-GENDER_WORDS = ("man", "woman")                                           # UTKFace gender 0, 1
+GENDER_WORDS = ("man", "woman")  # UTKFace gender 0, 1
 AGE_WORDS = {"child": (0, 12), "teen": (13, 19), "young": (20, 39), "middle-aged": (40, 59), "old": (60, 200)}
 PROMPT_VOCAB = ("<null>", "face", "any") + GENDER_WORDS + tuple(AGE_WORDS)
 PROMPT_LENGTH = 3
 
+
 def face_labels(name: str) -> dict:
     "Age and gender from a UTKFace file name `<age>_<gender>_<race>_<datetime>.jpg`."
     m = re.fullmatch(r"(\d+)_([01])_([0-4])_(\d{17})\.jpg", Path(name).name)
-    if m is None: raise ValueError(f"'{name}' is not a UTKFace name; expected <age>_<gender 0|1>_<race 0-4>_<17-digit datetime>.jpg")
+    if m is None:
+        raise ValueError(
+            f"'{name}' is not a UTKFace name; expected <age>_<gender 0|1>_<race 0-4>_<17-digit datetime>.jpg"
+        )
     return dict(age=int(m[1]), gender=int(m[2]))
+
 
 def caption(labels: dict) -> str:
     "The prompt that describes a face with `labels` (from `face_labels`), e.g. 'face woman young'."
     age = next(w for w, (lo, hi) in AGE_WORDS.items() if lo <= labels["age"] <= hi)
     return f"face {GENDER_WORDS[labels['gender']]} {age}"
 
+
 def tokenize(prompt: str) -> list[int]:
     "Token ids of `prompt`: [face, gender or any, age or any]; '' is the null prompt."
     words = prompt.lower().replace(",", " ").split()
-    if not words: return [0] * PROMPT_LENGTH
+    if not words:
+        return [0] * PROMPT_LENGTH
     unknown = [w for w in words if w not in PROMPT_VOCAB[1:]]
-    if unknown: raise ValueError(f"prompt {prompt!r} has unknown words {unknown}; the vocabulary is {list(PROMPT_VOCAB[1:])}")
-    gender = [w for w in words if w in GENDER_WORDS]; age = [w for w in words if w in AGE_WORDS]
-    if len(gender) > 1 or len(age) > 1: raise ValueError(f"prompt {prompt!r} names more than one gender or age; expected at most one of each")
+    if unknown:
+        raise ValueError(
+            f"prompt {prompt!r} has unknown words {unknown}; the vocabulary is {list(PROMPT_VOCAB[1:])}"
+        )
+    gender = [w for w in words if w in GENDER_WORDS]
+    age = [w for w in words if w in AGE_WORDS]
+    if len(gender) > 1 or len(age) > 1:
+        raise ValueError(f"prompt {prompt!r} names more than one gender or age; expected at most one of each")
     ids = ["face", gender[0] if gender else "any", age[0] if age else "any"]
     return [PROMPT_VOCAB.index(w) for w in ids]
 
+
 class PromptEmbedding(torch.nn.Module):
     "A learned vector per prompt word: turns prompts into (N, 3, PROMPT_DIM) `encoder_hidden_states`."
+
     def __init__(self, dim: int = PROMPT_DIM):
         super().__init__()
         self.embedding = torch.nn.Embedding(len(PROMPT_VOCAB), dim)
         torch.nn.init.normal_(self.embedding.weight, std=0.5)
-    def forward(self, ids: torch.Tensor) -> torch.Tensor: return self.embedding(ids)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding(ids)
+
     def encode(self, prompts) -> torch.Tensor:
         "Embed a prompt or a list of prompts."
-        if isinstance(prompts, str): prompts = [prompts]
+        if isinstance(prompts, str):
+            prompts = [prompts]
         ids = torch.tensor([tokenize(p) for p in prompts], device=self.embedding.weight.device)
         return self(ids)
 
 # %% ../nbs/06_priors.ipynb #c013
-def load_training_faces(split: str = "train", data_dir=None, limit: int | None = None, progress: bool = True) -> tuple[torch.Tensor, list[str]]:
+def load_training_faces(
+    split: str = "train", data_dir=None, limit: int | None = None, progress: bool = True
+) -> tuple[torch.Tensor, list[str]]:
     "All faces of `split` as a uint8 (N, 3, 64, 64) tensor, with their file names (for captions)."
     import io
     from PIL import Image
+
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit={limit!r}; expected a number of faces >= 1, or None for all of them")
     names = face_names(split, data_dir)[:limit]
     out = torch.empty((len(names), 3, 64, 64), dtype=torch.uint8)
     with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z:
         for i, n in enumerate(tqdm(names, desc=f"decoding {split} faces", disable=not progress)):
-            out[i] = torch.from_numpy(np.array(Image.open(io.BytesIO(z.read(n))).convert("RGB"))).permute(2, 0, 1)
+            out[i] = torch.from_numpy(np.array(Image.open(io.BytesIO(z.read(n))).convert("RGB"))).permute(
+                2, 0, 1
+            )
     return out, names
 
 # %% ../nbs/06_priors.ipynb #c017
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 PRIOR_PREDICTIONS = ("epsilon", "v_prediction")
 
+
 @dataclass
 class TrainConfig:
     "How to train a micro prior; `presets` gives the ones used for the shipped weights."
+
     channels: tuple = MICRO_CHANNELS  # block_out_channels of the UNet
     steps: int = 20_000
     batch_size: int = 64
     lr: float = 3e-4
     warmup: int = 200
     ema_max_decay: float = 0.9995
-    caption_drop: float = 0.1       # conditional prior: whole caption -> null prompt
-    attribute_drop: float = 0.2     # conditional prior: each attribute -> 'any'
+    caption_drop: float = 0.1  # conditional prior: whole caption -> null prompt
+    attribute_drop: float = 0.2  # conditional prior: each attribute -> 'any'
     seed: int = 0
     checkpoint_every: int = 500
     max_minutes: float | None = None
-    min_snr: float | None = 5.0     # min-SNR loss weighting (Hang et al. 2023): faster convergence; None = plain MSE
-    grad_accum: int = 1             # micro-batches per optimizer step (each process draws batch_size per micro-batch)
-    mixed_precision: str | None = None   # 'no', 'fp16', 'bf16'; None: bf16 on a GPU, else fp32; under accelerate launch, its config
-    prediction_type: str = "epsilon"     # what the UNet predicts: 'epsilon' (the noise) or 'v_prediction' (v = sqrt(abar) eps - sqrt(1-abar) x0)
+    min_snr: float | None = (
+        5.0  # min-SNR loss weighting (Hang et al. 2023): faster convergence; None = plain MSE
+    )
+    grad_accum: int = 1  # micro-batches per optimizer step (each process draws batch_size per micro-batch)
+    mixed_precision: str | None = (
+        None  # 'no', 'fp16', 'bf16'; None: bf16 on a GPU, else fp32; under accelerate launch, its config
+    )
+    # what the UNet predicts: 'epsilon' (the noise) or 'v_prediction' (v = sqrt(abar) eps - sqrt(1-abar) x0)
+    prediction_type: str = "epsilon"
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
         if len(self.channels) != 4 or any(not isinstance(c, int) or c < 8 or c % 8 for c in self.channels):
-            raise ValueError(f"channels={self.channels!r}; expected four multiples of 8, e.g. {MICRO_CHANNELS}")
+            raise ValueError(
+                f"channels={self.channels!r}; expected four multiples of 8, e.g. {MICRO_CHANNELS}"
+            )
         for k in ("steps", "batch_size", "checkpoint_every", "grad_accum"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r}; expected an int >= 1")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0): raise ValueError(f"lr={self.lr!r}; expected a number > 0")
+            check_int(k, getattr(self, k), low=1)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr={self.lr!r}; expected a number > 0")
         for k in ("caption_drop", "attribute_drop"):
-            if not 0 <= getattr(self, k) <= 1: raise ValueError(f"{k}={getattr(self, k)!r}; expected a probability in [0, 1]")
-        if self.max_minutes is not None and not self.max_minutes > 0: raise ValueError(f"max_minutes={self.max_minutes!r}; expected > 0 or None")
+            if not 0 <= getattr(self, k) <= 1:
+                raise ValueError(f"{k}={getattr(self, k)!r}; expected a probability in [0, 1]")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes={self.max_minutes!r}; expected > 0 or None")
         if self.mixed_precision not in (None, *MIXED_PRECISIONS):
-            raise ValueError(f"mixed_precision={self.mixed_precision!r}; expected one of {', '.join(MIXED_PRECISIONS)} or None")
+            raise ValueError(
+                f"mixed_precision={self.mixed_precision!r}; expected one of {', '.join(MIXED_PRECISIONS)} or "
+                "None"
+            )
         if self.prediction_type not in PRIOR_PREDICTIONS:
-            raise ValueError(f"prediction_type={self.prediction_type!r}; expected one of {', '.join(PRIOR_PREDICTIONS)}")
+            raise ValueError(
+                f"prediction_type={self.prediction_type!r}; expected one of {', '.join(PRIOR_PREDICTIONS)}"
+            )
+
 
 TRAIN_PRESETS = {
-    "gpu": TrainConfig(steps=12_000, batch_size=128, lr=4e-4, checkpoint_every=1000, max_minutes=5, prediction_type="v_prediction"),
-    "cpu": TrainConfig(steps=9_000, batch_size=16, lr=8e-4, warmup=100, checkpoint_every=100, max_minutes=70,
-                       mixed_precision="bf16", prediction_type="v_prediction"),
+    "gpu": TrainConfig(
+        steps=12_000,
+        batch_size=128,
+        lr=4e-4,
+        checkpoint_every=1000,
+        max_minutes=5,
+        prediction_type="v_prediction",
+    ),
+    "cpu": TrainConfig(
+        steps=9_000,
+        batch_size=16,
+        lr=8e-4,
+        warmup=100,
+        checkpoint_every=100,
+        max_minutes=70,
+        mixed_precision="bf16",
+        prediction_type="v_prediction",
+    ),
     "test": TrainConfig(steps=4, batch_size=4, lr=1e-3, warmup=1, checkpoint_every=2),
 }
 
@@ -157,18 +269,30 @@ PRIOR_SPECS = {
     "micro-sd-faces64": dict(config=micro_sd_faces64_config, conditional=True),
 }
 
+
 def prior_scheduler(prediction_type: str = "epsilon"):
-    "The noise schedule both micro priors are trained with: DDPM's linear 1000 steps, predicting `prediction_type`."
-    return make_scheduler("ddpm", num_train_timesteps=1000, beta_schedule="linear", prediction_type=prediction_type, clip_sample=True)
+    """The noise schedule both micro priors are trained with: DDPM's linear 1000 steps, predicting
+    `prediction_type`."""
+    return make_scheduler(
+        "ddpm",
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        prediction_type=prediction_type,
+        clip_sample=True,
+    )
+
 
 def _check_prior_name(name: str) -> dict:
-    if name not in PRIOR_SPECS: raise ValueError(f"unknown micro prior {name!r}; expected one of {', '.join(PRIOR_SPECS)}")
+    if name not in PRIOR_SPECS:
+        raise ValueError(f"unknown micro prior {name!r}; expected one of {', '.join(PRIOR_SPECS)}")
     return PRIOR_SPECS[name]
 
 # %% ../nbs/06_priors.ipynb #c018
 def _ema_decay(step: int, max_decay: float) -> float:
-    "EMA decay that grows with training, (1 + step) / (10 + step), capped at `max_decay`: early weights are soon forgotten."
+    """EMA decay that grows with training, (1 + step) / (10 + step), capped at `max_decay`: early weights are
+    soon forgotten."""
     return min(max_decay, (1 + step) / (10 + step))
+
 
 def _captions_to_ids(names: list[str], generator: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
     "Token ids for the faces `names`, with captions and attributes dropped at the configured rates."
@@ -178,42 +302,51 @@ def _captions_to_ids(names: list[str], generator: torch.Generator, cfg: TrainCon
     ids[u[:, 0] < cfg.caption_drop] = 0
     return ids
 
-def _loss_weights(abar: torch.Tensor, min_snr: float | None, prediction_type: str = "epsilon") -> torch.Tensor:
-    "Per-sample min-SNR weights of the loss, or ones: min(SNR, min_snr) / SNR for epsilon, min(SNR, min_snr) / (SNR + 1) for v."
-    if min_snr is None: return torch.ones_like(abar)
+
+def _loss_weights(
+    abar: torch.Tensor, min_snr: float | None, prediction_type: str = "epsilon"
+) -> torch.Tensor:
+    """Per-sample min-SNR weights of the loss, or ones: min(SNR, min_snr) / SNR for epsilon, min(SNR, min_snr)
+    / (SNR + 1) for v."""
+    if min_snr is None:
+        return torch.ones_like(abar)
     snr = abar / (1 - abar)
     return snr.clamp(max=min_snr) / (snr if prediction_type == "epsilon" else snr + 1)
-
 
 # %% ../nbs/06_priors.ipynb #c019
 def _init_from_prior(folder, log: dict, cfg: TrainConfig, pairs: list) -> dict:
     """Load the prior folder `folder` into each (trained, EMA) pair of `pairs` (UNet, then prompts).
     Returns the log entries that carry its training on: step, minutes and where it came from."""
     from safetensors.torch import load_file
+
     folder = Path(folder)
     config_file, card = folder / "unet" / "config.json", folder / "training.json"
     if not config_file.is_file() or not card.is_file():
-        raise FileNotFoundError(f"init='{folder}' is not a prior folder; "
-                                "expected unet/config.json and training.json (written by save_prior)")
+        raise FileNotFoundError(
+            f"init='{folder}' is not a prior folder; "
+            "expected unet/config.json and training.json (written by save_prior)"
+        )
     before = read_config(card)
     wanted = json.loads(json.dumps(log["model_config"]))
     found = {k: v for k, v in read_config(config_file).items() if k in wanted}
     if before["name"] != log["name"] or found != {k: wanted[k] for k in found}:
-        raise ValueError(f"init='{folder}' holds {before['name']!r} with another architecture; "
-                         f"expected {log['name']!r} "
-                         f"with block_out_channels={list(wanted['block_out_channels'])}")
+        raise ValueError(
+            f"init='{folder}' holds {before['name']!r} with another architecture; "
+            f"expected {log['name']!r} "
+            f"with block_out_channels={list(wanted['block_out_channels'])}"
+        )
     predicts = before["config"].get("prediction_type", "epsilon")
     if predicts != cfg.prediction_type:
         raise ValueError(f"init='{folder}' predicts {predicts!r}; expected {cfg.prediction_type!r}")
     weights = [load_file(next((folder / "unet").glob("*.safetensors")))]
-    if len(pairs) > 1: weights.append(load_file(folder / "prompt_embedding.safetensors"))
+    if len(pairs) > 1:
+        weights.append(load_file(folder / "prompt_embedding.safetensors"))
     with torch.no_grad():
         for (trained, ema), state in zip(pairs, weights):
             trained.load_state_dict({k: v.float() for k, v in state.items()})
             ema.load_state_dict(trained.state_dict())
     began = dict(step=before["step"], minutes=before["minutes"])
     return dict(began, init=dict(folder=str(folder), **began))
-
 
 # %% ../nbs/06_priors.ipynb #c019p
 def _resume_prior(ckpt: Path, log: dict, cfg: TrainConfig, nets: dict, opt, g: torch.Generator) -> dict:
@@ -222,23 +355,27 @@ def _resume_prior(ckpt: Path, log: dict, cfg: TrainConfig, nets: dict, opt, g: t
     state = load_checkpoint(ckpt, next(nets["model"].parameters()).device)
     old = state["log"]
     if old["name"] != log["name"]:
-        raise ValueError(f"'{ckpt}' is a checkpoint of {old['name']!r}, not {log['name']!r}; "
-                         "use another out_dir")
+        raise ValueError(
+            f"'{ckpt}' is a checkpoint of {old['name']!r}, not {log['name']!r}; use another out_dir"
+        )
     if old["model_config"] != log["model_config"]:
         theirs, ours = old["model_config"]["block_out_channels"], log["model_config"]["block_out_channels"]
-        raise ValueError(f"'{ckpt}' holds a model with block_out_channels={theirs}, not {ours}; "
-                         "resume with the same channels or use another out_dir")
+        raise ValueError(
+            f"'{ckpt}' holds a model with block_out_channels={theirs}, not {ours}; "
+            "resume with the same channels or use another out_dir"
+        )
     predicted = old["config"].get("prediction_type", "epsilon")
     if predicted != cfg.prediction_type:
-        raise ValueError(f"'{ckpt}' was trained with prediction_type={predicted!r}, not "
-                         f"{cfg.prediction_type!r}; resume with the same prediction_type or use another out_dir")
+        raise ValueError(
+            f"'{ckpt}' was trained with prediction_type={predicted!r}, not "
+            f"{cfg.prediction_type!r}; resume with the same prediction_type or use another out_dir"
+        )
     for key, net in nets.items():
         if net is not None:
             net.load_state_dict(state[key])
     opt.load_state_dict(state["opt"])
     g.set_state(state["generator"])
     return {**old, "config": asdict(cfg), "processes": log["processes"]}
-
 
 # %% ../nbs/06_priors.ipynb #c019q
 def _prior_nets(config: dict, conditional: bool, seed: int, device) -> dict:
@@ -250,7 +387,6 @@ def _prior_nets(config: dict, conditional: bool, seed: int, device) -> dict:
     nets["prompts"] = PromptEmbedding().to(device) if conditional else None
     nets["ema_prompts"] = PromptEmbedding().to(device).requires_grad_(False) if conditional else None
     return nets
-
 
 # %% ../nbs/06_priors.ipynb #c019r
 def _prior_micro_step(acc, wrapped: list, opt, x0, t, noise, ids, sched, cfg: TrainConfig) -> float:
@@ -271,6 +407,7 @@ def _prior_micro_step(acc, wrapped: list, opt, x0, t, noise, ids, sched, cfg: Tr
         opt.zero_grad(set_to_none=True)
     return mean_over_processes(acc, loss)
 
+
 def _update_ema(nets: dict, decay: float):
     "Move each EMA copy toward its trained network by 1 - `decay`."
     with torch.no_grad():
@@ -279,16 +416,24 @@ def _update_ema(nets: dict, decay: float):
                 for pe, pm in zip(nets[ema].parameters(), nets[trained].parameters()):
                     pe.lerp_(pm, 1 - decay)
 
-
 # %% ../nbs/06_priors.ipynb #c019s
-def prior_step(acc, nets: dict, wrapped: list, opt, images: torch.Tensor, names: list, g: torch.Generator,
-               log: dict, cfg: TrainConfig):
+def prior_step(
+    acc,
+    nets: dict,
+    wrapped: list,
+    opt,
+    images: torch.Tensor,
+    names: list,
+    g: torch.Generator,
+    log: dict,
+    cfg: TrainConfig,
+):
     """The step function of a prior's training (for `fit`): warm-up, the whole step's draws from `g`, this
     process's micro-batches through the `wrapped` (prepared) UNet and prompts, then the EMA update."""
     sched = prior_scheduler(cfg.prediction_type)
     abar = sched.alphas_cumprod.to(acc.device)
     whole = cfg.batch_size * acc.num_processes * cfg.grad_accum
-    on_device = images.to(acc.device)                    # decoded once; uint8 keeps it at 230 MB
+    on_device = images.to(acc.device)  # decoded once; uint8 keeps it at 230 MB
     conditional = nets["prompts"] is not None
 
     def step() -> dict:
@@ -313,13 +458,21 @@ def prior_step(acc, nets: dict, wrapped: list, opt, images: torch.Tensor, names:
         _update_ema(nets, _ema_decay(log["step"], cfg.ema_max_decay))
         log["losses"].append(round(float(np.mean(losses)), 5))
         return dict(loss=f"{np.mean(log['losses'][-50:]):.4f}")
+
     return step
 
-
 # %% ../nbs/06_priors.ipynb #c019t
-def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple | None = None,
-                config: dict | None = None, device=None, progress: bool = True, init=None,
-                **overrides) -> dict:
+def train_prior(
+    name: str,
+    out_dir,
+    cfg: TrainConfig | str = "cpu",
+    faces: tuple | None = None,
+    config: dict | None = None,
+    device=None,
+    progress: bool = True,
+    init=None,
+    **overrides,
+) -> dict:
     """Train micro prior `name` in `out_dir`, resuming from its checkpoint; returns the run's log (steps,
     loss, minutes). Without a checkpoint, `init` (a prior folder written by `save_prior`) gives the starting
     weights, its step and minutes (training goes on to `cfg.steps` in all; the optimizer starts afresh, with
@@ -331,8 +484,10 @@ def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple
     out_dir.mkdir(parents=True, exist_ok=True)
     images, names = faces if faces is not None else load_training_faces(progress=progress)
     if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(names):
-        raise ValueError(f"faces must be (uint8 (N, 3, H, W) images, N names), got {images.dtype} "
-                         f"{tuple(images.shape)} and {len(names)} names")
+        raise ValueError(
+            f"faces must be (uint8 (N, 3, H, W) images, N names), got {images.dtype} "
+            f"{tuple(images.shape)} and {len(names)} names"
+        )
     acc = training_accelerator(device, cfg.grad_accum, cfg.mixed_precision)
     torch.manual_seed(cfg.seed)
     config = config or spec["config"](cfg.channels)
@@ -340,86 +495,148 @@ def train_prior(name: str, out_dir, cfg: TrainConfig | str = "cpu", faces: tuple
     trained = [net for net in (nets["model"], nets["prompts"]) if net is not None]
     opt = torch.optim.AdamW([p for net in trained for p in net.parameters()], lr=cfg.lr, weight_decay=0.0)
     g = make_generator(cfg.seed)
-    log = dict(name=name, config=asdict(cfg), model_config=json.loads(json.dumps(config)),
-               train_faces=len(images), step=0, minutes=0.0, losses=[], device=str(acc.device),
-               processes=acc.num_processes, torch=str(torch.__version__))
+    log = dict(
+        name=name,
+        config=asdict(cfg),
+        model_config=json.loads(json.dumps(config)),
+        train_faces=len(images),
+        step=0,
+        minutes=0.0,
+        losses=[],
+        device=str(acc.device),
+        processes=acc.num_processes,
+        torch=str(torch.__version__),
+    )
     if (out_dir / CHECKPOINT).exists():
         log = _resume_prior(out_dir / CHECKPOINT, log, cfg, nets, opt, g)
     elif init is not None:
-        pairs = [(nets["model"], nets["ema"]), (nets["prompts"], nets["ema_prompts"])][:len(trained)]
+        pairs = [(nets["model"], nets["ema"]), (nets["prompts"], nets["ema_prompts"])][: len(trained)]
         log.update(_init_from_prior(init, log, cfg, pairs))
     elif nets["prompts"] is not None:
         nets["ema_prompts"].load_state_dict(nets["prompts"].state_dict())
-    *wrapped, opt = acc.prepare(*trained, opt)          # one process: as they were; N: gradients averaged
+    *wrapped, opt = acc.prepare(*trained, opt)  # one process: as they were; N: gradients averaged
     step = prior_step(acc, nets, wrapped, opt, images, names, g, log, cfg)
 
     def save():
         weights = {key: net.state_dict() if net is not None else None for key, net in nets.items()}
         save_checkpoint(out_dir, dict(opt=opt.state_dict(), generator=g.get_state(), log=log, **weights))
-    return fit(step, log, cfg.steps, acc, out_dir, save, cfg.checkpoint_every, cfg.max_minutes,
-               f"training {name}", progress)
 
+    return fit(
+        step,
+        log,
+        cfg.steps,
+        acc,
+        out_dir,
+        save,
+        cfg.checkpoint_every,
+        cfg.max_minutes,
+        f"training {name}",
+        progress,
+    )
 
 # %% ../nbs/06_priors.ipynb #c025
 def _model_card(log: dict, n_params: int, note: str | None = None) -> str:
+    "The MODEL_CARD.md of a prior saved from the training log `log`."
     c = log["config"]
     losses = log["losses"]
+    arch = log["model_config"]
     continued = ""
     if log.get("init"):
         where = "/".join(Path(log["init"]["folder"]).parts[-2:])
         continued = f"- continued from '{where}' at step {log['init']['step']} (a fresh optimizer)\n"
+    conditioning = "Unconditional."
+    if arch["_class_name"] == "UNet2DConditionModel":
+        conditioning = (
+            "Conditioned on a 3-token learned prompt (`prompt_embedding.safetensors`, vocabulary "
+            + ", ".join(PROMPT_VOCAB[1:])
+            + "); the empty prompt is the null prompt for classifier-free guidance."
+        )
+    stopped = ""
+    if log["step"] < c["steps"]:
+        stopped = f" (stopped by its time budget before the planned {c['steps']} steps)"
+    notes = f"\n## Notes\n{note}\n" if note else ""
+    since = " since then" if continued else ""
     return f"""# {log['name']}
 
-A micro face prior of restoration-nb: a stock diffusers `{log['model_config']['_class_name']}` ({n_params / 1e6:.2f}M parameters,
-block_out_channels {tuple(log['model_config']['block_out_channels'])}), 64x64 RGB faces in [-1, 1], {c.get("prediction_type", "epsilon")} prediction,
+A micro face prior of restoration-nb: a stock diffusers `{arch['_class_name']}` \
+({n_params / 1e6:.2f}M parameters,
+block_out_channels {tuple(arch['block_out_channels'])}), 64x64 RGB faces in [-1, 1], \
+{c.get("prediction_type", "epsilon")} prediction,
 DDPM linear schedule with 1000 steps. Weights are the EMA of training, stored in float16.
-{"Conditioned on a 3-token learned prompt (`prompt_embedding.safetensors`, vocabulary " + ", ".join(PROMPT_VOCAB[1:]) + "); the empty prompt is the null prompt for classifier-free guidance." if log['model_config']['_class_name'] == 'UNet2DConditionModel' else "Unconditional."}
+{conditioning}
 
 ## Data
-`utkface64.zip` (UTKFace aligned and cropped faces, 64x64), train split only ({log.get('train_faces') or 'all its'} faces).
+`utkface64.zip` (UTKFace aligned and cropped faces, 64x64), train split only \
+({log.get('train_faces') or 'all its'} faces).
 {HELDOUT_RULE}; those faces were never used in training.
 
 ## Licence
 {LICENCE}
 
 ## Training
-- steps: {log['step']} (batch {c['batch_size']}, AdamW lr {c['lr']}, warmup {c['warmup']}, min-SNR weight {c['min_snr']},
+- steps: {log['step']} (batch {c['batch_size']}, AdamW lr {c['lr']}, warmup {c['warmup']}, \
+min-SNR weight {c['min_snr']},
   EMA up to {c['ema_max_decay']}, mixed precision {c.get('mixed_precision') or 'default'})
-- time: {log['minutes']:.1f} min on {log['device']} (torch {log['torch']}){"" if log['step'] >= c['steps'] else " (stopped by its time budget before the planned " + str(c['steps']) + " steps)"}
-{continued}- loss{" since then" if continued else ""}: first 50 steps {np.mean(losses[:50]):.4f}, last 50 steps {np.mean(losses[-50:]):.4f}
+- time: {log['minutes']:.1f} min on {log['device']} (torch {log['torch']}){stopped}
+{continued}- loss{since}: first 50 steps {np.mean(losses[:50]):.4f}, last 50 steps {np.mean(losses[-50:]):.4f}
 - seed {c['seed']}; `training.json` holds the full settings and loss curve.
-{chr(10) + "## Notes" + chr(10) + note + chr(10) if note else ""}"""
+{notes}"""
+
 
 def save_prior(run_dir, folder, overwrite: bool = False, note: str | None = None) -> Path:
-    "Save the EMA weights of the training run in `run_dir` as a diffusers-style prior folder `folder` (with model card)."
+    """Save the EMA weights of the training run in `run_dir` as a diffusers-style prior folder `folder` (with
+    model card)."""
     from safetensors.torch import save_file
+
     ckpt, folder = Path(run_dir) / CHECKPOINT, Path(folder)
-    if not ckpt.is_file(): raise FileNotFoundError(f"no training checkpoint '{ckpt}'; train with train_prior(name, '{run_dir}') first")
+    if not ckpt.is_file():
+        raise FileNotFoundError(
+            f"no training checkpoint '{ckpt}'; train with train_prior(name, '{run_dir}') first"
+        )
     if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(f"prior folder '{folder}' exists and is not empty; pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"prior folder '{folder}' exists and is not empty; pass overwrite=True to replace it"
+        )
     state = load_checkpoint(ckpt, "cpu")
     log = state["log"]
     model = build_model(log["model_config"], device="cpu", dtype=torch.float32)
     model.load_state_dict(state["ema"])
-    tmp = folder.with_name(folder.name + ".tmp"); shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     from diffusers.utils import logging as diffusers_logging
-    level = diffusers_logging.get_verbosity(); diffusers_logging.set_verbosity_error()   # no float32-modules notice for a plain UNet
-    try: model.to(torch.float16).save_pretrained(tmp / "unet")
-    finally: diffusers_logging.set_verbosity(level)
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # no float32-modules notice for a plain UNet
+    try:
+        model.to(torch.float16).save_pretrained(tmp / "unet")
+    finally:
+        diffusers_logging.set_verbosity(level)
     prior_scheduler(log["config"].get("prediction_type", "epsilon")).save_pretrained(tmp / "scheduler")
     if state["ema_prompts"] is not None:
-        save_file({k: v.half().contiguous() for k, v in state["ema_prompts"].items()}, tmp / "prompt_embedding.safetensors")
+        save_file(
+            {k: v.half().contiguous() for k, v in state["ema_prompts"].items()},
+            tmp / "prompt_embedding.safetensors",
+        )
     every = max(1, len(log["losses"]) // 500)
-    atomic_write_json(tmp / "training.json", dict({k: v for k, v in log.items() if k != "losses"}, loss_every=every, losses=log["losses"][::every]))
+    atomic_write_json(
+        tmp / "training.json",
+        dict(
+            {k: v for k, v in log.items() if k != "losses"}, loss_every=every, losses=log["losses"][::every]
+        ),
+    )
     (tmp / "MODEL_CARD.md").write_text(_model_card(log, sum(p.numel() for p in model.parameters()), note))
-    if folder.exists(): shutil.rmtree(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder
 
 # %% ../nbs/06_priors.ipynb #c025b
 def trainable_copy(prior, what: str) -> tuple:
-    "(prior, a frozen float32 copy of its model) for a method `what` that trains add-ons on a conditional prior (a Prior or a name)."
-    if isinstance(prior, (str, Path)): prior = load_prior(prior, sampler="ddim")
+    """(prior, a frozen float32 copy of its model) for a method `what` that trains add-ons on a conditional
+    prior (a Prior or a name)."""
+    if isinstance(prior, (str, Path)):
+        prior = load_prior(prior, sampler="ddim")
     if not isinstance(prior, Prior) or not prior.conditional:
         got = type(prior.model).__name__ if isinstance(prior, Prior) else type(prior).__name__
         raise TypeError(f"{what} needs a conditional prior (a Prior with a UNet2DConditionModel), got {got}")
@@ -427,11 +644,12 @@ def trainable_copy(prior, what: str) -> tuple:
     model.requires_grad_(False)
     return prior, model
 
-
 # %% ../nbs/06_priors.ipynb #c027
 @dataclass
 class Prior:
-    "A face prior: the diffusers `model`, its `scheduler`, and for a conditional prior its `prompt_embedding`."
+    """A face prior: the diffusers `model`, its `scheduler`, and for a conditional prior its
+    `prompt_embedding`."""
+
     name: str
     model: torch.nn.Module
     scheduler: object
@@ -439,7 +657,9 @@ class Prior:
     folder: Path | None = None
 
     @property
-    def conditional(self) -> bool: return type(self.model).__name__ == "UNet2DConditionModel"
+    def conditional(self) -> bool:
+        return type(self.model).__name__ == "UNet2DConditionModel"
+
     @property
     def size(self) -> int:
         s = self.model.config.sample_size
@@ -448,9 +668,16 @@ class Prior:
     def encode(self, prompts) -> torch.Tensor:
         "`encoder_hidden_states` for `prompts` (a string or a list), in the model's dtype and device."
         if self.prompt_embedding is None:
-            raise ValueError(f"prior {self.name!r} has no prompt embedding: " + ("it is unconditional" if not self.conditional
-                             else "pass encoder_hidden_states from its own text encoder"))
-        with torch.no_grad(): return self.prompt_embedding.encode(prompts).to(self.model.dtype)
+            raise ValueError(
+                f"prior {self.name!r} has no prompt embedding: "
+                + (
+                    "it is unconditional"
+                    if not self.conditional
+                    else "pass encoder_hidden_states from its own text encoder"
+                )
+            )
+        with torch.no_grad():
+            return self.prompt_embedding.encode(prompts).to(self.model.dtype)
 
     @property
     def card(self) -> str:
@@ -458,93 +685,167 @@ class Prior:
         path = self.folder / "MODEL_CARD.md" if self.folder else None
         return path.read_text() if path and path.is_file() else f"{self.name}: no model card"
 
+
 def prior_folder(name: str) -> Path:
     "The folder of the shipped micro prior `name`."
     _check_prior_name(name)
     folder = WEIGHTS_DIR / name
     if not (folder / "unet" / "config.json").is_file():
-        raise FileNotFoundError(f"the weights of {name!r} are missing from '{folder}'; reinstall restoration-nb, or train and save them "
-                                f"with `restoration-nb train-prior {name}` and `restoration-nb save-prior`")
+        raise FileNotFoundError(
+            f"the weights of {name!r} are missing from '{folder}'; reinstall restoration-nb, or train and "
+            "save them "
+            f"with `restoration-nb train-prior {name}` and `restoration-nb save-prior`"
+        )
     return folder
 
+
 def _check_prediction_type(folder: Path, scheduler):
-    "Refuse a prior folder whose scheduler says the UNet predicts something other than what it was trained to predict."
+    """Refuse a prior folder whose scheduler says the UNet predicts something other than what it was trained
+    to predict."""
     trained = read_config(folder / "training.json").get("config", {}).get("prediction_type", "epsilon")
     said = scheduler.config.prediction_type
     if said != trained:
-        raise ValueError(f"'{folder / 'scheduler' / 'scheduler_config.json'}' says prediction_type={said!r}, but "
-                         f"'{folder / 'training.json'}' says the UNet was trained to predict {trained!r}; "
-                         "expected the two to agree")
+        raise ValueError(
+            f"'{folder / 'scheduler' / 'scheduler_config.json'}' says prediction_type={said!r}, but "
+            f"'{folder / 'training.json'}' says the UNet was trained to predict {trained!r}; "
+            "expected the two to agree"
+        )
 
-def load_prior(name_or_path: str | Path | None = None, sampler: str | None = None, device=None, dtype=None) -> Prior:
-    "A `Prior` from a shipped name, a prior folder, or a diffusers folder/hub id (default: the lab's `prior`)."
+
+def load_prior(
+    name_or_path: str | Path | None = None, sampler: str | None = None, device=None, dtype=None
+) -> Prior:
+    """A `Prior` from a shipped name, a prior folder, or a diffusers folder/hub id (default: the lab's
+    `prior`)."""
     from safetensors.torch import load_file
+
     name = str(setting("prior", name_or_path))
     sampler = setting("sampler", sampler)
-    scheduler_class(sampler)                                        # an unknown sampler fails first
-    if name.startswith("micro-") and not Path(name).exists(): _check_prior_name(name)   # a misspelt shipped name
+    scheduler_class(sampler)  # an unknown sampler fails first
+    if name.startswith("micro-") and not Path(name).exists():
+        _check_prior_name(name)  # a misspelt shipped name
     folder = prior_folder(name) if name in PRIOR_SPECS else Path(name).expanduser()
     kind = "UNet2DModel"
     if folder.is_dir():
-        config = next((p for p in (folder / "unet" / "config.json", folder / "config.json") if p.is_file()), None)
-        if config is not None: kind = read_config(config).get("_class_name", kind)
+        config = next(
+            (p for p in (folder / "unet" / "config.json", folder / "config.json") if p.is_file()), None
+        )
+        if config is not None:
+            kind = read_config(config).get("_class_name", kind)
     source = folder if folder.is_dir() else name
-    if kind == "UNet2DModel": model, scheduler = load_unet_prior(source, sampler, device=device, dtype=dtype)
-    else: model, scheduler = load_model(kind, source, device=device, dtype=dtype), load_scheduler(source, kind=sampler)
+    if kind == "UNet2DModel":
+        model, scheduler = load_unet_prior(source, sampler, device=device, dtype=dtype)
+    else:
+        model, scheduler = (
+            load_model(kind, source, device=device, dtype=dtype),
+            load_scheduler(source, kind=sampler),
+        )
     if folder.is_dir() and (folder / "training.json").is_file():
         _check_prediction_type(folder, scheduler)
     embedding = None
     if folder.is_dir() and (folder / "prompt_embedding.safetensors").is_file():
         embedding = PromptEmbedding().to(model.device)
-        embedding.load_state_dict({k: v.float() for k, v in load_file(folder / "prompt_embedding.safetensors").items()})
+        embedding.load_state_dict(
+            {k: v.float() for k, v in load_file(folder / "prompt_embedding.safetensors").items()}
+        )
         embedding.requires_grad_(False)
-    return Prior(name=name, model=model, scheduler=scheduler, prompt_embedding=embedding, folder=folder if folder.is_dir() else None)
+    return Prior(
+        name=name,
+        model=model,
+        scheduler=scheduler,
+        prompt_embedding=embedding,
+        folder=folder if folder.is_dir() else None,
+    )
 
 # %% ../nbs/06_priors.ipynb #c031
 class GuidedDenoiser(torch.nn.Module):
-    "A conditional UNet as an unconditional denoiser: classifier-free guidance with scale `guidance_scale` between `cond` and `null` states."
+    """A conditional UNet as an unconditional denoiser: classifier-free guidance with scale `guidance_scale`
+    between `cond` and `null` states."""
+
     def __init__(self, model, cond: torch.Tensor, null: torch.Tensor, guidance_scale: float = 2.0):
         super().__init__()
-        if cond.shape != null.shape: raise ValueError(f"cond has shape {tuple(cond.shape)} but null has {tuple(null.shape)}; expected equal shapes")
+        if cond.shape != null.shape:
+            raise ValueError(
+                f"cond has shape {tuple(cond.shape)} but null has {tuple(null.shape)}; expected equal shapes"
+            )
         number = isinstance(guidance_scale, (int, float)) and not isinstance(guidance_scale, bool)
         if not number or not 0 <= guidance_scale < math.inf:
-            raise ValueError(f"guidance_scale={guidance_scale!r}; expected a finite classifier-free guidance "
-                             "scale >= 0 (1: no guidance)")
+            raise ValueError(
+                f"guidance_scale={guidance_scale!r}; expected a finite classifier-free guidance "
+                "scale >= 0 (1: no guidance)"
+            )
         self.model, self.guidance_scale = model, guidance_scale
-        self.register_buffer("cond", cond); self.register_buffer("null", null)
+        self.register_buffer("cond", cond)
+        self.register_buffer("null", null)
+
     config = property(lambda self: self.model.config)
     dtype = property(lambda self: self.model.dtype)
     device = property(lambda self: self.model.device)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self.guidance_scale == 1: return self.model(x, t, encoder_hidden_states=self.cond).sample
-        both = self.model(torch.cat([x, x]), torch.cat([t, t]), encoder_hidden_states=torch.cat([self.cond, self.null])).sample
+        if self.guidance_scale == 1:
+            return self.model(x, t, encoder_hidden_states=self.cond).sample
+        both = self.model(
+            torch.cat([x, x]), torch.cat([t, t]), encoder_hidden_states=torch.cat([self.cond, self.null])
+        ).sample
         eps_cond, eps_null = both.chunk(2)
         return eps_null + self.guidance_scale * (eps_cond - eps_null)
 
-def sample_prior(prior: Prior, n: int = 8, num_steps: int = 50, prompt: str | list | None = "face", guidance_scale: float = 2.0,
-                 seed: int | None = None, progress: bool = True) -> torch.Tensor:
-    "`n` faces (n, 3, size, size) in [-1, 1] sampled from `prior` with `num_steps` steps; `prompt` and guidance for a conditional prior."
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"n={n!r}; expected an int >= 1")
-    if isinstance(prompt, list) and len(prompt) != n: raise ValueError(f"{len(prompt)} prompts for n={n} faces; expected one prompt or n")
+
+def sample_prior(
+    prior: Prior,
+    n: int = 8,
+    num_steps: int = 50,
+    prompt: str | list | None = "face",
+    guidance_scale: float = 2.0,
+    seed: int | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """`n` faces (n, 3, size, size) in [-1, 1] sampled from `prior` with `num_steps` steps; `prompt` and
+    guidance for a conditional prior."""
+    check_int("n", n, low=1)
+    if isinstance(prompt, list) and len(prompt) != n:
+        raise ValueError(f"{len(prompt)} prompts for n={n} faces; expected one prompt or n")
     seed = int(setting("seed", seed))
     device = prior.model.device
-    x_T = torch.randn((n, prior.model.config.in_channels, prior.size, prior.size), generator=make_generator(seed)).to(device)
+    x_T = torch.randn(
+        (n, prior.model.config.in_channels, prior.size, prior.size), generator=make_generator(seed)
+    ).to(device)
     model = prior.model
     if prior.conditional:
         cond = prior.encode(prompt if isinstance(prompt, list) else [prompt or ""] * n)
         model = GuidedDenoiser(prior.model, cond, prior.encode([""] * n), guidance_scale)
     last = int(prior.scheduler.config.num_train_timesteps) - 1
-    x = sample_from_step(model, x_T, last, prior.scheduler, num_steps=num_steps, generator=make_generator(seed + 1, device), progress=progress)
+    x = sample_from_step(
+        model,
+        x_T,
+        last,
+        prior.scheduler,
+        num_steps=num_steps,
+        generator=make_generator(seed + 1, device),
+        progress=progress,
+    )
     return x.clamp(-1, 1)
 
 # %% ../nbs/06_priors.ipynb #c039
-def prior_quality(samples: torch.Tensor, reference: torch.Tensor, floor_reference: torch.Tensor | None = None,
-                  embedder: FaceEmbedder | None = None) -> dict:
-    "dlib detection rate of `samples` and the Frechet distance of their embeddings to `reference` (and of `floor_reference` to it)."
+def prior_quality(
+    samples: torch.Tensor,
+    reference: torch.Tensor,
+    floor_reference: torch.Tensor | None = None,
+    embedder: FaceEmbedder | None = None,
+) -> dict:
+    """dlib detection rate of `samples` and the Frechet distance of their embeddings to `reference` (and of
+    `floor_reference` to it)."""
     embedder = embedder or FaceEmbedder()
     s, r = embedder(samples), embedder(reference)
-    out = dict(samples=len(samples), detection_rate=s.detected.float().mean().item(), reference_detection_rate=r.detected.float().mean().item(),
-               fd=frechet_distance(s.embeddings[s.detected], r.embeddings[r.detected]) if s.detected.sum() >= 2 else float("nan"))
+    out = dict(
+        samples=len(samples),
+        detection_rate=s.detected.float().mean().item(),
+        reference_detection_rate=r.detected.float().mean().item(),
+        fd=frechet_distance(s.embeddings[s.detected], r.embeddings[r.detected])
+        if s.detected.sum() >= 2
+        else float("nan"),
+    )
     if floor_reference is not None:
         f = embedder(floor_reference)
         out["fd_floor"] = frechet_distance(f.embeddings[f.detected], r.embeddings[r.detected])
@@ -552,18 +853,27 @@ def prior_quality(samples: torch.Tensor, reference: torch.Tensor, floor_referenc
 
 # %% ../nbs/06_priors.ipynb #c041b
 def attribute_targets(names) -> torch.Tensor:
-    "(N, 2) long tensor of UTKFace faces `names`: gender (index in GENDER_WORDS) and age group (index in AGE_WORDS)."
+    """(N, 2) long tensor of UTKFace faces `names`: gender (index in GENDER_WORDS) and age group (index in
+    AGE_WORDS)."""
     words = [caption(face_labels(n)).split() for n in names]
     return torch.tensor([[GENDER_WORDS.index(w[1]), list(AGE_WORDS).index(w[2])] for w in words])
 
+
 class AttributeClassifier(torch.nn.Module):
     "A small CNN that reads gender and age group from 64 px faces in [-1, 1]: logits (N, 2) and (N, 5)."
+
     def __init__(self, width: int = 32):
         super().__init__()
         layers, c = [], 3
         for w in (width, 2 * width, 4 * width, 4 * width):
-            layers += [torch.nn.Conv2d(c, w, 3, 1, 1), torch.nn.GroupNorm(8, w), torch.nn.SiLU(),
-                       torch.nn.Conv2d(w, w, 4, 2, 1), torch.nn.GroupNorm(8, w), torch.nn.SiLU()]
+            layers += [
+                torch.nn.Conv2d(c, w, 3, 1, 1),
+                torch.nn.GroupNorm(8, w),
+                torch.nn.SiLU(),
+                torch.nn.Conv2d(w, w, 4, 2, 1),
+                torch.nn.GroupNorm(8, w),
+                torch.nn.SiLU(),
+            ]
             c = w
         self.features = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
         self.gender, self.age = torch.nn.Linear(c, len(GENDER_WORDS)), torch.nn.Linear(c, len(AGE_WORDS))
@@ -576,14 +886,22 @@ class AttributeClassifier(torch.nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         "(N, 2) long: the most likely gender and age group of each face of `x`, in batches of 256."
-        parts = [torch.stack([logits.argmax(1) for logits in self(chunk.float())], 1) for chunk in x.split(256)]
+        parts = [
+            torch.stack([logits.argmax(1) for logits in self(chunk.float())], 1) for chunk in x.split(256)
+        ]
         return torch.cat(parts)
 
 # %% ../nbs/06_priors.ipynb #c041c
-def train_attribute_classifier(faces: tuple | None = None, steps: int = 1500, batch_size: int = 32, lr: float = 2e-3,
-                               seed: int = 0, progress: bool = True) -> AttributeClassifier:
-    """An `AttributeClassifier` trained on `faces` ((uint8 images, UTKFace names); default: the train split) with
-    cross-entropy on both labels, mirror images, a cosine learning rate and bf16 autocast on the CPU."""
+def train_attribute_classifier(
+    faces: tuple | None = None,
+    steps: int = 1500,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> AttributeClassifier:
+    """An `AttributeClassifier` trained on `faces` ((uint8 images, UTKFace names); default: the train split)
+    with cross-entropy on both labels, mirror images, a cosine learning rate and bf16 autocast on the CPU."""
     images, names = faces if faces is not None else load_training_faces(progress=progress)
     targets = attribute_targets(names)
     torch.manual_seed(seed)
@@ -591,7 +909,8 @@ def train_attribute_classifier(faces: tuple | None = None, steps: int = 1500, ba
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     g = make_generator(seed)
     for step in tqdm(range(steps), desc="training the attribute classifier", disable=not progress):
-        for group in opt.param_groups: group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * step / steps))
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * step / steps))
         idx = torch.randint(len(images), (batch_size,), generator=g)
         x = images[idx].float().div(127.5).sub(1)
         x = torch.where(torch.rand(batch_size, 1, 1, 1, generator=g) < 0.5, x.flip(-1), x)
@@ -606,26 +925,53 @@ def train_attribute_classifier(faces: tuple | None = None, steps: int = 1500, ba
 
 # %% ../nbs/06_priors.ipynb #c041d
 def prompt_agreement(classifier: AttributeClassifier, faces: torch.Tensor, prompts: list[str]) -> dict:
-    """How often `classifier` reads in `faces` the gender and the age group their `prompts` asked for (faces whose
-    prompt says 'any' are left out of that attribute); the counts each share rests on."""
-    if len(prompts) != len(faces): raise ValueError(f"{len(prompts)} prompts for {len(faces)} faces; expected one each")
+    """How often `classifier` reads in `faces` the gender and the age group their `prompts` asked for (faces
+    whose prompt says 'any' are left out of that attribute); the counts each share rests on."""
+    if len(prompts) != len(faces):
+        raise ValueError(f"{len(prompts)} prompts for {len(faces)} faces; expected one each")
     asked = torch.tensor([tokenize(p)[1:] for p in prompts])
-    wanted = torch.stack([asked[:, 0] - PROMPT_VOCAB.index(GENDER_WORDS[0]), asked[:, 1] - PROMPT_VOCAB.index(next(iter(AGE_WORDS)))], 1)
+    wanted = torch.stack(
+        [
+            asked[:, 0] - PROMPT_VOCAB.index(GENDER_WORDS[0]),
+            asked[:, 1] - PROMPT_VOCAB.index(next(iter(AGE_WORDS))),
+        ],
+        1,
+    )
     named = asked != PROMPT_VOCAB.index("any")
     hit = classifier.predict(faces) == wanted
-    return dict(gender=hit[named[:, 0], 0].float().mean().item(), age=hit[named[:, 1], 1].float().mean().item(),
-                gender_faces=int(named[:, 0].sum()), age_faces=int(named[:, 1].sum()))
+    return dict(
+        gender=hit[named[:, 0], 0].float().mean().item(),
+        age=hit[named[:, 1], 1].float().mean().item(),
+        gender_faces=int(named[:, 0].sum()),
+        age_faces=int(named[:, 1].sum()),
+    )
 
 # %% ../nbs/06_priors.ipynb #c041e
 ATTRIBUTES_NAME = "attributes-utkface64"
 
-def save_attribute_classifier(classifier: AttributeClassifier, folder, accuracy: dict, steps: int, overwrite: bool = False) -> Path:
+
+def save_attribute_classifier(
+    classifier: AttributeClassifier, folder, accuracy: dict, steps: int, overwrite: bool = False
+) -> Path:
     "`classifier` as a weights folder (safetensors, config with its held-out `accuracy`, model card)."
-    card = (f"# {ATTRIBUTES_NAME}\n\nA small CNN that reads gender and age group ({', '.join(AGE_WORDS)}) from 64 px faces, "
-            f"trained by `train_attribute_classifier` for {steps} steps on the UTKFace training split (clean faces, mirrored "
-            f"at random). Held-out accuracy: gender {accuracy['gender']:.3f}, age group {accuracy['age']:.3f}.\n\n{LICENCE}\n")
-    return save_weights(folder, "classifier", dict(model=classifier.state_dict()),
-                        dict(width=classifier.width, steps=steps, accuracy=accuracy), card, overwrite=overwrite, half=True)
+    card = (
+        f"# {ATTRIBUTES_NAME}\n\nA small CNN that reads gender and age group ({', '.join(AGE_WORDS)}) from "
+        "64 px faces, "
+        f"trained by `train_attribute_classifier` for {steps} steps on the UTKFace training split (clean "
+        "faces, mirrored "
+        f"at random). Held-out accuracy: gender {accuracy['gender']:.3f}, age group "
+        f"{accuracy['age']:.3f}.\n\n{LICENCE}\n"
+    )
+    return save_weights(
+        folder,
+        "classifier",
+        dict(model=classifier.state_dict()),
+        dict(width=classifier.width, steps=steps, accuracy=accuracy),
+        card,
+        overwrite=overwrite,
+        half=True,
+    )
+
 
 def load_attribute_classifier(folder=None) -> AttributeClassifier:
     "The shipped attribute classifier (or the one saved in `folder`), ready to `predict`."

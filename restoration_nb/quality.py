@@ -9,8 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .core import (ALBUMS_DIR, album_people, atomic_write_json, check_int, comparison_grid,
-                                 face_data_dir, make_generator, setting, Table)
+from restoration_nb.core import (
+    ALBUMS_DIR,
+    album_people,
+    atomic_write_json,
+    check_int,
+    comparison_grid,
+    face_data_dir,
+    make_generator,
+    setting,
+    Table,
+)
 from .degradations import TIERS, degrade_tier
 from .faces import aligned_faces
 from .metrics import FaceEmbedder, frechet_distance, ms_ssim, psnr, ssim
@@ -23,19 +32,23 @@ __all__ = ['PROTOCOL_FACES', 'PROTOCOL_REFERENCES', 'QUALITY_FIELDS', 'REFERENCE
            'method_report', 'paired_difference', 'difference_text']
 
 # %% ../nbs/03b_quality.ipynb #q007
-PROTOCOL_FACES = 64        # targets in the protocol set
-PROTOCOL_REFERENCES = 4    # photos of each person kept out of the targets, as that person's references
+PROTOCOL_FACES = 64  # targets in the protocol set
+PROTOCOL_REFERENCES = 4  # photos of each person kept out of the targets, as that person's references
+
 
 @dataclass
 class ProtocolFaces:
     "The protocol's aligned targets `clean` (N, 3, S, S), whose they are, and each target's references."
+
     clean: torch.Tensor
     people: list
     photos: list
-    references: torch.Tensor          # (N, R, 3, S, S): R other photos of the same person
-    other_references: torch.Tensor    # (N, R, 3, S, S): the next person's R photos, the control
+    references: torch.Tensor  # (N, R, 3, S, S): R other photos of the same person
+    other_references: torch.Tensor  # (N, R, 3, S, S): the next person's R photos, the control
 
-    def __len__(self): return len(self.clean)
+    def __len__(self):
+        return len(self.clean)
+
 
 def take_turns(spare: dict, n: int) -> list:
     "`n` people picked in turns from `spare` ({person: how many of their photos may be taken})."
@@ -51,8 +64,9 @@ def take_turns(spare: dict, n: int) -> list:
     return picks
 
 # %% ../nbs/03b_quality.ipynb #q008
-def protocol_faces(n: int = PROTOCOL_FACES, size: int = 64, references: int = PROTOCOL_REFERENCES,
-                   data_dir=None) -> ProtocolFaces:
+def protocol_faces(
+    n: int = PROTOCOL_FACES, size: int = 64, references: int = PROTOCOL_REFERENCES, data_dir=None
+) -> ProtocolFaces:
     '''The first `n` protocol faces (the same first `n` for every `n`), aligned to `size` px, with their
     references.'''
     references, size = check_int("references", references, 1), check_int("size", size, 16)
@@ -64,8 +78,9 @@ def protocol_faces(n: int = PROTOCOL_FACES, size: int = 64, references: int = PR
             kept = [p.name for p in paths if str(p) not in missed]
             aligned[person] = (crops, kept)
     if len(aligned) < 2:
-        raise ValueError(f"{len(aligned)} album people have more than {references} photos; "
-                         "expected 2 or more")
+        raise ValueError(
+            f"{len(aligned)} album people have more than {references} photos; expected 2 or more"
+        )
     picks = take_turns({p: len(c) - references for p, (c, _) in aligned.items()}, n)
     people, nxt = list(aligned), {p: q for p, q in zip(aligned, list(aligned)[1:] + list(aligned)[:1])}
     clean, photos, taken = [], [], dict.fromkeys(people, 0)
@@ -75,8 +90,13 @@ def protocol_faces(n: int = PROTOCOL_FACES, size: int = 64, references: int = PR
         photos.append(names[taken[person]])
         taken[person] += 1
     refs = {p: aligned[p][0][-references:] for p in people}
-    return ProtocolFaces(torch.stack(clean), picks, photos, torch.stack([refs[p] for p in picks]),
-                         torch.stack([refs[nxt[p]] for p in picks]))
+    return ProtocolFaces(
+        torch.stack(clean),
+        picks,
+        photos,
+        torch.stack([refs[p] for p in picks]),
+        torch.stack([refs[nxt[p]] for p in picks]),
+    )
 
 # %% ../nbs/03b_quality.ipynb #q012
 def protocol_inputs(clean: torch.Tensor, tier: str, seed: int | None = None) -> torch.Tensor:
@@ -84,21 +104,38 @@ def protocol_inputs(clean: torch.Tensor, tier: str, seed: int | None = None) -> 
     return degrade_tier(clean, tier, make_generator(setting("seed", seed)))
 
 # %% ../nbs/03b_quality.ipynb #q017
-QUALITY_FIELDS = ("tier", "method", "n", "psnr", "ssim", "ms_ssim", "detection", "identity", "identity_n",
-                  "rank1", "fd")
+QUALITY_FIELDS = (
+    "tier",
+    "method",
+    "n",
+    "psnr",
+    "ssim",
+    "ms_ssim",
+    "detection",
+    "identity",
+    "identity_n",
+    "rank1",
+    "fd",
+)
 REFERENCE_ROWS = ("input", "clean")
 
-def _mean(x: torch.Tensor) -> float: return float(x.float().mean())
+
+def _mean(x: torch.Tensor) -> float:
+    return float(x.float().mean())
+
 
 class ProtocolScorer:
     "Scores restored faces against the protocol's clean faces, which are embedded once."
+
     def __init__(self, clean: torch.Tensor, embedder: FaceEmbedder | None = None):
         self.embedder = embedder or FaceEmbedder()
         self.clean = clean.detach().float().cpu()
         self.clean_emb, self.clean_found = self.embedder(self.clean)
         if int(self.clean_found.sum()) < 2:
-            raise ValueError(f"dlib found {int(self.clean_found.sum())} of the {len(clean)} clean faces; "
-                             "expected 2 or more")
+            raise ValueError(
+                f"dlib found {int(self.clean_found.sum())} of the {len(clean)} clean faces; "
+                "expected 2 or more"
+            )
 
     def rank1(self, emb: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
         '''1.0 where a face's nearest clean face (among those dlib found) is its own; 0.0 elsewhere, unfound
@@ -109,64 +146,91 @@ class ProtocolScorer:
         return (hit & found).float()
 
 # %% ../nbs/03b_quality.ipynb #q018
-def score_outputs(scorer: ProtocolScorer, x: torch.Tensor, tier: str, method: str,
-                  input_found: torch.Tensor) -> dict:
+def score_outputs(
+    scorer: ProtocolScorer, x: torch.Tensor, tier: str, method: str, input_found: torch.Tensor
+) -> dict:
     '''One row: `x` (N, 3, S, S) scored against the clean faces; identity over the faces found in `x` and the
     input.'''
     x = x.detach().float().cpu().clamp(-1, 1)
     if x.shape != scorer.clean.shape:
-        raise ValueError(f"{method} gave outputs of shape {tuple(x.shape)}; "
-                         f"expected {tuple(scorer.clean.shape)}, one per face")
+        raise ValueError(
+            f"{method} gave outputs of shape {tuple(x.shape)}; "
+            f"expected {tuple(scorer.clean.shape)}, one per face"
+        )
     emb, found = scorer.embedder(x)
     both = found & input_found & scorer.clean_found
     cosine = torch.nn.functional.cosine_similarity(emb, scorer.clean_emb)
     exact = torch.equal(x, scorer.clean)
-    per_face = dict(psnr=None if exact else psnr(x, scorer.clean).tolist(), detected=found.tolist(),
-                    identity=cosine.tolist(), rank1=scorer.rank1(emb, found).tolist())
+    per_face = dict(
+        psnr=None if exact else psnr(x, scorer.clean).tolist(),
+        detected=found.tolist(),
+        identity=cosine.tolist(),
+        rank1=scorer.rank1(emb, found).tolist(),
+    )
     pool = both if int(input_found.sum()) >= 2 else found  # the faces the Frechet distance is taken over
     fd = frechet_distance(emb[pool], scorer.clean_emb[scorer.clean_found]) if int(pool.sum()) >= 2 else None
-    return dict(tier=tier, method=method, n=len(x), psnr=None if exact else _mean(psnr(x, scorer.clean)),
-                ssim=_mean(ssim(x, scorer.clean)), ms_ssim=_mean(ms_ssim(x, scorer.clean)),
-                detection=_mean(found), identity=float(cosine[both].mean()) if both.any() else None,
-                identity_n=int(both.sum()), rank1=float(np.mean(per_face["rank1"])), fd=fd,
-                fd_n=int(pool.sum()), per_face=per_face)
+    return dict(
+        tier=tier,
+        method=method,
+        n=len(x),
+        psnr=None if exact else _mean(psnr(x, scorer.clean)),
+        ssim=_mean(ssim(x, scorer.clean)),
+        ms_ssim=_mean(ms_ssim(x, scorer.clean)),
+        detection=_mean(found),
+        identity=float(cosine[both].mean()) if both.any() else None,
+        identity_n=int(both.sum()),
+        rank1=float(np.mean(per_face["rank1"])),
+        fd=fd,
+        fd_n=int(pool.sum()),
+        per_face=per_face,
+    )
 
 # %% ../nbs/03b_quality.ipynb #q018a
-FD_BOOTSTRAP = 500      # redraws of the faces for the interval of an FD gap
+FD_BOOTSTRAP = 500  # redraws of the faces for the interval of an FD gap
 
-def fd_gap(scorer: ProtocolScorer, x: torch.Tensor, lq: torch.Tensor, boots: int = FD_BOOTSTRAP,
-           seed: int = 0) -> dict:
+
+def fd_gap(
+    scorer: ProtocolScorer, x: torch.Tensor, lq: torch.Tensor, boots: int = FD_BOOTSTRAP, seed: int = 0
+) -> dict:
     '''FD of `x` minus FD of its input `lq`, both to the clean faces, over the faces found in both, with
     a 95 % paired-bootstrap interval: dict(fd_gap, fd_gap_low, fd_gap_high); None where fewer than 3.'''
     boots = check_int("boots", boots, 1)
     ex, found_x = scorer.embedder(x.detach().float().cpu().clamp(-1, 1))
     el, found_lq = scorer.embedder(lq.detach().float().cpu())
     both = (found_x & found_lq & scorer.clean_found).nonzero().flatten()
-    if len(both) < 3: return dict(fd_gap=None, fd_gap_low=None, fd_gap_high=None)
+    if len(both) < 3:
+        return dict(fd_gap=None, fd_gap_low=None, fd_gap_high=None)
     target = scorer.clean_emb[scorer.clean_found]
-    def gap(idx): return frechet_distance(ex[idx], target) - frechet_distance(el[idx], target)
+
+    def gap(idx):
+        return frechet_distance(ex[idx], target) - frechet_distance(el[idx], target)
+
     g = torch.Generator().manual_seed(seed)
     redrawn = [gap(both[torch.randint(len(both), (len(both),), generator=g)]) for _ in range(boots)]
     measured, (below, above) = gap(both), np.percentile(redrawn, [2.5, 97.5])
     # the basic bootstrap interval: the redrawn spread mirrored around the measured gap
-    return dict(fd_gap=measured, fd_gap_low=float(2 * measured - above),
-                fd_gap_high=float(2 * measured - below))
+    return dict(
+        fd_gap=measured, fd_gap_low=float(2 * measured - above), fd_gap_high=float(2 * measured - below)
+    )
 
 # %% ../nbs/03b_quality.ipynb #q018b
 def score_tier(scorer: ProtocolScorer, lq: torch.Tensor, outputs: dict, tier: str) -> list[dict]:
     '''Rows for the input `lq`, the clean faces and each method of `outputs` ({method: (N, 3, S, S)}) on
     `tier`; each but the input's with its FD gap to the input (`fd_gap`).'''
     clash = [m for m in outputs if m in REFERENCE_ROWS]
-    if clash: raise ValueError(f"method name {clash[0]!r} is a reference row's; name the methods otherwise")
+    if clash:
+        raise ValueError(f"method name {clash[0]!r} is a reference row's; name the methods otherwise")
     input_found = scorer.embedder(lq.detach().float().cpu()).detected
     named = {"input": lq, "clean": scorer.clean, **outputs}
     rows = [score_outputs(scorer, x, tier, method, input_found) for method, x in named.items()]
-    for row, x in zip(rows[1:], list(named.values())[1:]): row.update(fd_gap(scorer, x, lq))
+    for row, x in zip(rows[1:], list(named.values())[1:]):
+        row.update(fd_gap(scorer, x, lq))
     return rows
 
 # %% ../nbs/03b_quality.ipynb #q023
-MIN_DETECTION = 0.9        # share of outputs dlib must find a face in
-MAX_PSNR_DROP = 1.5        # dB a restorer may lose against its input
+MIN_DETECTION = 0.9  # share of outputs dlib must find a face in
+MAX_PSNR_DROP = 1.5  # dB a restorer may lose against its input
+
 
 def quality_bars(rows: list, tier: str = "x4") -> Table:
     "Each method's row of `tier` against the input's on the four bars; `passes` is True when all four hold."
@@ -175,16 +239,20 @@ def quality_bars(rows: list, tier: str = "x4") -> Table:
         raise ValueError(f"no input row for tier {tier!r}; the rows have tiers {sorted(tiers)}")
     base, out = tiers[tier], []
     for r in rows:
-        if r["tier"] != tier or r["method"] in REFERENCE_ROWS: continue
+        if r["tier"] != tier or r["method"] in REFERENCE_ROWS:
+            continue
         if r.get("fd_gap") is not None:
-            fd_ok = r["fd_gap"] < 0                          # on the faces found in both
+            fd_ok = r["fd_gap"] < 0  # on the faces found in both
         elif base["fd"] is None:
-            fd_ok = r["fd"] is not None                      # no input face to compare with (x8)
+            fd_ok = r["fd"] is not None  # no input face to compare with (x8)
         else:
-            fd_ok = False                                    # too few faces found in both to compare
-        bars = dict(detection=r["detection"] >= MIN_DETECTION and r["detection"] > base["detection"],
-                    rank1=r["rank1"] > base["rank1"], fd=fd_ok,
-                    psnr=r["psnr"] >= base["psnr"] - MAX_PSNR_DROP)
+            fd_ok = False  # too few faces found in both to compare
+        bars = dict(
+            detection=r["detection"] >= MIN_DETECTION and r["detection"] > base["detection"],
+            rank1=r["rank1"] > base["rank1"],
+            fd=fd_ok,
+            psnr=r["psnr"] >= base["psnr"] - MAX_PSNR_DROP,
+        )
         out.append(dict(method=r["method"], **bars, passes=all(bars.values())))
     return Table(out)
 
@@ -192,12 +260,15 @@ def quality_bars(rows: list, tier: str = "x4") -> Table:
 def best_method(rows: list, tier: str = "x4") -> str:
     "The method of `tier` that passes the most bars; ties go to the higher rank-1, then the higher identity."
     by = {r["method"]: r for r in rows if r["tier"] == tier}
+
     def merit(bars: dict) -> tuple:
         row = by[bars["method"]]
         passed = sum(bars[k] for k in ("detection", "rank1", "fd", "psnr"))
         return passed, row["rank1"], row["identity"] if row["identity"] is not None else -1.0
+
     ranked = sorted(quality_bars(rows, tier).rows, key=merit, reverse=True)
-    if not ranked: raise ValueError(f"tier {tier!r} has no method rows; expected at least one restorer")
+    if not ranked:
+        raise ValueError(f"tier {tier!r} has no method rows; expected at least one restorer")
     return ranked[0]["method"]
 
 # %% ../nbs/03b_quality.ipynb #q027
@@ -208,14 +279,17 @@ def check_quality_rows(rows, where: str = "rows") -> list:
     for i, r in enumerate(rows):
         missing = [k for k in QUALITY_FIELDS if not isinstance(r, dict) or k not in r]
         if missing:
-            raise ValueError(f"{where}: row {i} lacks {', '.join(missing)}; "
-                             f"expected the fields {', '.join(QUALITY_FIELDS)}")
+            raise ValueError(
+                f"{where}: row {i} lacks {', '.join(missing)}; "
+                f"expected the fields {', '.join(QUALITY_FIELDS)}"
+            )
         if r["tier"] not in TIERS:
             raise ValueError(f"{where}: row {i} has tier {r['tier']!r}; expected one of {', '.join(TIERS)}")
     for tier in {r["tier"] for r in rows}:
         if not any(r["tier"] == tier and r["method"] == "input" for r in rows):
-            raise ValueError(f"{where}: tier {tier!r} has no input row; "
-                             "every tier needs its input to compare with")
+            raise ValueError(
+                f"{where}: tier {tier!r} has no input row; every tier needs its input to compare with"
+            )
     return rows
 
 # %% ../nbs/03b_quality.ipynb #q027b
@@ -227,9 +301,11 @@ def write_quality(path, rows: list, overwrite: bool = False, **about) -> Path:
         raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it")
     return atomic_write_json(path, dict(about, rows=rows))
 
+
 def read_quality(path) -> dict:
     "A file written by `write_quality`, its rows checked."
     import json
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no quality results at '{path}'; benchmarks/bench_quality.py writes them")
@@ -242,8 +318,9 @@ def contact_sheet(columns: dict, people=None, index=range(6), title: str | None 
     "Faces `index` (rows) of each named batch (columns), e.g. {'clean': x, 'input': y, 'flipnet': z}."
     index = list(index)
     titles = None if people is None else [str(people[i]).replace("celebref_", "") for i in index]
-    return comparison_grid({k: v[index].float().cpu() for k, v in columns.items()}, row_titles=titles,
-                           scale=0.9, suptitle=title)
+    return comparison_grid(
+        {k: v[index].float().cpu() for k, v in columns.items()}, row_titles=titles, scale=0.9, suptitle=title
+    )
 
 # %% ../nbs/03b_quality.ipynb #q030b
 def method_rows(rows: list, method: str) -> Table:
@@ -253,44 +330,55 @@ def method_rows(rows: list, method: str) -> Table:
         raise ValueError(f"no rows for method {method!r}; the rows have {known}")
     return Table([{k: r[k] for k in QUALITY_FIELDS} for r in rows if r["method"] in (method, "input")])
 
+
 def knob_points(rows: list) -> dict:
     "The rows of a knob sweep by (method, knob, value)."
     return {(r["method"], r.get("knob"), r.get("value")): r for r in rows}
+
 
 def bars_report(rows: list, tier: str = "x4", methods=None) -> str:
     "One line per method of `tier` (or of `methods`): passes or fails, each bar's score beside the input's."
     table = quality_bars(rows, tier)
     unknown = sorted(set(methods or ()) - set(table["method"]))
-    if unknown: raise ValueError(f"no {tier} rows for {unknown}; the methods there: {table['method']}")
+    if unknown:
+        raise ValueError(f"no {tier} rows for {unknown}; the methods there: {table['method']}")
     by = {r["method"]: r for r in rows if r["tier"] == tier}
     base, lines = by["input"], []
     for bars in table.rows:
-        if methods is not None and bars["method"] not in methods: continue
+        if methods is not None and bars["method"] not in methods:
+            continue
         r = by[bars["method"]]
         fd = "-" if r["fd"] is None else f"{r['fd']:.3f}"
         fd_beside = "-" if base["fd"] is None else f"{base['fd']:.3f}"
         if r.get("fd_gap") is not None:
-            fd_beside += (f"; gap {r['fd_gap']:+.3f}, 95 % interval "
-                          f"[{r['fd_gap_low']:+.3f}, {r['fd_gap_high']:+.3f}]")
+            fd_beside += (
+                f"; gap {r['fd_gap']:+.3f}, 95 % interval [{r['fd_gap_low']:+.3f}, {r['fd_gap_high']:+.3f}]"
+            )
         failed = ", ".join(k for k in ("detection", "rank1", "fd", "psnr") if not bars[k]) or "none"
-        lines.append(f"{bars['method']:8s} {'passes' if bars['passes'] else 'fails':6s} at {tier}: "
-                     f"detection {r['detection']:.0%} (input {base['detection']:.0%}), "
-                     f"rank-1 {r['rank1']:.0%} ({base['rank1']:.0%}), FD {fd} ({fd_beside}), "
-                     f"PSNR {r['psnr']:.2f} ({base['psnr']:.2f}); fails: {failed}")
+        lines.append(
+            f"{bars['method']:8s} {'passes' if bars['passes'] else 'fails':6s} at {tier}: "
+            f"detection {r['detection']:.0%} (input {base['detection']:.0%}), "
+            f"rank-1 {r['rank1']:.0%} ({base['rank1']:.0%}), FD {fd} ({fd_beside}), "
+            f"PSNR {r['psnr']:.2f} ({base['psnr']:.2f}); fails: {failed}"
+        )
     return "\n".join(lines)
+
 
 def method_report(results: dict, method: str, tier: str = "x4") -> str:
     "`bars_report` of `method` in a results file's data, and the tiers where the file did not run it."
     skipped = [s for s in results.get("skipped", []) if s.startswith(f"{method} at ")]
     return bars_report(results["rows"], tier, [method]) + "\nnot run: " + (", ".join(skipped) or "none")
 
+
 def paired_difference(a: dict, b: dict, key: str = "identity", boots: int = 2000, seed: int = 0) -> dict:
     '''Rows `a` and `b` compared on their per-face `key` over the faces where both have it: the two means,
     how many faces, and a 95 % bootstrap interval of the mean difference.'''
+
     def scores(row, name):
         if key not in row.get("per_face", {}):
             raise ValueError(f"row {name} has no per-face {key!r}; expected a row written by score_tier")
         return torch.tensor([float("nan") if v is None else float(v) for v in row["per_face"][key]])
+
     x, y = scores(a, "a"), scores(b, "b")
     both = x.isfinite() & y.isfinite()
     if int(both.sum()) < 2:
@@ -299,11 +387,19 @@ def paired_difference(a: dict, b: dict, key: str = "identity", boots: int = 2000
     g = torch.Generator().manual_seed(seed)
     redrawn = diff[torch.randint(len(diff), (check_int("boots", boots, 1), len(diff)), generator=g)].mean(1)
     low, high = np.percentile(redrawn.numpy(), [2.5, 97.5])
-    return dict(first=x[both].mean().item(), second=y[both].mean().item(), faces=int(both.sum()),
-                low=float(low), high=float(high))
+    return dict(
+        first=x[both].mean().item(),
+        second=y[both].mean().item(),
+        faces=int(both.sum()),
+        low=float(low),
+        high=float(high),
+    )
+
 
 def difference_text(d: dict, digits: int = 3) -> str:
     "A `paired_difference` in words, with whether its interval lies above zero."
     verdict = "shown" if d["low"] > 0 else "not shown"
-    return (f"{d['first']:.{digits}f} against {d['second']:.{digits}f} on the same {d['faces']} faces; "
-            f"difference 95 % interval [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]: {verdict}")
+    return (
+        f"{d['first']:.{digits}f} against {d['second']:.{digits}f} on the same {d['faces']} faces; "
+        f"difference 95 % interval [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]: {verdict}"
+    )

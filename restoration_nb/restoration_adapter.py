@@ -1,4 +1,4 @@
-"""Paper 003: small **Restoration Adapters** after the denoiser's blocks feed it the LQ image, LoRA on
+"""Small **Restoration Adapters** after the denoiser's blocks feed it the LQ image, LoRA on
 self-attention adapts the prior, and the **Restoration Sampling Strategy** pulls every sampler's
 latent toward the LQ latent while t/T is above a threshold a."""
 
@@ -24,132 +24,236 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import (Table, atomic_write_json, check_images, get_device, knob_widget,
-                                 make_generator, setting)
-from .backbones import (ATTENTION_PROJECTIONS, add_lora, diffusion_target, noise_to_step,
-                                      self_attention_layers)
+from restoration_nb.core import (
+    Table,
+    atomic_write_json,
+    check_images,
+    check_int,
+    get_device,
+    knob_widget,
+    make_generator,
+    setting,
+)
+from restoration_nb.backbones import (
+    ATTENTION_PROJECTIONS,
+    add_lora,
+    diffusion_target,
+    noise_to_step,
+    self_attention_layers,
+)
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate, psnr
-from .priors import (GuidedDenoiser, Prior, caption, face_labels, load_prior, load_training_faces,
-                                   trainable_copy)
-from .training import (WEIGHTS_DIR, fit, init_weights, load_weights, mean_over_processes, micro_batch,
-                                     open_run, preset_config, save_checkpoint, save_weights, trained_card,
-                                     training_accelerator)
+from restoration_nb.priors import (
+    GuidedDenoiser,
+    Prior,
+    caption,
+    face_labels,
+    load_prior,
+    load_training_faces,
+    trainable_copy,
+)
+from restoration_nb.training import (
+    WEIGHTS_DIR,
+    fit,
+    init_weights,
+    load_weights,
+    mean_over_processes,
+    micro_batch,
+    open_run,
+    preset_config,
+    save_checkpoint,
+    save_weights,
+    trained_card,
+    training_accelerator,
+)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c007
-def _groups(channels: int) -> int: return next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
+def _groups(channels: int) -> int:
+    return next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
+
 
 class AdapterBlock(torch.nn.Module):
     "UNet variant: 3x3 convolution, GroupNorm, SiLU."
+
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.conv, self.norm = torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.GroupNorm(_groups(cout), cout)
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return F.silu(self.norm(self.conv(x)))
+        self.conv, self.norm = (
+            torch.nn.Conv2d(cin, cout, 3, padding=1),
+            torch.nn.GroupNorm(_groups(cout), cout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(self.norm(self.conv(x)))
+
 
 def _resize(f: torch.Tensor, size) -> torch.Tensor:
     "`f` on a `size` grid: average pooling to shrink, bilinear to grow."
-    if tuple(f.shape[-2:]) == tuple(size): return f
-    if f.shape[-2] >= size[0] and f.shape[-1] >= size[1]: return F.adaptive_avg_pool2d(f, size)
+    if tuple(f.shape[-2:]) == tuple(size):
+        return f
+    if f.shape[-2] >= size[0] and f.shape[-1] >= size[1]:
+        return F.adaptive_avg_pool2d(f, size)
     return F.interpolate(f, size=size, mode="bilinear", align_corners=False)
 
+
 class RestorationAdapter(torch.nn.Module):
-    "UNet variant: X_t + zero-init 1x1( h ), h = two residual blocks of [block(LQ feature) + SiLU(Linear(emb))]; returns (X_t', LQ feature)."
+    """UNet variant: X_t + zero-init 1x1( h ), h = two residual blocks of [block(LQ feature) +
+    SiLU(Linear(emb))]; returns (X_t', LQ feature)."""
+
     def __init__(self, lq_channels: int, channels: int, temb_dim: int, width: int):
         super().__init__()
         self.lq_in = AdapterBlock(lq_channels, width)
         self.time = torch.nn.Sequential(torch.nn.Linear(temb_dim, width), torch.nn.SiLU())
         self.blocks = torch.nn.ModuleList([AdapterBlock(width, width) for _ in range(2)])
         self.out = torch.nn.Conv2d(width, channels, 1)
-        torch.nn.init.zeros_(self.out.weight); torch.nn.init.zeros_(self.out.bias)
-    def forward(self, x: torch.Tensor, lq: torch.Tensor, temb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.nn.init.zeros_(self.out.weight)
+        torch.nn.init.zeros_(self.out.bias)
+
+    def forward(
+        self, x: torch.Tensor, lq: torch.Tensor, temb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.lq_in(_resize(lq.to(x.dtype), x.shape[-2:]))
         h = f + self.time(temb.to(x.dtype))[:, :, None, None]
-        for block in self.blocks: h = h + block(h)
+        for block in self.blocks:
+            h = h + block(h)
         return x + self.out(h), f
 
 # %% ../nbs/09_restoration_adapter.ipynb #c012
 class TokenAdapterBlock(torch.nn.Module):
     "DiT variant: Linear, LayerNorm, SiLU."
+
     def __init__(self, din: int, dout: int):
         super().__init__()
         self.linear, self.norm = torch.nn.Linear(din, dout), torch.nn.LayerNorm(dout)
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return F.silu(self.norm(self.linear(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(self.norm(self.linear(x)))
+
 
 def patchify(z: torch.Tensor, patch_size: int) -> torch.Tensor:
-    "Latents (N, C, H, W) as (N, H/p * W/p, C*p*p) patch tokens, row by row (the order of diffusers' PatchEmbed)."
+    """Latents (N, C, H, W) as (N, H/p * W/p, C*p*p) patch tokens, row by row (the order of diffusers'
+    PatchEmbed)."""
     n, c, h, w = z.shape
-    if h % patch_size or w % patch_size: raise ValueError(f"latents are {h}x{w}; expected multiples of the patch size {patch_size}")
+    if h % patch_size or w % patch_size:
+        raise ValueError(f"latents are {h}x{w}; expected multiples of the patch size {patch_size}")
     return F.pixel_unshuffle(z, patch_size).flatten(2).transpose(1, 2)
 
+
 class DiTRestorationAdapter(torch.nn.Module):
-    "DiT variant: tokens + zero-init Linear( h ), h = two residual token blocks of [block(LQ tokens) + SiLU(Linear(emb))]."
+    """DiT variant: tokens + zero-init Linear( h ), h = two residual token blocks of [block(LQ tokens) +
+    SiLU(Linear(emb))]."""
+
     def __init__(self, lq_dim: int, dim: int, temb_dim: int, width: int):
         super().__init__()
         self.lq_in = TokenAdapterBlock(lq_dim, width)
         self.time = torch.nn.Sequential(torch.nn.Linear(temb_dim, width), torch.nn.SiLU())
         self.blocks = torch.nn.ModuleList([TokenAdapterBlock(width, width) for _ in range(2)])
         self.out = torch.nn.Linear(width, dim)
-        torch.nn.init.zeros_(self.out.weight); torch.nn.init.zeros_(self.out.bias)
-    def forward(self, x: torch.Tensor, lq: torch.Tensor, temb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.nn.init.zeros_(self.out.weight)
+        torch.nn.init.zeros_(self.out.bias)
+
+    def forward(
+        self, x: torch.Tensor, lq: torch.Tensor, temb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if lq.shape[1] != x.shape[1]:
-            raise ValueError(f"{lq.shape[1]} LQ tokens for {x.shape[1]} image tokens; expected the same patch grid")
+            raise ValueError(
+                f"{lq.shape[1]} LQ tokens for {x.shape[1]} image tokens; expected the same patch grid"
+            )
         f = self.lq_in(lq.to(x.dtype))
         h = f + self.time(temb.to(x.dtype))[:, None, :]
-        for block in self.blocks: h = h + block(h)
+        for block in self.blocks:
+            h = h + block(h)
         return x + self.out(h), f
 
 # %% ../nbs/09_restoration_adapter.ipynb #c015
-def _is_dit(model) -> bool: return hasattr(model, "transformer_blocks") and hasattr(model, "time_text_embed")
+def _is_dit(model) -> bool:
+    return hasattr(model, "transformer_blocks") and hasattr(model, "time_text_embed")
+
 
 def adapter_block_names(model) -> list[str]:
     "The blocks an adapter can follow, in execution order."
-    if _is_dit(model): return [f"transformer_blocks.{i}" for i in range(len(model.transformer_blocks))]
+    if _is_dit(model):
+        return [f"transformer_blocks.{i}" for i in range(len(model.transformer_blocks))]
     if all(hasattr(model, k) for k in ("down_blocks", "mid_block", "up_blocks", "time_embedding")):
-        return ([f"down_blocks.{i}" for i in range(len(model.down_blocks))] + ["mid_block"]
-                + [f"up_blocks.{i}" for i in range(len(model.up_blocks))])
-    raise TypeError(f"{type(model).__name__} is neither a diffusers UNet (down/mid/up blocks) nor an SD3-style transformer; "
-                    "Restoration Adapters need one of them")
+        return (
+            [f"down_blocks.{i}" for i in range(len(model.down_blocks))]
+            + ["mid_block"]
+            + [f"up_blocks.{i}" for i in range(len(model.up_blocks))]
+        )
+    raise TypeError(
+        f"{type(model).__name__} is neither a diffusers UNet (down/mid/up blocks) nor an SD3-style "
+        "transformer; "
+        "Restoration Adapters need one of them"
+    )
+
 
 def default_adapter_blocks(model) -> list[str]:
-    "The paper's placement: every UNet block but the last up block; every 4th DiT block (or the last, if fewer)."
+    """The paper's placement: every UNet block but the last up block; every 4th DiT block (or the last, if
+    fewer)."""
     names = adapter_block_names(model)
-    if _is_dit(model): return names[3::4] or names[-1:]
+    if _is_dit(model):
+        return names[3::4] or names[-1:]
     return names[:-1]
+
 
 def _check_blocks(model, blocks) -> list[str]:
     names = adapter_block_names(model)
     blocks = default_adapter_blocks(model) if blocks is None else list(blocks)
     unknown = [b for b in blocks if b not in names]
-    if unknown: raise ValueError(f"blocks {unknown} do not exist in this {type(model).__name__}; expected some of {names}")
-    if not blocks: raise ValueError(f"no blocks given; expected some of {names}")
-    if len(set(blocks)) != len(blocks): raise ValueError(f"blocks {blocks} name a block twice; expected each at most once")
-    return sorted(blocks, key=names.index)                            # execution order: the LQ feature flows forward
+    if unknown:
+        raise ValueError(
+            f"blocks {unknown} do not exist in this {type(model).__name__}; expected some of {names}"
+        )
+    if not blocks:
+        raise ValueError(f"no blocks given; expected some of {names}")
+    if len(set(blocks)) != len(blocks):
+        raise ValueError(f"blocks {blocks} name a block twice; expected each at most once")
+    return sorted(blocks, key=names.index)  # execution order: the LQ feature flows forward
+
 
 class RestorationAdapters(torch.nn.Module):
-    "Restoration Adapters after `blocks` of a diffusers UNet or SD3-style transformer, installed with hooks; give the LQ condition with `condition`."
+    """Restoration Adapters after `blocks` of a diffusers UNet or SD3-style transformer, installed with hooks;
+    give the LQ condition with `condition`."""
+
     def __init__(self, model, blocks=None, max_width: int = 320, seed: int = 0):
         super().__init__()
-        if isinstance(max_width, bool) or not isinstance(max_width, int) or max_width < 1: raise ValueError(f"max_width={max_width!r}; expected an int >= 1")
+        check_int("max_width", max_width, low=1)
         self.blocks, self.dit = _check_blocks(model, blocks), _is_dit(model)
         param = next(model.parameters())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.adapters = torch.nn.ModuleDict({b.replace(".", "_"): self._make(model, b, max_width) for b in self.blocks})
+            self.adapters = torch.nn.ModuleDict(
+                {b.replace(".", "_"): self._make(model, b, max_width) for b in self.blocks}
+            )
         self.to(param.device, param.dtype)
         self.enabled, self._condition, self._lq, self._temb = True, None, None, None
-        self._handles = [model.register_forward_pre_hook(self._start, with_kwargs=True),
-                         (model.time_text_embed if self.dit else model.time_embedding).register_forward_hook(self._time)]
-        self._handles += [model.get_submodule(b).register_forward_hook(self._block_hook(b)) for b in self.blocks]
+        self._handles = [
+            model.register_forward_pre_hook(self._start, with_kwargs=True),
+            (model.time_text_embed if self.dit else model.time_embedding).register_forward_hook(self._time),
+        ]
+        self._handles += [
+            model.get_submodule(b).register_forward_hook(self._block_hook(b)) for b in self.blocks
+        ]
 
     def _make(self, model, block: str, max_width: int):
         c = model.config
         if self.dit:
             dim = c.num_attention_heads * c.attention_head_dim
-            return DiTRestorationAdapter(c.in_channels * c.patch_size ** 2 if not self._prev(block) else min(dim, max_width), dim, dim, min(dim, max_width))
+            return DiTRestorationAdapter(
+                c.in_channels * c.patch_size**2 if not self._prev(block) else min(dim, max_width),
+                dim,
+                dim,
+                min(dim, max_width),
+            )
         channels = model.get_submodule(block).resnets[-1].out_channels
         prev = self._prev(block)
-        lq_channels = c.in_channels if prev is None else min(model.get_submodule(prev).resnets[-1].out_channels, max_width)
-        return RestorationAdapter(lq_channels, channels, model.time_embedding.linear_2.out_features, min(channels, max_width))
+        lq_channels = (
+            c.in_channels
+            if prev is None
+            else min(model.get_submodule(prev).resnets[-1].out_channels, max_width)
+        )
+        return RestorationAdapter(
+            lq_channels, channels, model.time_embedding.linear_2.out_features, min(channels, max_width)
+        )
 
     def _prev(self, block: str):
         "The block whose adapter feeds this one its LQ feature (None for the first)."
@@ -160,66 +264,99 @@ class RestorationAdapters(torch.nn.Module):
     def condition(self, c_lq: torch.Tensor):
         "Within this block the model is conditioned on `c_lq` (N, C, H, W), in the model's input space."
         if not isinstance(c_lq, torch.Tensor) or c_lq.ndim != 4 or not c_lq.is_floating_point():
-            got = f"{tuple(c_lq.shape)} {c_lq.dtype}" if isinstance(c_lq, torch.Tensor) else type(c_lq).__name__
-            raise ValueError(f"the LQ condition is {got}; expected a float (N, C, H, W) tensor in the model's input space")
+            got = (
+                f"{tuple(c_lq.shape)} {c_lq.dtype}" if isinstance(c_lq, torch.Tensor) else type(c_lq).__name__
+            )
+            raise ValueError(
+                f"the LQ condition is {got}; expected a float (N, C, H, W) tensor in the model's input space"
+            )
         self._condition = c_lq
-        try: yield self
-        finally: self._condition = None
+        try:
+            yield self
+        finally:
+            self._condition = None
 
     @contextmanager
     def disabled(self):
         "Within this block the model runs as if it had no adapters."
         old, self.enabled = self.enabled, False
-        try: yield self
-        finally: self.enabled = old
+        try:
+            yield self
+        finally:
+            self.enabled = old
 
     def _start(self, model, args, kwargs):
-        if not self.enabled: return
+        if not self.enabled:
+            return
         x = args[0] if args else kwargs.get("hidden_states", kwargs.get("sample"))
         if self._condition is None:
-            raise ValueError("this model has Restoration Adapters but no LQ condition; call it inside `with adapters.condition(c_lq):` "
-                             "(or `with adapters.disabled():` for the bare prior)")
+            raise ValueError(
+                "this model has Restoration Adapters but no LQ condition; call it inside `with "
+                "adapters.condition(c_lq):` "
+                "(or `with adapters.disabled():` for the bare prior)"
+            )
         c = self._condition
         if c.shape[1:] != x.shape[1:] or len(x) % len(c):
-            raise ValueError(f"the LQ condition has shape {tuple(c.shape)}; expected (N, {', '.join(map(str, x.shape[1:]))}), the shape of the "
-                             f"model's input {tuple(x.shape)} with N dividing its batch (a latent model takes the VAE-encoded LQ image)")
-        c = c.to(x.device, x.dtype).repeat(len(x) // len(c), 1, 1, 1)       # a guided batch stacks [cond; uncond] copies
+            raise ValueError(
+                f"the LQ condition has shape {tuple(c.shape)}; expected (N, "
+                f"{', '.join(map(str, x.shape[1:]))}), the shape of the "
+                f"model's input {tuple(x.shape)} with N dividing its batch (a latent model takes the "
+                "VAE-encoded LQ image)"
+            )
+        c = c.to(x.device, x.dtype).repeat(
+            len(x) // len(c), 1, 1, 1
+        )  # a guided batch stacks [cond; uncond] copies
         self._lq = patchify(c, model.config.patch_size) if self.dit else c
 
-    def _time(self, module, args, output): self._temb = output
+    def _time(self, module, args, output):
+        self._temb = output
 
     def _block_hook(self, block: str):
         adapter = self.adapters[block.replace(".", "_")]
+
         def hook(module, args, output):
-            if not self.enabled: return output
-            if isinstance(output, tuple) and self.dit:                            # MMDiT block: (context, image tokens)
+            if not self.enabled:
+                return output
+            if isinstance(output, tuple) and self.dit:  # MMDiT block: (context, image tokens)
                 x, self._lq = adapter(output[1], self._lq, self._temb)
                 return (output[0], x)
-            if isinstance(output, tuple):                                         # UNet down block: (output, skip features)
+            if isinstance(output, tuple):  # UNet down block: (output, skip features)
                 h, skips = output
                 x, self._lq = adapter(h, self._lq, self._temb)
                 return x, (tuple(skips[:-1]) + (x,) if skips and skips[-1] is h else skips)
             x, self._lq = adapter(output, self._lq, self._temb)
             return x
+
         return hook
 
     def remove(self):
         "Take the hooks out: the model is the stock model again."
-        for h in self._handles: h.remove()
+        for h in self._handles:
+            h.remove()
         self._handles = []
 
+
 def add_restoration_adapters(model, blocks=None, max_width: int = 320, seed: int = 0) -> RestorationAdapters:
-    "Fresh Restoration Adapters after `blocks` (default: the paper's placement) of `model`, hooked in; the model's code is untouched."
+    """Fresh Restoration Adapters after `blocks` (default: the paper's placement) of `model`, hooked in; the
+    model's code is untouched."""
     return RestorationAdapters(model, blocks, max_width, seed)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c021
 def self_attention_targets(model) -> list[str]:
-    "The Q/K/V/out projections of every self-attention layer (not cross-attention; in MMDiT the image stream's)."
-    return [f"{n}.{p}" for n in self_attention_layers(model, "the Diffusion Adapter") for p in ATTENTION_PROJECTIONS]
+    """The Q/K/V/out projections of every self-attention layer (not cross-attention; in MMDiT the image
+    stream's)."""
+    return [
+        f"{n}.{p}"
+        for n in self_attention_layers(model, "the Diffusion Adapter")
+        for p in ATTENTION_PROJECTIONS
+    ]
+
 
 def add_diffusion_adapter(model, rank: int = 32, seed: int = 0) -> list[str]:
-    "LoRA of `rank` (peft) on the self-attention projections of `model`, in place; returns the targets. The base weights are frozen."
+    """LoRA of `rank` (peft) on the self-attention projections of `model`, in place; returns the targets. The
+    base weights are frozen."""
     return add_lora(model, self_attention_targets(model), rank, seed)
+
 
 def lora_state(model) -> dict:
     "The LoRA weights of `model`, by name."
@@ -228,64 +365,119 @@ def lora_state(model) -> dict:
 # %% ../nbs/09_restoration_adapter.ipynb #c024
 OBJECTIVES = ("diffusion", "flow_matching")
 
+
 def _check_objective(objective: str, scheduler):
-    if objective not in OBJECTIVES: raise ValueError(f"objective={objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective={objective!r}; expected one of {', '.join(OBJECTIVES)}")
     if objective == "diffusion" and scheduler is None:
         raise ValueError("the diffusion objective needs the prior's DDPM/DDIM scheduler (scheduler=...)")
 
-def adapter_draws(shape, generator: torch.Generator | None = None, objective: str = "diffusion", scheduler=None) -> tuple:
-    "The random part of one batch of `adapter_loss`: noise of `shape`, and timesteps (diffusion) or sigmas (flow matching)."
+
+def adapter_draws(
+    shape, generator: torch.Generator | None = None, objective: str = "diffusion", scheduler=None
+) -> tuple:
+    """The random part of one batch of `adapter_loss`: noise of `shape`, and timesteps (diffusion) or sigmas
+    (flow matching)."""
     _check_objective(objective, scheduler)
     noise = torch.randn(shape, generator=generator)
-    if objective == "diffusion": return noise, torch.randint(int(scheduler.config.num_train_timesteps), (shape[0],), generator=generator)
+    if objective == "diffusion":
+        return noise, torch.randint(
+            int(scheduler.config.num_train_timesteps), (shape[0],), generator=generator
+        )
     return noise, torch.rand(shape[0], generator=generator)
 
-def adapter_loss(model, adapters: RestorationAdapters, x0: torch.Tensor, c_lq: torch.Tensor, generator: torch.Generator | None = None,
-                 objective: str = "diffusion", scheduler=None, draws: tuple | None = None, **model_kwargs) -> torch.Tensor:
-    """The prior's own loss on clean `x0`, the adapters conditioned on `c_lq`: the diffusion MSE (a DDPM `scheduler`: its epsilon or v target) or flow matching (SD3).
-    `draws` (from `adapter_draws`) fixes the noise and timesteps; else they are drawn from `generator`."""
+
+def adapter_loss(
+    model,
+    adapters: RestorationAdapters,
+    x0: torch.Tensor,
+    c_lq: torch.Tensor,
+    generator: torch.Generator | None = None,
+    objective: str = "diffusion",
+    scheduler=None,
+    draws: tuple | None = None,
+    **model_kwargs,
+) -> torch.Tensor:
+    """The prior's own loss on clean `x0`, the adapters conditioned on `c_lq`: the diffusion MSE (a DDPM
+    `scheduler`: its epsilon or v target) or flow matching (SD3). `draws` (from `adapter_draws`) fixes the
+    noise and timesteps; else they are drawn from `generator`."""
     _check_objective(objective, scheduler)
     noise, t = draws if draws is not None else adapter_draws(x0.shape, generator, objective, scheduler)
     noise = noise.to(x0)
     if objective == "diffusion":
         t = t.to(x0.device)
-        with adapters.condition(c_lq): pred = model(noise_to_step(x0, t, scheduler, noise=noise), t, **model_kwargs).sample
+        with adapters.condition(c_lq):
+            pred = model(noise_to_step(x0, t, scheduler, noise=noise), t, **model_kwargs).sample
         target = diffusion_target(x0, noise, t, scheduler)
     else:
         sigma = t.to(x0).view(-1, 1, 1, 1)
         with adapters.condition(c_lq):
-            pred = model(hidden_states=(1 - sigma) * x0 + sigma * noise, timestep=sigma.flatten() * 1000, **model_kwargs).sample
+            pred = model(
+                hidden_states=(1 - sigma) * x0 + sigma * noise,
+                timestep=sigma.flatten() * 1000,
+                **model_kwargs,
+            ).sample
         target = noise - x0
     return F.mse_loss(pred.float(), target.float())
 
 # %% ../nbs/09_restoration_adapter.ipynb #c029
 @dataclass
 class AdaptedPrior:
-    "A prior with Restoration Adapters and a Diffusion Adapter: `prior` (a copy whose model carries LoRA and hooks), `adapters`, `config`."
+    """A prior with Restoration Adapters and a Diffusion Adapter: `prior` (a copy whose model carries LoRA and
+    hooks), `adapters`, `config`."""
+
     prior: Prior
     adapters: RestorationAdapters
     config: dict
+
     @property
-    def model(self): return self.prior.model
+    def model(self):
+        return self.prior.model
+
     def to(self, device):
-        self.model.to(device); self.adapters.to(device)
-        if self.prior.prompt_embedding is not None: self.prior.prompt_embedding.to(device)
+        self.model.to(device)
+        self.adapters.to(device)
+        if self.prior.prompt_embedding is not None:
+            self.prior.prompt_embedding.to(device)
         return self
+
     def trainable(self) -> list:
         "The adapters' and the LoRA's parameters (what training changes)."
-        return [p for n, p in self.model.named_parameters() if "lora_" in n] + list(self.adapters.parameters())
+        return [p for n, p in self.model.named_parameters() if "lora_" in n] + list(
+            self.adapters.parameters()
+        )
 
-def build_adapted_prior(prior: Prior | str = "micro-sd-faces64", blocks=None, max_width: int = 320, lora_rank: int = 32, seed: int = 0) -> AdaptedPrior:
-    "Fresh adapters (default: the paper's placement) and rank-`lora_rank` LoRA on a copy of the conditional `prior`; the prior is untouched."
+
+def build_adapted_prior(
+    prior: Prior | str = "micro-sd-faces64",
+    blocks=None,
+    max_width: int = 320,
+    lora_rank: int = 32,
+    seed: int = 0,
+) -> AdaptedPrior:
+    """Fresh adapters (default: the paper's placement) and rank-`lora_rank` LoRA on a copy of the conditional
+    `prior`; the prior is untouched."""
     prior, model = trainable_copy(prior, "the adapter recipe")
     add_diffusion_adapter(model, lora_rank, seed)
     adapters = add_restoration_adapters(model, blocks, max_width, seed)
-    config = dict(prior=prior.name, blocks=adapters.blocks, max_width=max_width, lora_rank=lora_rank, seed=seed, size=prior.size)
-    return AdaptedPrior(prior=replace(prior, model=model, name=f"{prior.name}+adapter"), adapters=adapters, config=config)
+    config = dict(
+        prior=prior.name,
+        blocks=adapters.blocks,
+        max_width=max_width,
+        lora_rank=lora_rank,
+        seed=seed,
+        size=prior.size,
+    )
+    return AdaptedPrior(
+        prior=replace(prior, model=model, name=f"{prior.name}+adapter"), adapters=adapters, config=config
+    )
+
 
 @dataclass
 class AdapterConfig:
-    "How to train the adapters and LoRA (defaults: the `cpu` preset). Paper: AdamW at 1e-5, LoRA rank 32, 512 px, 300k images."
+    """How to train the adapters and LoRA (defaults: the `cpu` preset). Paper: AdamW at 1e-5, LoRA rank 32,
+    512 px, 300k images."""
+
     steps: int = 1500
     batch_size: int = 16
     lr: float = 1e-3
@@ -294,70 +486,133 @@ class AdapterConfig:
     prompt_drop: float = 0.1
     checkpoint_every: int = 250
     seed: int = 0
+
     def __post_init__(self):
         for k in ("steps", "batch_size", "lora_rank", "max_width", "checkpoint_every"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r}; expected an int >= 1")
-        if not 0 <= self.prompt_drop <= 1: raise ValueError(f"prompt_drop={self.prompt_drop!r}; expected a probability in [0, 1]")
-        if not self.lr > 0: raise ValueError(f"lr={self.lr!r}; expected a number > 0")
+            check_int(k, getattr(self, k), low=1)
+        if not 0 <= self.prompt_drop <= 1:
+            raise ValueError(f"prompt_drop={self.prompt_drop!r}; expected a probability in [0, 1]")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r}; expected a number > 0")
 
-ADAPTER_PRESETS = dict(gpu=AdapterConfig(steps=8000, batch_size=64, lr=5e-4, checkpoint_every=1000), cpu=AdapterConfig(),
-                       test=AdapterConfig(steps=3, batch_size=2, checkpoint_every=2))
 
-def _adapter_config(cfg, overrides: dict) -> AdapterConfig: return preset_config(cfg, ADAPTER_PRESETS, overrides, "adapter")
+ADAPTER_PRESETS = dict(
+    gpu=AdapterConfig(steps=8000, batch_size=64, lr=5e-4, checkpoint_every=1000),
+    cpu=AdapterConfig(),
+    test=AdapterConfig(steps=3, batch_size=2, checkpoint_every=2),
+)
+
+
+def _adapter_config(cfg, overrides: dict) -> AdapterConfig:
+    return preset_config(cfg, ADAPTER_PRESETS, overrides, "adapter")
+
 
 def _trainable_state(ap: AdaptedPrior) -> dict:
     return dict(lora=lora_state(ap.model), adapters=ap.adapters.state_dict())
 
+
 def _load_trainable(ap: AdaptedPrior, state: dict):
-    for part, module, own in (("lora", ap.model, lora_state(ap.model)), ("adapters", ap.adapters, ap.adapters.state_dict())):
+    for part, module, own in (
+        ("lora", ap.model, lora_state(ap.model)),
+        ("adapters", ap.adapters, ap.adapters.state_dict()),
+    ):
         if set(state[part]) != set(own) or any(state[part][k].shape != own[k].shape for k in own):
-            raise ValueError(f"the saved {part} weights do not fit this model (another prior, block list, max_width or LoRA rank?)")
+            raise ValueError(
+                f"the saved {part} weights do not fit this model (another prior, block list, max_width or "
+                "LoRA rank?)"
+            )
         module.load_state_dict(state[part], strict=False)
 
+
 class _AdapterObjective(torch.nn.Module):
-    "The adapters' loss as one module (the LoRA'd model and the adapters), so that accelerate averages the gradients of both."
+    """The adapters' loss as one module (the LoRA'd model and the adapters), so that accelerate averages the
+    gradients of both."""
+
     def __init__(self, ap: AdaptedPrior):
         super().__init__()
         self.model, self.adapters, self.scheduler = ap.model, ap.adapters, ap.prior.scheduler
-    def forward(self, hq, lq, draws, ctx):
-        return adapter_loss(self.model, self.adapters, hq, lq, objective="diffusion", scheduler=self.scheduler, draws=draws, encoder_hidden_states=ctx)
 
-def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tuple | None = None, cfg: AdapterConfig | str = "cpu",
-                              out_dir=None, overwrite: bool = False, device=None, progress: bool = True, init=None,
-                              **overrides) -> tuple[AdaptedPrior, dict]:
-    """Train adapters + LoRA on `faces` ((uint8 images, UTKFace names); default: the train split) degraded on the fly; resumes from
-    `out_dir`. Without a checkpoint there, `init` (a folder written by `save_restoration_adapter`) gives the starting weights, its
-    step and minutes: training goes on to `cfg.steps` in all, with a fresh optimizer and a generator seeded by the step.
-    Runs unchanged under `accelerate launch` (then `batch_size` is per process)."""
+    def forward(self, hq, lq, draws, ctx):
+        return adapter_loss(
+            self.model,
+            self.adapters,
+            hq,
+            lq,
+            objective="diffusion",
+            scheduler=self.scheduler,
+            draws=draws,
+            encoder_hidden_states=ctx,
+        )
+
+
+def train_restoration_adapter(
+    prior: Prior | str = "micro-sd-faces64",
+    faces: tuple | None = None,
+    cfg: AdapterConfig | str = "cpu",
+    out_dir=None,
+    overwrite: bool = False,
+    device=None,
+    progress: bool = True,
+    init=None,
+    **overrides,
+) -> tuple[AdaptedPrior, dict]:
+    """Train adapters + LoRA on `faces` ((uint8 images, UTKFace names); default: the train split) degraded on
+    the fly; resumes from `out_dir`. Without a checkpoint there, `init` (a folder written by
+    `save_restoration_adapter`) gives the starting weights, its step and minutes: training goes on to
+    `cfg.steps` in all, with a fresh optimizer and a generator seeded by the step. Runs unchanged under
+    `accelerate launch` (then `batch_size` is per process)."""
     cfg = _adapter_config(cfg, overrides)
     acc = training_accelerator(device)
     device = acc.device
-    ap = build_adapted_prior(prior, max_width=cfg.max_width, lora_rank=cfg.lora_rank, seed=cfg.seed).to(device)
+    ap = build_adapted_prior(prior, max_width=cfg.max_width, lora_rank=cfg.lora_rank, seed=cfg.seed).to(
+        device
+    )
     images, names = faces if faces is not None else load_training_faces(progress=progress)
-    if len(images) == 0: raise ValueError("no training faces; expected (images, names) with at least one face")
-    if len(images) != len(names): raise ValueError(f"{len(images)} images but {len(names)} names; expected one name per image")
+    if len(images) == 0:
+        raise ValueError("no training faces; expected (images, names) with at least one face")
+    if len(images) != len(names):
+        raise ValueError(f"{len(images)} images but {len(names)} names; expected one name per image")
     captions = [caption(face_labels(n)) for n in names]
     params = ap.trainable()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
     g = make_generator(cfg.seed)
-    log = dict(prior=ap.config["prior"], config=asdict(cfg), blocks=ap.adapters.blocks, step=0, minutes=0.0, losses=[], device=str(device),
-               processes=acc.num_processes, faces=len(images))
-    folder, state = open_run(out_dir, log["config"], ("lora_rank", "max_width", "batch_size", "seed"), overwrite, device, main=acc.is_main_process)
+    log = dict(
+        prior=ap.config["prior"],
+        config=asdict(cfg),
+        blocks=ap.adapters.blocks,
+        step=0,
+        minutes=0.0,
+        losses=[],
+        device=str(device),
+        processes=acc.num_processes,
+        faces=len(images),
+    )
+    folder, state = open_run(
+        out_dir,
+        log["config"],
+        ("lora_rank", "max_width", "batch_size", "seed"),
+        overwrite,
+        device,
+        main=acc.is_main_process,
+    )
     if state is not None:
-        _load_trainable(ap, state["trainable"]); opt.load_state_dict(state["opt"])
-        g.set_state(state["generator"]); log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+        _load_trainable(ap, state["trainable"])
+        opt.load_state_dict(state["opt"])
+        g.set_state(state["generator"])
+        log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
     elif init is not None:
         expected = {k: ap.config[k] for k in ("prior", "blocks", "max_width", "lora_rank")}
-        state, carried = init_weights(init, "adapter", "restoration adapter", "save_restoration_adapter", expected)
+        state, carried = init_weights(
+            init, "adapter", "restoration adapter", "save_restoration_adapter", expected
+        )
         _load_trainable(ap, dict(lora=state.get("lora", {}), adapters=state.get("adapters", {})))
         log.update(carried)
-        g = make_generator(cfg.seed + log["step"])                   # not the batches of the run it continues
-    objective, opt = acc.prepare(_AdapterObjective(ap), opt)        # N processes: gradients averaged across them
+        g = make_generator(cfg.seed + log["step"])  # not the batches of the run it continues
+    objective, opt = acc.prepare(_AdapterObjective(ap), opt)  # N processes: gradients averaged across them
     ap.model.train()
     ap.adapters.train()
-    whole = cfg.batch_size * acc.num_processes                      # every process draws the whole batch
-    part = micro_batch(acc, cfg.batch_size)                         # then trains on its part
+    whole = cfg.batch_size * acc.num_processes  # every process draws the whole batch
+    part = micro_batch(acc, cfg.batch_size)  # then trains on its part
 
     def step() -> dict:
         idx = torch.randint(len(images), (whole,), generator=g)
@@ -377,33 +632,75 @@ def train_restoration_adapter(prior: Prior | str = "micro-sd-faces64", faces: tu
         return dict(loss=f"{value:.4f}")
 
     def save():
-        save_checkpoint(folder, dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(),
-                                     log=log))
+        save_checkpoint(
+            folder,
+            dict(trainable=_trainable_state(ap), opt=opt.state_dict(), generator=g.get_state(), log=log),
+        )
         atomic_write_json(folder / "adapter_training.json", log)
-    fit(step, log, cfg.steps, acc, folder, save, cfg.checkpoint_every, desc="training adapters + LoRA",
-        progress=progress)
-    acc.unwrap_model(objective, keep_fp32_wrapper=False)            # drops accelerate's wrappers; ap's modules were trained in place
-    ap.model.eval().requires_grad_(False); ap.adapters.eval().requires_grad_(False)
+
+    fit(
+        step,
+        log,
+        cfg.steps,
+        acc,
+        folder,
+        save,
+        cfg.checkpoint_every,
+        desc="training adapters + LoRA",
+        progress=progress,
+    )
+    acc.unwrap_model(
+        objective, keep_fp32_wrapper=False
+    )  # drops accelerate's wrappers; ap's modules were trained in place
+    ap.model.eval().requires_grad_(False)
+    ap.adapters.eval().requires_grad_(False)
     return ap, log
 
 # %% ../nbs/09_restoration_adapter.ipynb #c033
 ADAPTER_WEIGHTS = "restoration-adapter-micro-sd-faces64"
 
-def save_restoration_adapter(ap: AdaptedPrior, folder, log: dict | None = None, overwrite: bool = False) -> Path:
+
+def save_restoration_adapter(
+    ap: AdaptedPrior, folder, log: dict | None = None, overwrite: bool = False
+) -> Path:
     "Write the adapters' and LoRA's weights (fp16 safetensors), the config and a model card to `folder`."
     training = {k: v for k, v in (log or {}).items() if k != "losses"}
-    card = trained_card(f"Diffusion Restoration Adapter on {ap.config['prior']}", f"Restoration Adapters after {', '.join(ap.config['blocks'])} "
-                        f"(max width {ap.config['max_width']}) and LoRA rank {ap.config['lora_rank']} on self-attention (paper 003)",
-                        "restoration_nb.restoration_adapter.train_restoration_adapter", "adapter", training)
-    return save_weights(folder, "adapter", _trainable_state(ap), dict(ap.config, training=training), card, overwrite, half=True)
+    card = trained_card(
+        f"Diffusion Restoration Adapter on {ap.config['prior']}",
+        f"Restoration Adapters after {', '.join(ap.config['blocks'])} "
+        f"(max width {ap.config['max_width']}) and LoRA rank {ap.config['lora_rank']} on self-attention "
+        "(Diffusion Restoration Adapter, Liang et al. 2025)",
+        "restoration_nb.restoration_adapter.train_restoration_adapter",
+        "adapter",
+        training,
+    )
+    return save_weights(
+        folder,
+        "adapter",
+        _trainable_state(ap),
+        dict(ap.config, training=training),
+        card,
+        overwrite,
+        half=True,
+    )
 
-def load_restoration_adapter(folder=None, prior: Prior | str = "micro-sd-faces64", device=None) -> AdaptedPrior:
+
+def load_restoration_adapter(
+    folder=None, prior: Prior | str = "micro-sd-faces64", device=None
+) -> AdaptedPrior:
     "An adapted prior saved by `save_restoration_adapter` (default: the shipped one) on `prior`."
-    config, state = load_weights(folder if folder is not None else WEIGHTS_DIR / ADAPTER_WEIGHTS, "adapter", "restoration adapter",
-                                 "save_restoration_adapter")
-    ap = build_adapted_prior(prior, config["blocks"], config["max_width"], config["lora_rank"], config["seed"])
+    config, state = load_weights(
+        folder if folder is not None else WEIGHTS_DIR / ADAPTER_WEIGHTS,
+        "adapter",
+        "restoration adapter",
+        "save_restoration_adapter",
+    )
+    ap = build_adapted_prior(
+        prior, config["blocks"], config["max_width"], config["lora_rank"], config["seed"]
+    )
     _load_trainable(ap, dict(lora=state.get("lora", {}), adapters=state.get("adapters", {})))
-    ap.model.eval().requires_grad_(False); ap.adapters.eval().requires_grad_(False)
+    ap.model.eval().requires_grad_(False)
+    ap.adapters.eval().requires_grad_(False)
     return ap.to(get_device(device))
 
 # %% ../nbs/09_restoration_adapter.ipynb #c036
@@ -413,68 +710,107 @@ def check_threshold(a) -> float:
         raise ValueError(f"a={a!r}; expected a threshold strictly between 0 and 1 (the paper uses 0.8)")
     return float(a)
 
+
 def check_rss_weight(w) -> float:
     w = setting("w", w)
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
         raise ValueError(f"w={w!r}; expected a weight >= 0 (0 switches RSS off, the paper uses 0.05)")
     return float(w)
 
+
 def rss_g(t, T: int, a: float | None = None) -> float:
     "The piecewise-linear g(t, T; a): (t/T - a) / (1 - a) above the threshold, 0 below it."
     a, s = check_threshold(a), float(t) / T
     return (s - a) / (1 - a) if s > a else 0.0
 
+
 class RestorationSamplingStrategy:
-    "Wraps a diffusers scheduler: after each of its steps, z_t = z'_t + w g(t, T; a) (c_lq - z'_t). Everything else is the scheduler's."
+    """Wraps a diffusers scheduler: after each of its steps, z_t = z'_t + w g(t, T; a) (c_lq - z'_t).
+    Everything else is the scheduler's."""
+
     def __init__(self, scheduler, c_lq: torch.Tensor, w: float | None = None, a: float | None = None):
         if not hasattr(scheduler, "step") or not hasattr(scheduler, "config"):
             raise TypeError(f"RSS wraps a diffusers scheduler, got {type(scheduler).__name__}")
         self.wrapped, self.c_lq, self.w, self.a = scheduler, c_lq, check_rss_weight(w), check_threshold(a)
         self.T = int(scheduler.config.num_train_timesteps)
-    def __getattr__(self, name): return getattr(self.wrapped, name)       # timesteps, set_timesteps, scale_model_input, ...
+
+    def __getattr__(self, name):
+        return getattr(self.wrapped, name)  # timesteps, set_timesteps, scale_model_input, ...
+
     def step(self, model_output, timestep, sample, *args, **kwargs):
         out = self.wrapped.step(model_output, timestep, sample, *args, **kwargs)
         z = out[0] if isinstance(out, tuple) else out.prev_sample
         if self.c_lq.shape[1:] != z.shape[1:] or len(z) % len(self.c_lq):
-            raise ValueError(f"c_lq has shape {tuple(self.c_lq.shape)}; expected the sample's shape {tuple(z.shape)} (the LQ image in the sampler's space)")
+            raise ValueError(
+                f"c_lq has shape {tuple(self.c_lq.shape)}; expected the sample's shape {tuple(z.shape)} (the "
+                "LQ image in the sampler's space)"
+            )
         k = self.w * rss_g(timestep, self.T, self.a)
-        if k == 0: return out
+        if k == 0:
+            return out
         c = self.c_lq.to(z).repeat(len(z) // len(self.c_lq), 1, 1, 1)
         z = z + k * (c - z)
-        if isinstance(out, tuple): return (z,) + tuple(out[1:])
+        if isinstance(out, tuple):
+            return (z,) + tuple(out[1:])
         out.prev_sample = z
         return out
 
-def restoration_sampling_strategy(scheduler, c_lq: torch.Tensor, w: float | None = None, a: float | None = None) -> RestorationSamplingStrategy:
-    "`scheduler` with RSS: the LQ latent `c_lq`, weight `w`, threshold `a` (default: the lab's `threshold_a`)."
+
+def restoration_sampling_strategy(
+    scheduler, c_lq: torch.Tensor, w: float | None = None, a: float | None = None
+) -> RestorationSamplingStrategy:
+    """`scheduler` with RSS: the LQ latent `c_lq`, weight `w`, threshold `a` (default: the lab's
+    `threshold_a`)."""
     return RestorationSamplingStrategy(scheduler, c_lq, w, a)
+
 
 def rss_plot(a: float | None = None, w: float | None = None, T: int = 1000, ax=None):
     "g(t, T; a) and w g against t, from t = T (noise) down to 0."
     import matplotlib.pyplot as plt
+
     a, w = check_threshold(a), check_rss_weight(w)
     ax = ax or plt.subplots(figsize=(3.2, 2.4))[1]
     ts = torch.linspace(T, 0, 201)
     ax.plot(ts, [rss_g(t, T, a) for t in ts], label="g(t, T; a)")
     ax.plot(ts, [w * rss_g(t, T, a) for t in ts], label=f"w g, w={w:g}")
-    ax.axvline(a * T, color="gray", ls=":"); ax.invert_xaxis()
-    ax.set_xlabel("t (sampling runs from T down to 0)"); ax.set_title(f"a = {a:g}", fontsize=9); ax.legend(fontsize=7)
+    ax.axvline(a * T, color="gray", ls=":")
+    ax.invert_xaxis()
+    ax.set_xlabel("t (sampling runs from T down to 0)")
+    ax.set_title(f"a = {a:g}", fontsize=9)
+    ax.legend(fontsize=7)
     return ax
 
 # %% ../nbs/09_restoration_adapter.ipynb #c040
-SAMPLERS = {"ddim": "DDIMScheduler", "ddpm": "DDPMScheduler", "euler": "EulerDiscreteScheduler",
-            "dpm++": "DPMSolverMultistepScheduler", "euler_a": "EulerAncestralDiscreteScheduler"}
+SAMPLERS = {
+    "ddim": "DDIMScheduler",
+    "ddpm": "DDPMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+}
+
 
 def make_sampler(name: str, config) -> object:
-    "A fresh diffusers scheduler `name` (ddim, ddpm, euler, dpm++, euler_a: stochastic) from a prior's scheduler `config`."
+    """A fresh diffusers scheduler `name` (ddim, ddpm, euler, dpm++, euler_a: stochastic) from a prior's
+    scheduler `config`."""
     import diffusers
-    if name not in SAMPLERS: raise ValueError(f"sampler={name!r}; expected one of {', '.join(SAMPLERS)}")
+
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler={name!r}; expected one of {', '.join(SAMPLERS)}")
     return getattr(diffusers, SAMPLERS[name]).from_config(config)
 
-def sample_with_scheduler(denoiser, x_T: torch.Tensor, scheduler, num_steps: int = 20, generator: torch.Generator | None = None,
-                          progress: bool = True) -> torch.Tensor:
-    "The standard diffusers loop from noise `x_T` with any `scheduler` (or an RSS-wrapped one); `denoiser(x, t)` predicts the model output."
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1: raise ValueError(f"num_steps={num_steps!r}; expected an int >= 1")
+
+def sample_with_scheduler(
+    denoiser,
+    x_T: torch.Tensor,
+    scheduler,
+    num_steps: int = 20,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """The standard diffusers loop from noise `x_T` with any `scheduler` (or an RSS-wrapped one); `denoiser(x,
+    t)` predicts the model output."""
+    check_int("num_steps", num_steps, low=1)
     inner = getattr(scheduler, "wrapped", scheduler)
     fresh = type(inner).from_config(inner.config)
     scheduler = replace_wrapped(scheduler, fresh)
@@ -482,41 +818,80 @@ def sample_with_scheduler(denoiser, x_T: torch.Tensor, scheduler, num_steps: int
     step_kw = {"generator": generator} if "generator" in inspect.signature(fresh.step).parameters else {}
     x = x_T * scheduler.init_noise_sigma
     for t in tqdm(scheduler.timesteps, desc=type(fresh).__name__, disable=not progress, leave=False):
-        with torch.no_grad(): out = denoiser(scheduler.scale_model_input(x, t), t.expand(len(x)))
+        with torch.no_grad():
+            out = denoiser(scheduler.scale_model_input(x, t), t.expand(len(x)))
         x = scheduler.step(out, t, x, **step_kw).prev_sample
     return x
 
+
 def replace_wrapped(scheduler, fresh):
     "`fresh` in place of the scheduler (inside its RSS wrapper, if any)."
-    if isinstance(scheduler, RestorationSamplingStrategy): return RestorationSamplingStrategy(fresh, scheduler.c_lq, scheduler.w, scheduler.a)
+    if isinstance(scheduler, RestorationSamplingStrategy):
+        return RestorationSamplingStrategy(fresh, scheduler.c_lq, scheduler.w, scheduler.a)
     return fresh
 
 # %% ../nbs/09_restoration_adapter.ipynb #c045
-def adapter_restore(ap: AdaptedPrior, lq: torch.Tensor, a: float | None = None, w: float | None = None, sampler: str = "ddim", num_steps: int | None = None,
-                    guidance_scale: float = 1.0, prompt: str = "face", seed: int | None = None, progress: bool = True) -> torch.Tensor:
-    "Restore the LQ faces `lq`: the adapters conditioned on `lq`, RSS (weight `w`, threshold `a`) around `sampler`, from noise."
+def adapter_restore(
+    ap: AdaptedPrior,
+    lq: torch.Tensor,
+    a: float | None = None,
+    w: float | None = None,
+    sampler: str = "ddim",
+    num_steps: int | None = None,
+    guidance_scale: float = 1.0,
+    prompt: str = "face",
+    seed: int | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Restore the LQ faces `lq`: the adapters conditioned on `lq`, RSS (weight `w`, threshold `a`) around
+    `sampler`, from noise."""
     lq = check_images(lq, "lq")
     if lq.shape[-2:] != (ap.prior.size,) * 2:
-        raise ValueError(f"lq is {lq.shape[-2]}x{lq.shape[-1]} px but this prior works at {ap.prior.size} px; resize the faces to {ap.prior.size}x{ap.prior.size}")
+        raise ValueError(
+            f"lq is {lq.shape[-2]}x{lq.shape[-1]} px but this prior works at {ap.prior.size} px; resize the "
+            f"faces to {ap.prior.size}x{ap.prior.size}"
+        )
     w, a = check_rss_weight(w), check_threshold(a)
-    if not guidance_scale >= 1: raise ValueError(f"guidance_scale={guidance_scale!r}; expected a number >= 1 (1: no guidance)")
-    num_steps, seed, n, device = int(setting("num_steps", num_steps)), int(setting("seed", seed)), len(lq), ap.model.device
+    if not guidance_scale >= 1:
+        raise ValueError(f"guidance_scale={guidance_scale!r}; expected a number >= 1 (1: no guidance)")
+    num_steps, seed, n, device = (
+        int(setting("num_steps", num_steps)),
+        int(setting("seed", seed)),
+        len(lq),
+        ap.model.device,
+    )
     c = lq.to(device=device, dtype=ap.model.dtype)
-    denoiser = GuidedDenoiser(ap.model, ap.prior.encode([prompt] * n), ap.prior.encode([""] * n), guidance_scale)
+    denoiser = GuidedDenoiser(
+        ap.model, ap.prior.encode([prompt] * n), ap.prior.encode([""] * n), guidance_scale
+    )
     scheduler = restoration_sampling_strategy(make_sampler(sampler, ap.prior.scheduler.config), c, w, a)
     x_T = torch.randn(c.shape, generator=make_generator(seed)).to(c)
     with ap.adapters.condition(c):
-        x = sample_with_scheduler(denoiser, x_T, scheduler, num_steps, make_generator(seed + 1, device), progress)
+        x = sample_with_scheduler(
+            denoiser, x_T, scheduler, num_steps, make_generator(seed + 1, device), progress
+        )
     return x.clamp(-1, 1)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c050
-def threshold_widget(ap: AdaptedPrior, lq: torch.Tensor, hq: torch.Tensor | None = None, a: tuple = (0.05, 0.95, 0.05, 0.8),
-                     w: tuple = (0.0, 1.0, 0.05, 0.05), sampler: str = "ddim", num_steps: int = 20, seed: int = 0):
-    "Sliders for the RSS threshold a and weight w: g over t beside the restorations of `lq` (with PSNR to `hq` when given)."
+def threshold_widget(
+    ap: AdaptedPrior,
+    lq: torch.Tensor,
+    hq: torch.Tensor | None = None,
+    a: tuple = (0.05, 0.95, 0.05, 0.8),
+    w: tuple = (0.0, 1.0, 0.05, 0.05),
+    sampler: str = "ddim",
+    num_steps: int = 20,
+    seed: int = 0,
+):
+    """Sliders for the RSS threshold a and weight w: g over t beside the restorations of `lq` (with PSNR to
+    `hq` when given)."""
     import matplotlib.pyplot as plt
     from restoration_nb.core import display_array
+
     def render(a, w):
-        out = adapter_restore(ap, lq, a=a, w=w, sampler=sampler, num_steps=num_steps, seed=seed, progress=False).cpu()
+        out = adapter_restore(
+            ap, lq, a=a, w=w, sampler=sampler, num_steps=num_steps, seed=seed, progress=False
+        ).cpu()
         cols = {"LQ": lq, "restored": out} if hq is None else {"HQ": hq, "LQ": lq, "restored": out}
         n, k = len(lq), len(cols)
         fig = plt.figure(figsize=(3.6 + 1.5 * k, max(1.5 * n, 2.6)))
@@ -524,65 +899,122 @@ def threshold_widget(ap: AdaptedPrior, lq: torch.Tensor, hq: torch.Tensor | None
         rss_plot(a, w, ax=fig.add_subplot(grid[:, :2]))
         for j, (name, batch) in enumerate(cols.items()):
             for i, im in enumerate(display_array(batch)):
-                ax = fig.add_subplot(grid[i, 2 + j]); ax.imshow(im); ax.set_xticks([]); ax.set_yticks([])
-                if i == 0: ax.set_title(name, fontsize=9)
-        if hq is not None: fig.suptitle(f"a = {a:g}, w = {w:g}: PSNR {psnr(out, hq).mean().item():.2f} dB")
+                ax = fig.add_subplot(grid[i, 2 + j])
+                ax.imshow(im)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(name, fontsize=9)
+        if hq is not None:
+            fig.suptitle(f"a = {a:g}, w = {w:g}: PSNR {psnr(out, hq).mean().item():.2f} dB")
         fig.tight_layout()
         return fig
+
     return knob_widget(render, a=a, w=w)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c054
 def _lora_count(model, rank: int) -> int:
     "Parameters of rank-`rank` LoRA on the self-attention projections: r (in + out) per linear layer."
-    return sum(rank * (m.in_features + m.out_features) for m in (model.get_submodule(t) for t in self_attention_targets(model)))
+    return sum(
+        rank * (m.in_features + m.out_features)
+        for m in (model.get_submodule(t) for t in self_attention_targets(model))
+    )
+
 
 def adapter_parameter_table(max_width: int = 320, lora_rank: int = 32) -> Table:
-    "Adapters + LoRA against a ControlNet, for the SD 2.1 UNet and an SD3-medium transformer (counted on the meta device)."
+    """Adapters + LoRA against a ControlNet, for the SD 2.1 UNet and an SD3-medium transformer (counted on the
+    meta device)."""
     from diffusers import ControlNetModel, SD3ControlNetModel, SD3Transformer2DModel, UNet2DConditionModel
     from restoration_nb.backbones import sd21_base_unet_config, sd3_transformer_config
+
     count = lambda m: sum(p.numel() for p in m.parameters())
     rows = []
     with torch.device("meta"):
         for name, build, controlnet in (
-                ("SD 2.1 UNet", lambda: UNet2DConditionModel.from_config(sd21_base_unet_config()),
-                 lambda m: ControlNetModel.from_unet(m, load_weights_from_unet=False)),
-                ("SD3-medium transformer", lambda: SD3Transformer2DModel.from_config(sd3_transformer_config(small=False)),
-                 lambda m: SD3ControlNetModel.from_transformer(m, load_weights_from_transformer=False))):
+            (
+                "SD 2.1 UNet",
+                lambda: UNet2DConditionModel.from_config(sd21_base_unet_config()),
+                lambda m: ControlNetModel.from_unet(m, load_weights_from_unet=False),
+            ),
+            (
+                "SD3-medium transformer",
+                lambda: SD3Transformer2DModel.from_config(sd3_transformer_config(small=False)),
+                lambda m: SD3ControlNetModel.from_transformer(m, load_weights_from_transformer=False),
+            ),
+        ):
             model = build()
             adapters = RestorationAdapters(model, max_width=max_width)
-            n_adapters, n_lora, n_cn = count(adapters), _lora_count(model, lora_rank), count(controlnet(model))
+            n_adapters, n_lora, n_cn = (
+                count(adapters),
+                _lora_count(model, lora_rank),
+                count(controlnet(model)),
+            )
             adapters.remove()
-            rows.append(dict(backbone=name, backbone_M=count(model) / 1e6, adapters=len(adapters.blocks), adapters_M=n_adapters / 1e6,
-                             lora_M=n_lora / 1e6, ours_M=(n_adapters + n_lora) / 1e6, controlnet_M=n_cn / 1e6,
-                             ours_over_controlnet=(n_adapters + n_lora) / n_cn))
+            rows.append(
+                dict(
+                    backbone=name,
+                    backbone_M=count(model) / 1e6,
+                    adapters=len(adapters.blocks),
+                    adapters_M=n_adapters / 1e6,
+                    lora_M=n_lora / 1e6,
+                    ours_M=(n_adapters + n_lora) / 1e6,
+                    controlnet_M=n_cn / 1e6,
+                    ours_over_controlnet=(n_adapters + n_lora) / n_cn,
+                )
+            )
     return Table(rows)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c060
 A_GRID, W_GRID = (0.2, 0.5, 0.8), (0.0, 0.05, 0.2, 0.5)
 
-def evaluate_rss_grid(ap: AdaptedPrior, hq: torch.Tensor, lq: torch.Tensor, a_values=A_GRID, w_values=W_GRID, sampler: str = "ddim",
-                      num_steps: int = 20, seed: int | None = None, metrics=("psnr", "ssim", "identity"), progress: bool = True) -> tuple[Table, dict]:
-    "Restore `lq` at every (a, w) (same seed) and score against `hq`: (per-face table with `a` and `w` columns, restorations by (a, w))."
+
+def evaluate_rss_grid(
+    ap: AdaptedPrior,
+    hq: torch.Tensor,
+    lq: torch.Tensor,
+    a_values=A_GRID,
+    w_values=W_GRID,
+    sampler: str = "ddim",
+    num_steps: int = 20,
+    seed: int | None = None,
+    metrics=("psnr", "ssim", "identity"),
+    progress: bool = True,
+) -> tuple[Table, dict]:
+    """Restore `lq` at every (a, w) (same seed) and score against `hq`: (per-face table with `a` and `w`
+    columns, restorations by (a, w))."""
     hq, lq = check_pair(hq, lq, ("hq", "lq"))
     grid = [(check_threshold(a_), check_rss_weight(w_)) for a_ in a_values for w_ in w_values]
-    if not grid: raise ValueError("the (a, w) grid is empty; expected at least one a and one w")
+    if not grid:
+        raise ValueError("the (a, w) grid is empty; expected at least one a and one w")
     rows, outputs = [], {}
     for a_, w_ in tqdm(grid, desc="(a, w)", disable=not progress, leave=False):
-        outputs[a_, w_] = adapter_restore(ap, lq, a=a_, w=w_, sampler=sampler, num_steps=num_steps, seed=seed, progress=False).cpu()
+        outputs[a_, w_] = adapter_restore(
+            ap, lq, a=a_, w=w_, sampler=sampler, num_steps=num_steps, seed=seed, progress=False
+        ).cpu()
         rows += [dict(r, a=a_, w=w_) for r in evaluate(outputs[a_, w_], hq, metrics).rows]
     rows += [dict(r, a="LQ input", w="LQ input") for r in evaluate(lq, hq, metrics).rows]
     return Table(rows), outputs
 
+
 def rss_grid_figure(table: Table, metric: str = "psnr"):
     "Mean `metric` against w, one line per a, with the LQ input's as a dashed line."
     import matplotlib.pyplot as plt
+
     rows = [r for r in table.rows if r["a"] != "LQ input"]
     lq_rows = [r[metric] for r in table.rows if r["a"] == "LQ input"]
     fig, ax = plt.subplots(figsize=(4, 2.8))
     for a_ in sorted({r["a"] for r in rows}):
         ws = sorted({r["w"] for r in rows if r["a"] == a_})
-        means = [sum(r[metric] for r in rows if r["a"] == a_ and r["w"] == w_) / sum(1 for r in rows if r["a"] == a_ and r["w"] == w_) for w_ in ws]
+        means = [
+            sum(r[metric] for r in rows if r["a"] == a_ and r["w"] == w_)
+            / sum(1 for r in rows if r["a"] == a_ and r["w"] == w_)
+            for w_ in ws
+        ]
         ax.plot(ws, means, "o-", label=f"a = {a_:g}")
-    if lq_rows: ax.axhline(sum(lq_rows) / len(lq_rows), color="gray", ls="--", label="LQ input")
-    ax.set_xlabel("RSS weight w"); ax.set_ylabel(metric); ax.legend(fontsize=8); fig.tight_layout()
+    if lq_rows:
+        ax.axhline(sum(lq_rows) / len(lq_rows), color="gray", ls="--", label="LQ input")
+    ax.set_xlabel("RSS weight w")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig

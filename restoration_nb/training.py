@@ -13,7 +13,6 @@ from tqdm.auto import tqdm
 from .core import atomic_write_bytes, atomic_write_json, get_device
 from .backbones import read_config
 
-
 # %% auto #0
 __all__ = ['CHECKPOINT', 'SAFE_CHECKPOINT_GLOBALS', 'WEIGHTS_DIR', 'LICENCE', 'save_checkpoint', 'load_checkpoint', 'open_run',
            'StopSignal', 'launched_by_accelerate', 'training_accelerator', 'micro_batch', 'any_process',
@@ -23,7 +22,8 @@ __all__ = ['CHECKPOINT', 'SAFE_CHECKPOINT_GLOBALS', 'WEIGHTS_DIR', 'LICENCE', 's
 
 # %% ../nbs/04a_training.ipynb #t008
 CHECKPOINT = "checkpoint.pt"
-SAFE_CHECKPOINT_GLOBALS = [torch.torch_version.TorchVersion]      # a str subclass that older logs hold
+SAFE_CHECKPOINT_GLOBALS = [torch.torch_version.TorchVersion]  # a str subclass that older logs hold
+
 
 def save_checkpoint(folder, state: dict):
     """Write `state` to `folder`/checkpoint.pt through a temporary file; if that fails (a full disk), remove
@@ -37,7 +37,6 @@ def save_checkpoint(folder, state: dict):
         message = f"could not write the checkpoint '{folder / CHECKPOINT}' ({e}); the previous one is kept"
         raise OSError(message) from None
     os.replace(tmp, folder / CHECKPOINT)
-
 
 # %% ../nbs/04a_training.ipynb #t009
 def load_checkpoint(path, device=None) -> dict:
@@ -56,17 +55,26 @@ def load_checkpoint(path, device=None) -> dict:
             reason = "it holds objects other than tensors and plain data"
         else:
             reason = (text.strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ValueError(f"'{path}' is not a training checkpoint that can be read safely: {reason}; "
-                         "delete it or use another out_dir") from None
+        raise ValueError(
+            f"'{path}' is not a training checkpoint that can be read safely: {reason}; "
+            "delete it or use another out_dir"
+        ) from None
     if not isinstance(state, dict) or not isinstance(state.get("log"), dict):
-        raise ValueError(f"'{path}' is not a restoration-nb training checkpoint (it holds no training log); "
-                         "delete it or use another out_dir")
+        raise ValueError(
+            f"'{path}' is not a restoration-nb training checkpoint (it holds no training log); "
+            "delete it or use another out_dir"
+        )
     return state
 
-
 # %% ../nbs/04a_training.ipynb #t013
-def open_run(out_dir, config: dict, keys=(), overwrite: bool = False, device=None,
-             main: bool = True) -> tuple[Path | None, dict | None]:
+def open_run(
+    out_dir,  # the run folder, made if needed (None: a run without checkpoints)
+    config: dict,  # the run's settings
+    keys=(),  # the settings a checkpoint must share to be resumed
+    overwrite: bool = False,  # start afresh, deleting the old checkpoint
+    device=None,  # where the checkpoint's tensors are loaded
+    main: bool = True,  # this is the main process (the one that deletes)
+) -> tuple[Path | None, dict | None]:  # (the folder, the checkpoint to resume from or None)
     """A training run's folder (made if needed) and the checkpoint to resume from (None: start afresh);
     refuses one trained with other `keys` of `config`. With `overwrite` only the `main` process deletes the
     old checkpoint; every process starts afresh. No `out_dir`: (None, None), a run without checkpoints."""
@@ -85,14 +93,16 @@ def open_run(out_dir, config: dict, keys=(), overwrite: bool = False, device=Non
     for key in keys:
         theirs = state["log"]["config"][key]
         if theirs != config[key]:
-            raise ValueError(f"'{ckpt}' was trained with {key}={theirs!r}, not {config[key]!r}; "
-                             "use another out_dir or overwrite=True")
+            raise ValueError(
+                f"'{ckpt}' was trained with {key}={theirs!r}, not {config[key]!r}; "
+                "use another out_dir or overwrite=True"
+            )
     return folder, state
-
 
 # %% ../nbs/04a_training.ipynb #t016
 class StopSignal:
     "Inside `with StopSignal() as stop:`, SIGTERM sets `stop.requested` instead of ending the process."
+
     def __init__(self):
         self.requested = False
         self.previous = None
@@ -111,12 +121,12 @@ class StopSignal:
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
 
-
 # %% ../nbs/04a_training.ipynb #t019
 def launched_by_accelerate() -> bool:
     "Is this process one of those `accelerate launch` (or torchrun) started?"
     names = ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_USE_CPU", "LOCAL_RANK", "WORLD_SIZE")
     return any(name in os.environ for name in names)
+
 
 def training_accelerator(device=None, grad_accum: int = 1, mixed_precision: str | None = None):
     """The `accelerate.Accelerator` a training loop runs under. Launched by accelerate, its device, process
@@ -125,19 +135,24 @@ def training_accelerator(device=None, grad_accum: int = 1, mixed_precision: str 
     otherwise, whatever an earlier training in this kernel used (accelerate keeps one state per process, so
     a plain run resets it)."""
     from accelerate import Accelerator
-    if launched_by_accelerate():       # N processes on a machine without GPUs are N CPU processes (gloo)
-        return Accelerator(cpu=not torch.cuda.is_available(), gradient_accumulation_steps=grad_accum,
-                           mixed_precision=mixed_precision)
+
+    if launched_by_accelerate():  # N processes on a machine without GPUs are N CPU processes (gloo)
+        return Accelerator(
+            cpu=not torch.cuda.is_available(),
+            gradient_accumulation_steps=grad_accum,
+            mixed_precision=mixed_precision,
+        )
     from accelerate.state import AcceleratorState, GradientState
+
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
     device = get_device(device)
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
     mixed_precision = mixed_precision or ("bf16" if device.type == "cuda" else "no")
-    return Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=grad_accum,
-                       mixed_precision=mixed_precision)
-
+    return Accelerator(
+        cpu=device.type == "cpu", gradient_accumulation_steps=grad_accum, mixed_precision=mixed_precision
+    )
 
 # %% ../nbs/04a_training.ipynb #t020
 def micro_batch(accelerator, batch_size: int, micro: int = 0) -> slice:
@@ -147,15 +162,18 @@ def micro_batch(accelerator, batch_size: int, micro: int = 0) -> slice:
     start = (micro * accelerator.num_processes + accelerator.process_index) * batch_size
     return slice(start, start + batch_size)
 
+
 def any_process(accelerator, flag: bool) -> bool:
     "True on every process when `flag` is true on any of them (a stop must stop them all at the same step)."
     if accelerator.num_processes == 1:
         return bool(flag)
     return bool(accelerator.gather(torch.tensor([float(flag)], device=accelerator.device)).max() > 0)
 
+
 def mean_over_processes(accelerator, loss: torch.Tensor) -> float:
     "The mean of a 0-d `loss` over all processes (its own, for one): the step's whole batch's loss."
     return accelerator.gather(loss.detach()[None]).mean().item()
+
 
 def on_main_process(accelerator, write):
     "Call `write()` on the main process only (one writer of checkpoints); then every process goes on."
@@ -163,17 +181,18 @@ def on_main_process(accelerator, write):
         write()
     accelerator.wait_for_everyone()
 
-
 # %% ../nbs/04a_training.ipynb #t024
 def same_start(accelerator, *modules):
     "Give every process the main process's parameters and buffers of `modules` (as DDP does)."
     if accelerator.num_processes == 1:
         return
     import torch.distributed as dist
+
     with torch.no_grad():
         for module in modules:
             for t in [*module.parameters(), *module.buffers()]:
                 dist.broadcast(t.data, src=0)
+
 
 def average_gradients(accelerator, params):
     """Average the gradients of `params` over all processes, in place, in one all-reduce (for loops with
@@ -188,7 +207,6 @@ def average_gradients(accelerator, params):
     for g, part in zip(grads, flat.split([g.numel() for g in grads])):
         g.copy_(part.view_as(g))
 
-
 # %% ../nbs/04a_training.ipynb #t025
 def mean_of_entries(accelerator, entries: list) -> dict:
     """One log entry from `entries` (a dict of numbers per micro-batch, the same keys): each number's mean
@@ -199,24 +217,35 @@ def mean_of_entries(accelerator, entries: list) -> dict:
         values = accelerator.gather(values[None].to(accelerator.device)).mean(0).cpu()
     return {k: round(v, 5) for k, v in zip(keys, values.tolist())}
 
+
 def check_bf16_or_fp32(mixed_precision: str | None, what: str) -> str | None:
     """`mixed_precision` of a loop with several optimizers ('no', 'bf16' or None: the default); fp16 is
     refused, because accelerate's loss scaler serves one optimizer."""
     if mixed_precision == "fp16":
-        raise ValueError(f"{what} trains with several optimizers, which accelerate's fp16 loss scaler "
-                         "does not serve; mixed_precision='fp16': expected 'bf16' or 'no' (accelerate "
-                         "launch --mixed_precision bf16, or the config's mixed_precision)")
+        raise ValueError(
+            f"{what} trains with several optimizers, which accelerate's fp16 loss scaler "
+            "does not serve; mixed_precision='fp16': expected 'bf16' or 'no' (accelerate "
+            "launch --mixed_precision bf16, or the config's mixed_precision)"
+        )
     if mixed_precision not in (None, "no", "bf16"):
         raise ValueError(f"mixed_precision={mixed_precision!r}; expected 'no', 'bf16' or None")
     return mixed_precision
 
-
 # %% ../nbs/04a_training.ipynb #t029
-def fit(step, log: dict, total: int, accelerator, folder=None, save=None, checkpoint_every: int = 100,
-        max_minutes: float | None = None, desc: str = "training", progress: bool = True) -> dict:
-    """Call `step()` (one step: it logs its losses, returns the bar's postfix) until `log["step"]` is `total`.
-    `save()` writes a checkpoint into `folder` (if any) every `checkpoint_every` steps, at the end, at a stop.
-    Stops after `max_minutes` of training, or on SIGTERM (raising InterruptedError, naming `folder`)."""
+def fit(
+    step,  # trains one step, appends its losses to `log`, returns the progress bar's postfix (a dict)
+    log: dict,  # the run's log: `fit` counts its "step" and "minutes" (all runs so far)
+    total: int,  # the step to train to
+    accelerator,  # the `training_accelerator` the run is under
+    folder=None,  # the run folder (None: no checkpoints)
+    save=None,  # writes a checkpoint into `folder`; called on the main process only
+    checkpoint_every: int = 100,  # steps between checkpoints
+    max_minutes: float | None = None,  # training minutes after which to stop (None: no budget)
+    desc: str = "training",  # the progress bar's label, and the stop message's
+    progress: bool = True,  # show a progress bar
+) -> dict:  # `log`, with "finished" (False after a stop on the budget)
+    """Call `step()` until `log["step"]` reaches `total`, saving every `checkpoint_every` steps, at the end
+    and at a stop; on SIGTERM, finish the step, save, and raise InterruptedError naming `folder`."""
     start, minutes_before = time.time(), log["minutes"]
     hidden = not progress or not accelerator.is_main_process
     bar = tqdm(total=total, initial=min(log["step"], total), desc=desc, disable=hidden, leave=False)
@@ -242,13 +271,15 @@ def fit(step, log: dict, total: int, accelerator, folder=None, save=None, checkp
         raise InterruptedError(stopped + (resume if folder is not None else ""))
     return log
 
-
 # %% ../nbs/04a_training.ipynb #t037
-WEIGHTS_DIR = Path(str(importlib.resources.files("restoration_nb"))) / "weights"   # shipped in the package
+WEIGHTS_DIR = Path(str(importlib.resources.files("restoration_nb"))) / "weights"  # shipped in the package
 
-LICENCE = ("UTKFace (https://susanqq.github.io/UTKFace/) is available for non-commercial research purposes "
-           "only; the copyright of each photo belongs to its owner. These weights are trained on it and are "
-           "released for non-commercial research and teaching only.")
+LICENCE = (
+    "UTKFace (https://susanqq.github.io/UTKFace/) is available for non-commercial research purposes "
+    "only; the copyright of each photo belongs to its owner. These weights are trained on it and are "
+    "released for non-commercial research and teaching only."
+)
+
 
 def preset_config(cfg, presets: dict, overrides: dict, what: str):
     "A training config (a dataclass): `cfg` itself or the preset it names, with `overrides` of its fields."
@@ -259,24 +290,35 @@ def preset_config(cfg, presets: dict, overrides: dict, what: str):
     fields = type(cfg).__dataclass_fields__
     unknown = set(overrides) - set(fields)
     if unknown:
-        raise ValueError(f"unknown {type(cfg).__name__} fields {sorted(unknown)}; "
-                         f"expected some of {', '.join(fields)}")
+        raise ValueError(
+            f"unknown {type(cfg).__name__} fields {sorted(unknown)}; expected some of {', '.join(fields)}"
+        )
     return replace(cfg, **overrides)
 
-
 # %% ../nbs/04a_training.ipynb #t038
-def save_weights(folder, stem: str, parts: dict, config: dict, card: str, overwrite: bool = False,
-                 half: bool = False) -> Path:
+def save_weights(
+    folder,  # where the weights go (made if needed)
+    stem: str,  # the files' name: `stem`.safetensors and `stem`.json
+    parts: dict,  # {part: state dict}; saved as "part.name" tensors
+    config: dict,  # what rebuilds the model, written as JSON
+    card: str,  # the model card, written as MODEL_CARD.md
+    overwrite: bool = False,  # replace weights already there
+    half: bool = False,  # store floating-point tensors in fp16
+) -> Path:  # `folder`
     """`parts` ({part: state dict}) as `stem`.safetensors (fp16 if `half`), `config` as `stem`.json and
     `card` as MODEL_CARD.md in `folder`."""
     from safetensors.torch import save_file
+
     folder = Path(folder)
     path = folder / f"{stem}.safetensors"
     if path.exists() and not overwrite:
         raise FileExistsError(f"'{path}' exists; pass overwrite=True to replace it")
     folder.mkdir(parents=True, exist_ok=True)
-    flat = {f"{part}.{k}": (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
-            for part, sd in parts.items() for k, v in sd.items()}
+    flat = {
+        f"{part}.{k}": (v.half() if half and v.is_floating_point() else v).detach().contiguous().cpu()
+        for part, sd in parts.items()
+        for k, v in sd.items()
+    }
     tmp = folder / f"{stem}.safetensors.tmp"
     save_file(flat, tmp)
     tmp.replace(path)
@@ -284,22 +326,22 @@ def save_weights(folder, stem: str, parts: dict, config: dict, card: str, overwr
     atomic_write_bytes(folder / "MODEL_CARD.md", card.encode())
     return folder
 
-
 # %% ../nbs/04a_training.ipynb #t038a
 def load_weights(folder, stem: str, what: str, writer: str) -> tuple[dict, dict]:
     """(config, {part: state dict}) of a folder written by `save_weights`; the error names `what` it should
     hold and the `writer` that makes one."""
     from safetensors.torch import load_file
+
     folder = Path(folder)
     if not (folder / f"{stem}.safetensors").is_file() or not (folder / f"{stem}.json").is_file():
-        raise FileNotFoundError(f"no {what} in '{folder}'; expected {stem}.safetensors and {stem}.json "
-                                f"(written by {writer})")
+        raise FileNotFoundError(
+            f"no {what} in '{folder}'; expected {stem}.safetensors and {stem}.json (written by {writer})"
+        )
     parts = {}
     for key, value in load_file(folder / f"{stem}.safetensors").items():
         part, name = key.split(".", 1)
         parts.setdefault(part, {})[name] = value
     return read_config(folder / f"{stem}.json"), parts
-
 
 # %% ../nbs/04a_training.ipynb #t039
 def init_weights(folder, stem: str, what: str, writer: str, expected: dict) -> tuple[dict, dict]:
@@ -312,33 +354,48 @@ def init_weights(folder, stem: str, what: str, writer: str, expected: dict) -> t
         raise ValueError(f"init='{folder}' holds {what} weights for {theirs}; expected {expected}")
     before = config.get("training") or {}
     began = dict(step=int(before.get("step", 0)), minutes=float(before.get("minutes", 0.0)))
-    parts = {part: {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
-             for part, sd in state.items()}
+    parts = {
+        part: {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+        for part, sd in state.items()
+    }
     return parts, dict(began, init=dict(folder=str(folder), **began))
 
-def trained_card(title: str, what: str, trainer: str, stem: str, training: dict | None,
-                 degradation: str = "`second_order_degrade`") -> str:
+
+def trained_card(
+    title: str,
+    what: str,
+    trainer: str,
+    stem: str,
+    training: dict | None,
+    degradation: str = "`second_order_degrade`",
+) -> str:
     """A model card for weights trained on the UTKFace training split: what, by which function, for how
     long, on which degradation, under which licence."""
     how_long = ""
     if training:
-        how_long = (f" for {training['step']} steps ({training['minutes']:.1f} min on {training['device']}; "
-                    f"config in {stem}.json)")
-    return (f"# {title}\n\n{what}, trained by `{trainer}`{how_long}.\n\n"
-            f"Training data: UTKFace training split, degraded on the fly with {degradation}.\n\n{LICENCE}\n")
-
+        how_long = (
+            f" for {training['step']} steps ({training['minutes']:.1f} min on {training['device']}; "
+            f"config in {stem}.json)"
+        )
+    return (
+        f"# {title}\n\n{what}, trained by `{trainer}`{how_long}.\n\n"
+        f"Training data: UTKFace training split, degraded on the fly with {degradation}.\n\n{LICENCE}\n"
+    )
 
 # %% ../nbs/04a_training.ipynb #t043
 class PatchDiscriminator(torch.nn.Module):
     "A small patch discriminator: real/fake logits on a grid a quarter of the image's side."
+
     def __init__(self, width: int = 32):
         super().__init__()
         self.net = torch.nn.Sequential(
-            torch.nn.Conv2d(3, width, 4, 2, 1), torch.nn.LeakyReLU(0.2),
-            torch.nn.Conv2d(width, 2 * width, 4, 2, 1), torch.nn.GroupNorm(8, 2 * width),
+            torch.nn.Conv2d(3, width, 4, 2, 1),
             torch.nn.LeakyReLU(0.2),
-            torch.nn.Conv2d(2 * width, 1, 3, 1, 1))
+            torch.nn.Conv2d(width, 2 * width, 4, 2, 1),
+            torch.nn.GroupNorm(8, 2 * width),
+            torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv2d(2 * width, 1, 3, 1, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-

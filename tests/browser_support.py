@@ -11,6 +11,7 @@ What the checks read, as verified on JupyterLab 4.6 (see the module docstring of
   the innermost `.widget-vbox` around it; its output is that box's `.widget-output` (an ipywidgets Output), whose
   figure is an `<img>` with a `data:image/png;base64,...` src.
 """
+
 import configparser, importlib.util, json, os, re, secrets, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 
@@ -18,11 +19,24 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 LABS = sorted((ROOT / "nbs" / "labs").glob("*.ipynb"))
 FIRST_LAB = LABS[0].relative_to(ROOT / "nbs").as_posix() if LABS else None
-PAPER_NOTEBOOKS = ["07_gen2res.ipynb", "08_flipnet.ipynb", "09_restoration_adapter.ipynb", "10_instant_restore.ipynb",
-                   "12_compare.ipynb"]
-UNDER_TEST = PAPER_NOTEBOOKS + ([FIRST_LAB] if FIRST_LAB else [])     # the notebooks the browser suite runs (under nbs/)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+PAPER_NOTEBOOKS = [
+    "07_gen2res.ipynb",
+    "08_flipnet.ipynb",
+    "09_restoration_adapter.ipynb",
+    "10_instant_restore.ipynb",
+    "12_compare.ipynb",
+]
+UNDER_TEST = PAPER_NOTEBOOKS + (
+    [FIRST_LAB] if FIRST_LAB else []
+)  # the notebooks the browser suite runs (under nbs/)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def missing_browser_tools() -> str | None:
@@ -31,8 +45,10 @@ def missing_browser_tools() -> str | None:
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         missing.append(f"Chromium is not at {CHROMIUM} (install it: apt-get install -y chromium)")
     if importlib.util.find_spec("playwright") is None:
-        missing.append("the playwright package is not installed (pip install playwright, or pip install -e '.[dev]'; "
-                       "no `playwright install` needed, the suite drives the system Chromium)")
+        missing.append(
+            "the playwright package is not installed (pip install playwright, or pip install -e '.[dev]'; "
+            "no `playwright install` needed, the suite drives the system Chromium)"
+        )
     if importlib.util.find_spec("jupyterlab") is None:
         missing.append("jupyterlab is not installed (pip install jupyterlab, or pip install -e '.[dev]')")
     return "browser tests skipped: " + "; ".join(missing) if missing else None
@@ -48,55 +64,67 @@ def artifacts_dir() -> Path:
 # ---------------------------------------------------------------------------------------------------------------
 # The browser copy of a notebook: the cells nbdev-test runs, without their saved outputs.
 
+
 def tst_flags() -> set[str]:
     "The flags `nbdev-test` skips by default: `[tool.nbdev] tst_flags` in pyproject.toml."
-    try: import tomllib
-    except ImportError: import tomli as tomllib      # Python 3.10
+    try:
+        import tomllib
+    except ImportError:
+        import tomli as tomllib  # Python 3.10
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text()).get("tool", {}).get("nbdev", {})
     return set(str(cfg.get("tst_flags", "notest")).split())
 
 
 _DIRECTIVE = re.compile(r"^\s*#\s*\|")
 
+
 def cell_directives(cell) -> dict:
-    "nbdev directives of a code cell, as nbdev reads them: leading `#| name[: value]` lines, then the `nbdev` metadata."
+    """nbdev directives of a code cell, as nbdev reads them: leading `#| name[: value]` lines, then the
+    `nbdev` metadata."""
     found = {}
     for line in cell.source.splitlines():
         if _DIRECTIVE.match(line):
             m = re.match(r"([^\s:]+)\s*:?\s?(.*?)\s*$", _DIRECTIVE.sub("", line, count=1).strip())
-            if m: found[m.group(1)] = "" if m.group(2) == "true" else m.group(2)
-        elif line.strip() and not re.match(r"^\s*%%\w+", line): break
+            if m:
+                found[m.group(1)] = "" if m.group(2) == "true" else m.group(2)
+        elif line.strip() and not re.match(r"^\s*%%\w+", line):
+            break
     meta = {k: ("" if v == "true" else v) for k, v in cell.get("metadata", {}).get("nbdev", {}).items()}
     return {**meta, **found}
 
 
 def skipped_by_nbdev_test(cell, flags: set[str]) -> bool:
-    "Would `nbdev-test` leave this code cell out? (a flag of `flags`, `eval: false`, nbclient's skip tag, or an export call)"
-    if "skip-execution" in cell.get("metadata", {}).get("tags", []) or "nbdev_export(" in cell.source: return True
+    """Would `nbdev-test` leave this code cell out? (a flag of `flags`, `eval: false`, nbclient's skip tag, or
+    an export call)"""
+    if "skip-execution" in cell.get("metadata", {}).get("tags", []) or "nbdev_export(" in cell.source:
+        return True
     d = cell_directives(cell)
     return d.get("eval") in ("false", "False") or bool(flags & d.keys())
 
 
 def browser_copy(src: Path, dst: Path, flags: set[str] | None = None) -> dict:
-    """Write the copy of notebook `src` that the browser runs to `dst`: code cells `nbdev-test` skips (`#| slow`,
-    `#| gpu`, `#| eval: false`, ...) removed, blank code cells removed (JupyterLab gives them no execution count),
-    saved outputs and widget state cleared, a python3 kernelspec added when there is none (else JupyterLab asks
-    for a kernel in a dialog). The lesson runs at its own defaults, as a student runs it. Returns what was done,
-    for messages."""
+    """Write the copy of notebook `src` that the browser runs to `dst`: code cells `nbdev-test` skips (`#|
+    slow`, `#| gpu`, `#| eval: false`, ...) removed, blank code cells removed (JupyterLab gives them no
+    execution count), saved outputs and widget state cleared, a python3 kernelspec added when there is none
+    (else JupyterLab asks for a kernel in a dialog). The lesson runs at its own defaults, as a student runs
+    it. Returns what was done, for messages."""
     import nbformat
+
     flags = tst_flags() if flags is None else flags
     nb = nbformat.read(src, as_version=4)
     kept, removed = [], []
     for cell in nb.cells:
         if cell.cell_type == "code":
             if skipped_by_nbdev_test(cell, flags) or not cell.source.strip():
-                removed.append(cell.get("id")); continue
+                removed.append(cell.get("id"))
+                continue
             cell.outputs, cell.execution_count = [], None
         kept.append(cell)
     nb.cells = kept
     nb.metadata.pop("widgets", None)
     added_kernelspec = "kernelspec" not in nb.metadata
-    if added_kernelspec: nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if added_kernelspec:
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     kept_code = [c.get("id") for c in nb.cells if c.cell_type == "code"]
     dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
@@ -106,48 +134,67 @@ def browser_copy(src: Path, dst: Path, flags: set[str] | None = None) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # JupyterLab in a temporary folder.
 
+
 def _free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def data_dir_default() -> str | None:
-    "The face data folder the repository's settings.ini names (relative to that file), for kernels run elsewhere."
-    cfg = configparser.ConfigParser(); cfg.read(ROOT / "settings.ini")
+    """The face data folder the repository's settings.ini names (relative to that file), for kernels run
+    elsewhere."""
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "settings.ini")
     d = cfg.get("restoration_nb", "data_dir", fallback=None)
     return str((ROOT / d).resolve()) if d else None
 
 
 # JupyterLab settings for the run: every cell in the DOM, each cell's run times kept in its metadata, no autosave, no news or update checks, no toasts.
 LAB_SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none", "recordTiming": True},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
+        "windowingMode": "none",
+        "recordTiming": True,
+    },
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False,
-                                                                        "doNotDisturbMode": True},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+        "doNotDisturbMode": True,
+    },
 }
 
 
 class JupyterLab:
-    "A JupyterLab server for `root_dir` on 127.0.0.1 (free port, random token); its state lives in `state_dir`."
+    """A JupyterLab server for `root_dir` on 127.0.0.1 (free port, random token); its state lives in
+    `state_dir`."""
+
     def __init__(self, root_dir: Path, state_dir: Path):
         self.root_dir, self.state_dir = Path(root_dir), Path(state_dir)
         self.proc, self.port, self.token = None, None, secrets.token_hex(24)
         self.log_path = self.state_dir / "jupyterlab.log"
 
     def env(self) -> dict:
-        env = dict(os.environ)                              # the kernels inherit it: RESTORATION_NB_DATA and all
-        if not env.get("RESTORATION_NB_DATA") and data_dir_default(): env["RESTORATION_NB_DATA"] = data_dir_default()
+        env = dict(os.environ)  # the kernels inherit it: RESTORATION_NB_DATA and all
+        if not env.get("RESTORATION_NB_DATA") and data_dir_default():
+            env["RESTORATION_NB_DATA"] = data_dir_default()
         # OpenMP's wait policy is left as it is: on an idle 2-core machine the whole suite took 419 s with its default
         # (spinning) and 546 s with OMP_WAIT_POLICY=PASSIVE; passive only helps when other work shares the cores.
-        env.update(JUPYTER_CONFIG_DIR=str(self.state_dir / "config"), JUPYTER_RUNTIME_DIR=str(self.state_dir / "runtime"),
-                   JUPYTER_PLATFORM_DIRS="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
+        env.update(
+            JUPYTER_CONFIG_DIR=str(self.state_dir / "config"),
+            JUPYTER_RUNTIME_DIR=str(self.state_dir / "runtime"),
+            JUPYTER_PLATFORM_DIRS="1",
+            PYDEVD_DISABLE_FILE_VALIDATION="1",
+        )
         return env
 
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
 
     def api(self, path: str, method: str = "GET", timeout: float = 10):
-        req = urllib.request.Request(self.url(path), method=method, headers={"Authorization": f"token {self.token}"})
+        req = urllib.request.Request(
+            self.url(path), method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=timeout) as r:
             body = r.read()
         return json.loads(body) if body else None
@@ -161,40 +208,68 @@ class JupyterLab:
             (settings / rel).parent.mkdir(parents=True, exist_ok=True)
             (settings / rel).write_text(json.dumps(value))
         (self.state_dir / "workspaces").mkdir(parents=True, exist_ok=True)
-        for attempt in range(3):                            # a free port can be taken between the check and the bind
+        for attempt in range(3):  # a free port can be taken between the check and the bind
             self.port = _free_port()
-            cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
-                   "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root_dir}",
-                   "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={settings}",
-                   f"--LabApp.workspaces_dir={self.state_dir / 'workspaces'}"]
-            if hasattr(os, "geteuid") and os.geteuid() == 0: cmd.append("--allow-root")
+            cmd = [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.root_dir}",
+                "--LabApp.expose_app_in_browser=True",
+                f"--LabApp.user_settings_dir={settings}",
+                f"--LabApp.workspaces_dir={self.state_dir / 'workspaces'}",
+            ]
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                cmd.append("--allow-root")
             with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(cmd, cwd=self.root_dir, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+                self.proc = subprocess.Popen(
+                    cmd, cwd=self.root_dir, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+                )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
-                    self.api("api/status", timeout=2); return self
-                except (urllib.error.URLError, ConnectionError, TimeoutError, OSError): time.sleep(0.5)
+                    self.api("api/status", timeout=2)
+                    return self
+                except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                    time.sleep(0.5)
             if self.proc.poll() is None:
                 self.stop()
-                raise RuntimeError(f"JupyterLab did not answer within {timeout:.0f} s; its log:\n{self.log_tail()}")
-        raise RuntimeError(f"JupyterLab exited (code {self.proc.returncode}) three times at start; its log:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"JupyterLab did not answer within {timeout:.0f} s; its log:\n{self.log_tail()}"
+                )
+        raise RuntimeError(
+            f"JupyterLab exited (code {self.proc.returncode}) three times at start; its "
+            f"log:\n{self.log_tail()}"
+        )
 
     def shutdown_kernels_of(self, path: str):
         "Shut down the kernel of each session open on notebook `path` (relative to root_dir)."
         for s in self.api("api/sessions"):
-            if s.get("path") == path: self.api(f"api/sessions/{s['id']}", method="DELETE", timeout=30)
+            if s.get("path") == path:
+                self.api(f"api/sessions/{s['id']}", method="DELETE", timeout=30)
 
     def stop(self):
         "Shut the server down (it shuts down its kernels); terminate, then kill, if it does not exit."
-        if self.proc is None or self.proc.poll() is not None: return
-        try: self.api("api/shutdown", method="POST", timeout=10)
-        except Exception: pass
-        try: self.proc.wait(30)
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            self.api("api/shutdown", method="POST", timeout=10)
+        except Exception:
+            pass
+        try:
+            self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.terminate()
-            try: self.proc.wait(10)
-            except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait(10)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -235,8 +310,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def format_errors(errors: list) -> str:
-    return "\n\n".join(f"cell {e['cell']}: {e['ename']}: {e['evalue']}\n--- source ---\n{e['source']}\n--- traceback (end) ---\n"
-                       + _ANSI.sub("", e["traceback"])[-2500:] for e in errors)
+    return "\n\n".join(
+        f"cell {e['cell']}: {e['ename']}: {e['evalue']}\n--- source ---\n{e['source']}\n--- traceback (end) "
+        "---\n" + _ANSI.sub("", e["traceback"])[-2500:]
+        for e in errors
+    )
 
 
 def kernel_status(page) -> str:
@@ -244,37 +322,51 @@ def kernel_status(page) -> str:
 
 
 def open_notebook(page, lab: JupyterLab, rel: str, timeout: float = 180):
-    """Open notebook `rel` (relative to the server's root) in a workspace of its own (else JupyterLab restores the
-    notebooks an earlier tab opened) and wait until its kernel is connected and idle."""
+    """Open notebook `rel` (relative to the server's root) in a workspace of its own (else JupyterLab restores
+    the notebooks an earlier tab opened) and wait until its kernel is connected and idle."""
     workspace = f"{re.sub(r'[^A-Za-z0-9]+', '-', rel)}-{secrets.token_hex(4)}"
     page.goto(lab.url(f"lab/workspaces/{workspace}/tree/{rel}?token={lab.token}"))
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=timeout * 1000)
-    page.wait_for_function(f"() => !!({_NB} && {_NB}.content && {_NB}.sessionContext)", timeout=timeout * 1000)
+    page.wait_for_function(
+        f"() => !!({_NB} && {_NB}.content && {_NB}.sessionContext)", timeout=timeout * 1000
+    )
     deadline = time.monotonic() + timeout
     while (status := kernel_status(page)) != "idle":
         dialog = page.evaluate(JS_PROGRESS)["dialog"]
-        if dialog: raise AssertionError(f"JupyterLab opened a dialog instead of the kernel: {dialog!r}")
-        if time.monotonic() > deadline: raise AssertionError(f"the kernel of {rel} is not idle after {timeout:.0f} s: {status}")
+        if dialog:
+            raise AssertionError(f"JupyterLab opened a dialog instead of the kernel: {dialog!r}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the kernel of {rel} is not idle after {timeout:.0f} s: {status}")
         time.sleep(0.5)
 
 
 def run_all_cells(page, timeout: float = 1800, poll: float = 1.0) -> dict:
-    """Run > Run All Cells, then wait until the run is over: the kernel idle, no cell queued or running (`[*]`), and
-    every code cell executed, or an error output (the kernel then drops the queued cells). Returns the progress."""
+    """Run > Run All Cells, then wait until the run is over: the kernel idle, no cell queued or running
+    (`[*]`), and every code cell executed, or an error output (the kernel then drops the queued cells).
+    Returns the progress."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
     deadline, settled, last = time.monotonic() + timeout, 0, None
     while True:
         last = page.evaluate(JS_PROGRESS)
-        if last["dialog"]: raise AssertionError(f"JupyterLab opened a dialog during the run: {last['dialog']!r}")
-        over = (kernel_status(page) == "idle" and not last["queued"]
-                and (last["executed"] == last["code_cells"] or last["errors"] > 0))
+        if last["dialog"]:
+            raise AssertionError(f"JupyterLab opened a dialog during the run: {last['dialog']!r}")
+        over = (
+            kernel_status(page) == "idle"
+            and not last["queued"]
+            and (last["executed"] == last["code_cells"] or last["errors"] > 0)
+        )
         settled = settled + 1 if over else 0
-        if settled >= 3: return last
+        if settled >= 3:
+            return last
         if time.monotonic() > deadline:
             slowest = ", ".join(f"{c['source']!r} {c['seconds']:.0f} s" for c in cell_times(page)[:5])
-            raise AssertionError(f"the run did not finish within {timeout:.0f} s: {last['executed']}/{last['code_cells']} code "
-                                 f"cells executed; still queued or running: {last['queued'][:2]}; slowest cells done: {slowest}")
+            raise AssertionError(
+                f"the run did not finish within {timeout:.0f} s: {last['executed']}/{last['code_cells']} "
+                "code "
+                f"cells executed; still queued or running: {last['queued'][:2]}; slowest cells done: "
+                f"{slowest}"
+            )
         time.sleep(poll)
 
 
@@ -301,8 +393,13 @@ def _xpath_class(name: str) -> str:
 
 def find_widget(page, label: str):
     "The widget box (innermost `.widget-vbox`) holding the slider or checkbox whose description is `label`."
-    slider = page.locator(f"xpath=//div[{_xpath_class('widget-slider')}][label[{_xpath_class('widget-label')} and normalize-space(.)='{label}']]")
-    checkbox = page.locator(f"xpath=//div[{_xpath_class('widget-checkbox')}][.//span[normalize-space(.)='{label}']]")
+    slider = page.locator(
+        f"xpath=//div[{_xpath_class('widget-slider')}][label[{_xpath_class('widget-label')} and "
+        f"normalize-space(.)='{label}']]"
+    )
+    checkbox = page.locator(
+        f"xpath=//div[{_xpath_class('widget-checkbox')}][.//span[normalize-space(.)='{label}']]"
+    )
     control = slider if slider.count() else checkbox
     n = control.count()
     assert n == 1, f"expected one slider or checkbox labelled {label!r} on the page, found {n}"
@@ -324,8 +421,8 @@ def widget_output(box) -> dict:
 
 
 def move_control(control) -> tuple:
-    """Move a slider one step with the keyboard (focus its noUiSlider handle, press the arrow toward the side with
-    room) or click a checkbox; returns (before, after) as the page shows them."""
+    """Move a slider one step with the keyboard (focus its noUiSlider handle, press the arrow toward the side
+    with room) or click a checkbox; returns (before, after) as the page shows them."""
     handle = control.locator(".noUi-handle")
     if handle.count():
         now, hi = float(handle.get_attribute("aria-valuenow")), float(handle.get_attribute("aria-valuemax"))
@@ -340,15 +437,19 @@ def move_control(control) -> tuple:
 
 
 def wait_for_redraw(box, before: dict, timeout: float = 240, settle: float = 2.0) -> dict:
-    """Wait until the widget's output shows an image other than `before`'s and has then stayed the same for `settle`
-    s (a redraw may print its text before its figure); give up after `timeout` s. Returns what the output shows.
-    (The kernel's busy/idle status is no guide here: ipykernel 7 reported `idle` while a widget cell still ran.)"""
+    """Wait until the widget's output shows an image other than `before`'s and has then stayed the same for
+    `settle` s (a redraw may print its text before its figure); give up after `timeout` s. Returns what the
+    output shows. (The kernel's busy/idle status is no guide here: ipykernel 7 reported `idle` while a widget
+    cell still ran.)"""
     deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
     while time.monotonic() < deadline:
         now = widget_output(box)
-        if now != last: last, since = now, time.monotonic()
+        if now != last:
+            last, since = now, time.monotonic()
         elif now["images"] and now["images"] != before["images"] and time.monotonic() - since >= settle:
-            box.evaluate("b => Promise.all([...b.querySelectorAll('img')].map(i => i.decode().catch(() => null)))")   # drawn, for the screenshot
+            box.evaluate(
+                "b => Promise.all([...b.querySelectorAll('img')].map(i => i.decode().catch(() => null)))"
+            )  # drawn, for the screenshot
             return now
         time.sleep(0.25)
     return last

@@ -27,12 +27,32 @@ Needs Chromium at /usr/bin/chromium (apt-get install -y chromium), playwright (p
 `playwright install`) and jupyterlab; without them every browser test is skipped with the reason. Select the
 suite with `pytest -m browser`.
 """
+
 import os, shutil, time
 from pathlib import Path
 import pytest
-from browser_support import (CHROMIUM, CHROMIUM_ARGS, FIRST_LAB, ROOT, UNDER_TEST, JupyterLab, artifacts_dir, browser_copy,
-                             cell_directives, error_outputs, cell_times, find_widget, format_errors, missing_browser_tools,
-                             move_control, open_notebook, run_all_cells, tst_flags, wait_for_redraw, widget_output)
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    FIRST_LAB,
+    ROOT,
+    UNDER_TEST,
+    JupyterLab,
+    artifacts_dir,
+    browser_copy,
+    cell_directives,
+    error_outputs,
+    cell_times,
+    find_widget,
+    format_errors,
+    missing_browser_tools,
+    move_control,
+    open_notebook,
+    run_all_cells,
+    tst_flags,
+    wait_for_redraw,
+    widget_output,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -45,41 +65,56 @@ RUN_TIMEOUT = float(os.environ.get("BROWSER_RUN_TIMEOUT", 1800))
 @pytest.fixture(scope="session")
 def browser_tools():
     reason = missing_browser_tools()
-    if reason: pytest.skip(reason)
+    if reason:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def lab(browser_tools, tmp_path_factory):
-    """A JupyterLab serving a temporary folder laid out like the project: the browser copies of the notebooks under
-    test, settings.ini, and the committed results files the lessons read (`../benchmarks/results`)."""
+    """A JupyterLab serving a temporary folder laid out like the project: the browser copies of the notebooks
+    under test, settings.ini, and the committed results files the lessons read (`../benchmarks/results`)."""
     base = tmp_path_factory.mktemp("jupyterlab")
     root, state = base / "root", base / "state"
     state.mkdir()
-    for rel in UNDER_TEST: browser_copy(NBS / rel, root / "nbs" / rel)
+    for rel in UNDER_TEST:
+        browser_copy(NBS / rel, root / "nbs" / rel)
     shutil.copy(ROOT / "settings.ini", root / "settings.ini")
     shutil.copytree(ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
     server = JupyterLab(root, state)
     server.start()
-    try: yield server
-    finally: server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def browser(browser_tools):
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try: yield b
-        finally: b.close()
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 # --- the harness itself ------------------------------------------------------------------------------------------
 
+
 def test_an_error_output_is_detected_and_stderr_is_not(lab, browser):
-    "The error check can fail: a notebook whose second cell raises shows one error, and stderr output is not one."
+    """The error check can fail: a notebook whose second cell raises shows one error, and stderr output is not
+    one."""
     import nbformat
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys; print('10%|#   | a progress bar', file=sys.stderr)"),
-                                         nbformat.v4.new_code_cell("1 / 0"), nbformat.v4.new_code_cell("print('never runs')")])
+
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("import sys; print('10%|#   | a progress bar', file=sys.stderr)"),
+            nbformat.v4.new_code_cell("1 / 0"),
+            nbformat.v4.new_code_cell("print('never runs')"),
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, lab.root_dir / "harness_error.ipynb")
     page = browser.new_page()
@@ -87,32 +122,48 @@ def test_an_error_output_is_detected_and_stderr_is_not(lab, browser):
         open_notebook(page, lab, "harness_error.ipynb")
         progress = run_all_cells(page, timeout=120)
         errors = error_outputs(page)
-        stderr_shown = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').count()
+        stderr_shown = page.locator(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+        ).count()
     finally:
-        page.close(); lab.shutdown_kernels_of("harness_error.ipynb")
+        page.close()
+        lab.shutdown_kernels_of("harness_error.ipynb")
     assert [(e["cell"], e["ename"]) for e in errors] == [(1, "ZeroDivisionError")], errors
-    assert progress["executed"] == 2 and progress["code_cells"] == 3, progress      # the run stopped at the error
-    assert stderr_shown == 2, stderr_shown           # the stderr bar and the traceback look alike in the DOM
+    assert progress["executed"] == 2 and progress["code_cells"] == 3, progress  # the run stopped at the error
+    assert stderr_shown == 2, stderr_shown  # the stderr bar and the traceback look alike in the DOM
 
 
 @pytest.mark.parametrize("rel", UNDER_TEST)
 def test_copy_runs_the_cells_nbdev_test_runs(rel, tmp_path):
-    "The browser copy keeps exactly the code cells `nbdev-test` runs (nbdev's own selection, with pyproject's flags)."
+    """The browser copy keeps exactly the code cells `nbdev-test` runs (nbdev's own selection, with
+    pyproject's flags)."""
     import nbformat
-    nb_test_cells = pytest.importorskip("nbdev.test", reason="nbdev is not installed (pip install -e '.[dev]')").nb_test_cells
+
+    nb_test_cells = pytest.importorskip(
+        "nbdev.test", reason="nbdev is not installed (pip install -e '.[dev]')"
+    ).nb_test_cells
     done = browser_copy(NBS / rel, tmp_path / Path(rel).name)
-    theirs = [c.get("id") for c in nb_test_cells(NBS / rel, sorted(tst_flags())) if c.cell_type == "code" and c.source.strip()]
-    assert done["kept_code"] == theirs, (sorted(set(done["kept_code"]) ^ set(theirs)))
+    theirs = [
+        c.get("id")
+        for c in nb_test_cells(NBS / rel, sorted(tst_flags()))
+        if c.cell_type == "code" and c.source.strip()
+    ]
+    assert done["kept_code"] == theirs, sorted(set(done["kept_code"]) ^ set(theirs))
     copy = nbformat.read(tmp_path / Path(rel).name, as_version=4)
-    flagged = [c.id for c in copy.cells if c.cell_type == "code" and {"slow", "gpu"} & cell_directives(c).keys()]
+    flagged = [
+        c.id for c in copy.cells if c.cell_type == "code" and {"slow", "gpu"} & cell_directives(c).keys()
+    ]
     assert not flagged, f"{rel}: the copy kept slow or gpu cells {flagged}"
     assert not any(c.get("outputs") for c in copy.cells), f"{rel}: the copy kept saved outputs"
 
 
 # --- the notebooks -----------------------------------------------------------------------------------------------
 
+
 class NotebookRun:
-    "A notebook opened in its own tab, all its cells run once; the tab closed and its kernel shut down at the end."
+    """A notebook opened in its own tab, all its cells run once; the tab closed and its kernel shut down at
+    the end."""
+
     def __init__(self, lab, browser, rel: str):
         self.lab, self.rel, self.name = lab, rel, Path(rel).stem
         self.page = browser.new_page(viewport={"width": 1600, "height": 1000})
@@ -124,36 +175,51 @@ class NotebookRun:
             self.seconds = time.monotonic() - t0
             self.errors = error_outputs(self.page)
             widget = self.page.locator(".widget-vbox").first
-            if widget.count(): widget.scroll_into_view_if_needed()            # the page screenshot shows the first widget
+            if widget.count():
+                widget.scroll_into_view_if_needed()  # the page screenshot shows the first widget
             self.page.screenshot(path=str(artifacts_dir() / f"{self.name}.png"))
         except BaseException:
-            self.close(); raise
+            self.close()
+            raise
         slowest = ", ".join(f"{c['seconds']:.0f} s {c['source']!r}" for c in cell_times(self.page)[:3])
-        print(f"\n{rel}: opened and ran in {self.seconds:.0f} s ({self.progress['executed']}/{self.progress['code_cells']} "
-              f"code cells; slowest: {slowest})")
+        print(
+            f"\n{rel}: opened and ran in {self.seconds:.0f} s "
+            f"({self.progress['executed']}/{self.progress['code_cells']} "
+            f"code cells; slowest: {slowest})"
+        )
 
     def close(self):
         "Close the tab and shut down its kernel (which stops a cell still running)."
-        try: self.page.close()
-        finally: self.lab.shutdown_kernels_of(f"nbs/{self.rel}")
+        try:
+            self.page.close()
+        finally:
+            self.lab.shutdown_kernels_of(f"nbs/{self.rel}")
 
 
 @pytest.fixture(scope="class")
 def run(request, lab, browser):
     rel = request.cls.notebook
-    if rel is None: pytest.skip("no lab notebook in nbs/labs/ yet")
+    if rel is None:
+        pytest.skip("no lab notebook in nbs/labs/ yet")
     r = NotebookRun(lab, browser, rel)
-    try: yield r
-    finally: r.close()
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 class RunsInJupyterLab:
     notebook: str | None = None
 
     def test_runs_all_cells_with_no_error(self, run):
-        assert not run.errors, f"{run.rel}: {len(run.errors)} cell(s) with an error output in JupyterLab:\n{format_errors(run.errors)}"
+        assert not run.errors, (
+            f"{run.rel}: {len(run.errors)} cell(s) with an error output in "
+            f"JupyterLab:\n{format_errors(run.errors)}"
+        )
         p = run.progress
-        assert p["executed"] == p["code_cells"] > 0, f"{run.rel}: only {p['executed']} of {p['code_cells']} code cells ran"
+        assert p["executed"] == p["code_cells"] > 0, (
+            f"{run.rel}: only {p['executed']} of {p['code_cells']} code cells ran"
+        )
 
 
 class WidgetsInJupyterLab(RunsInJupyterLab):
@@ -164,18 +230,23 @@ class WidgetsInJupyterLab(RunsInJupyterLab):
         ctl, box = find_widget(run.page, control)
         box.scroll_into_view_if_needed()
         before = widget_output(box)
-        assert before["images"], f"{control!r}: the widget's output shows no image before the move: {before['text']!r}"
+        assert before["images"], (
+            f"{control!r}: the widget's output shows no image before the move: {before['text']!r}"
+        )
         was, now = move_control(ctl)
         assert was != now, f"{control!r}: the control did not move (still {was!r})"
         after = wait_for_redraw(box, before)
         box.screenshot(path=str(artifacts_dir() / f"{run.name}-{control}.png"))
         changed = bool(after["images"]) and after["images"] != before["images"]
-        assert changed, (f"{control!r} moved from {was!r} to {now!r} but the widget's image did not change "
-                         f"({len(after['images'])} image(s) shown); its output text: {after['text']!r}")
+        assert changed, (
+            f"{control!r} moved from {was!r} to {now!r} but the widget's image did not change "
+            f"({len(after['images'])} image(s) shown); its output text: {after['text']!r}"
+        )
 
 
 def pytest_generate_tests(metafunc):
-    if "control" in metafunc.fixturenames: metafunc.parametrize("control", metafunc.cls.controls)
+    if "control" in metafunc.fixturenames:
+        metafunc.parametrize("control", metafunc.cls.controls)
 
 
 class TestGen2res(WidgetsInJupyterLab):

@@ -1,4 +1,5 @@
 """The face pipeline on real album photos: align + paste round trips, and what faces.py may import."""
+
 import ast
 from pathlib import Path
 import pytest

@@ -1,9 +1,18 @@
 """FLIPNET as a job and as an API: the phi sweep notebook under papermill, the sweep spec, and the errors users meet."""
+
 import pytest
 import torch
 from conftest import ROOT, run_example
 from restoration_nb.backbones import build_model, tiny_unet2d_condition_config
-from restoration_nb.flipnet import add_boost_hub, build_flipnet, dual_stream, flip, flipnet_restore, load_flipnet, set_phi
+from restoration_nb.flipnet import (
+    add_boost_hub,
+    build_flipnet,
+    dual_stream,
+    flip,
+    flipnet_restore,
+    load_flipnet,
+    set_phi,
+)
 from restoration_nb.priors import load_prior
 from restoration_nb.sweeps import expand_grid, load_sweep_spec, notebook_parameters
 
@@ -35,30 +44,54 @@ def test_a_fresh_boost_hub_on_a_tiny_unet_changes_nothing_and_phi_zero_switches_
     with torch.no_grad():
         bare = model(x[:2], t[:2], encoder_hidden_states=ctx[:2]).sample
         hubs = add_boost_hub(model, phi=2.0)
-        with dual_stream(model): fresh = model(x, t, encoder_hidden_states=ctx).sample
+        with dual_stream(model):
+            fresh = model(x, t, encoder_hidden_states=ctx).sample
         torch.testing.assert_close(fresh[:2], bare, atol=1e-5, rtol=0)
-        for hub in hubs.values(): torch.nn.init.normal_(hub.to_out.weight, std=0.1)
-        with dual_stream(model): trained = model(x, t, encoder_hidden_states=ctx).sample
+        for hub in hubs.values():
+            torch.nn.init.normal_(hub.to_out.weight, std=0.1)
+        with dual_stream(model):
+            trained = model(x, t, encoder_hidden_states=ctx).sample
         assert (trained[:2] - bare).abs().max() > 1e-4
         set_phi(model, 0)
-        with dual_stream(model): off = model(x, t, encoder_hidden_states=ctx).sample
+        with dual_stream(model):
+            off = model(x, t, encoder_hidden_states=ctx).sample
         torch.testing.assert_close(off[:2], bare, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: set_phi(add_hubbed(), -1.0), "phi=-1.0; expected a number >= 0"),
-    (lambda: set_phi(add_hubbed(), "1"), "phi='1'; expected a number >= 0"),
-    (lambda: flip(torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 32, 32)), "hq has shape (1, 3, 64, 64) but lq has shape (1, 3, 32, 32)"),
-    (lambda: flip(torch.zeros(2, 3, 64, 64), torch.zeros(1, 3, 64, 64)), "expected the same shape"),
-    (lambda: add_boost_hub(build_model(dict(_class_name="UNet2DModel", sample_size=16, block_out_channels=(8, 16), norm_num_groups=8, add_attention=False,
-                                            down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2))),
-     "UNet2DModel has no self-attention layers"),
-    (lambda: build_flipnet("micro-ddpm-faces64"), "needs a conditional prior"),
-    (lambda: flipnet_restore(load_flipnet(), torch.zeros(1, 3, 48, 48)), "works at 64 px"),
-    (lambda: load_flipnet(ROOT / "nbs"), "expected flipnet.safetensors and flipnet.json"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: set_phi(add_hubbed(), -1.0), "phi=-1.0; expected a number >= 0"),
+        (lambda: set_phi(add_hubbed(), "1"), "phi='1'; expected a number >= 0"),
+        (
+            lambda: flip(torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 32, 32)),
+            "hq has shape (1, 3, 64, 64) but lq has shape (1, 3, 32, 32)",
+        ),
+        (lambda: flip(torch.zeros(2, 3, 64, 64), torch.zeros(1, 3, 64, 64)), "expected the same shape"),
+        (
+            lambda: add_boost_hub(
+                build_model(
+                    dict(
+                        _class_name="UNet2DModel",
+                        sample_size=16,
+                        block_out_channels=(8, 16),
+                        norm_num_groups=8,
+                        add_attention=False,
+                        down_block_types=("DownBlock2D",) * 2,
+                        up_block_types=("UpBlock2D",) * 2,
+                    )
+                )
+            ),
+            "UNet2DModel has no self-attention layers",
+        ),
+        (lambda: build_flipnet("micro-ddpm-faces64"), "needs a conditional prior"),
+        (lambda: flipnet_restore(load_flipnet(), torch.zeros(1, 3, 48, 48)), "works at 64 px"),
+        (lambda: load_flipnet(ROOT / "nbs"), "expected flipnet.safetensors and flipnet.json"),
+    ],
+)
 def test_bad_input_gets_a_clear_message(call, message):
-    with pytest.raises((ValueError, TypeError, FileNotFoundError)) as e: call()
+    with pytest.raises((ValueError, TypeError, FileNotFoundError)) as e:
+        call()
     assert message in str(e.value), str(e.value)
 
 

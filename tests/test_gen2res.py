@@ -1,4 +1,5 @@
 """gen2res as a job: the sweep notebook under papermill (metrics written, fine-tunes reused across K) and the sweep spec."""
+
 import json
 import papermill as pm
 import pytest
@@ -11,8 +12,15 @@ TINY = dict(n_faces=1, album_size=2, album_steps=5, finetune_steps=3, skip_perio
 
 def _run(tmp_path, name, **params):
     metrics = tmp_path / f"{name}.json"
-    pm.execute_notebook(str(EXAMPLE), str(tmp_path / f"{name}.ipynb"), parameters=dict(TINY, metrics_path=str(metrics), **params),
-                        execution_timeout=600, start_timeout=120, progress_bar=False, cwd=str(EXAMPLE.parent))
+    pm.execute_notebook(
+        str(EXAMPLE),
+        str(tmp_path / f"{name}.ipynb"),
+        parameters=dict(TINY, metrics_path=str(metrics), **params),
+        execution_timeout=600,
+        start_timeout=120,
+        progress_bar=False,
+        cwd=str(EXAMPLE.parent),
+    )
     return json.loads(metrics.read_text())
 
 
@@ -26,7 +34,9 @@ def test_sweep_point_writes_metrics_and_reuses_the_fine_tune_across_K(tmp_path):
     assert len(ckpts) == 1, ckpts
     stamp, log = ckpts[0].stat().st_mtime_ns, json.loads((ckpts[0].parent / "constrain.json").read_text())
     m200 = _run(tmp_path, "k200", K=200, cache_dir=str(cache))
-    assert ckpts[0].stat().st_mtime_ns == stamp, "the K=200 point resumes the finished fine-tune instead of training again"
+    assert ckpts[0].stat().st_mtime_ns == stamp, (
+        "the K=200 point resumes the finished fine-tune instead of training again"
+    )
     assert json.loads((ckpts[0].parent / "constrain.json").read_text())["losses"] == log["losses"]
     assert m200["psnr"] != m50["psnr"], "a different K restores differently"
 

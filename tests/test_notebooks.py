@@ -4,6 +4,7 @@ Each notebook is executed once per suite: one that this session's browser suite 
 same cells at the same defaults, in JupyterLab) is skipped here, and so is an example notebook that a selected test
 marked `runs_notebook` executes whole under papermill (with smaller parameters); without Chromium and playwright,
 or with those tests deselected, it runs here."""
+
 import filecmp, shutil, subprocess
 from pathlib import Path
 import pytest
@@ -24,8 +25,9 @@ CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 1200, 2400
 
 
 def run_elsewhere(session) -> dict[str, str]:
-    """The notebooks (paths under nbs/) that another selected test of this session executes whole, each with that
-    test's id: the browser suite's Run All (where its tools are here) and the tests marked `runs_notebook`."""
+    """The notebooks (paths under nbs/) that another selected test of this session executes whole, each with
+    that test's id: the browser suite's Run All (where its tools are here) and the tests marked
+    `runs_notebook`."""
     found = {}
     for item in session.items:
         for mark in item.iter_markers("runs_notebook"):
@@ -41,20 +43,31 @@ def run_elsewhere(session) -> dict[str, str]:
 def test_notebook(nb, request):
     rel = nb.relative_to(ROOT / "nbs").as_posix()
     elsewhere = run_elsewhere(request.session)
-    if rel in elsewhere: pytest.skip(f"{rel} runs once, in {elsewhere[rel]}")
-    r = subprocess.run([console("nbdev-test"), str(nb), "--cell-timeout", str(CELL_TIMEOUT)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=NOTEBOOK_TIMEOUT)
-    assert r.returncode == 0 and "Success" in r.stdout, (r.stdout[-3000:] + "\n" + r.stderr[-12000:])
+    if rel in elsewhere:
+        pytest.skip(f"{rel} runs once, in {elsewhere[rel]}")
+    r = subprocess.run(
+        [console("nbdev-test"), str(nb), "--cell-timeout", str(CELL_TIMEOUT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=NOTEBOOK_TIMEOUT,
+    )
+    assert r.returncode == 0 and "Success" in r.stdout, r.stdout[-3000:] + "\n" + r.stderr[-12000:]
 
 
 def test_export_changes_nothing(tmp_path):
     "nbdev-export on a copy of the notebooks reproduces the committed package exactly."
-    for name in ("nbs", "restoration_nb"): shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("nbs", "restoration_nb"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     r = subprocess.run([console("nbdev-export")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     cmp = filecmp.dircmp(ROOT / "restoration_nb", tmp_path / "restoration_nb", ignore=["__pycache__"])
-    assert not cmp.diff_files and not cmp.left_only and not cmp.right_only, (cmp.diff_files, cmp.left_only, cmp.right_only)
+    assert not cmp.diff_files and not cmp.left_only and not cmp.right_only, (
+        cmp.diff_files,
+        cmp.left_only,
+        cmp.right_only,
+    )
 
 
 def test_clean_changes_nothing(tmp_path):
@@ -63,6 +76,9 @@ def test_clean_changes_nothing(tmp_path):
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     r = subprocess.run([console("nbdev-clean")], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    changed = [p.relative_to(tmp_path).as_posix() for p in sorted((tmp_path / "nbs").rglob("*.ipynb"))
-               if p.read_bytes() != (ROOT / p.relative_to(tmp_path)).read_bytes()]
+    changed = [
+        p.relative_to(tmp_path).as_posix()
+        for p in sorted((tmp_path / "nbs").rglob("*.ipynb"))
+        if p.read_bytes() != (ROOT / p.relative_to(tmp_path)).read_bytes()
+    ]
     assert not changed, f"run nbdev-clean on: {changed}"

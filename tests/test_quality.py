@@ -1,5 +1,6 @@
 """The quality protocol's benchmark script end to end on a few faces (the protocol itself is tested in
 nbs/03b_quality)."""
+
 import subprocess, sys
 from pathlib import Path
 
@@ -15,14 +16,27 @@ sys.path.insert(0, str(BENCH.parent))
 
 
 def bench(*args, cwd):
-    return subprocess.run([sys.executable, str(BENCH), *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True)
+    return subprocess.run(
+        [sys.executable, str(BENCH), *map(str, args)], cwd=cwd, capture_output=True, text=True
+    )
 
 
 def test_a_protocol_run_writes_rows_and_a_contact_sheet_and_reuses_its_outputs(tmp_path):
     out, runs = tmp_path / "quality_cpu.json", tmp_path / "runs"
-    args = ("run", "--faces", "4", "--methods", "instant", "adapter", "--tiers", "x4", "--run-dir", runs,
-            "--out", out)
+    args = (
+        "run",
+        "--faces",
+        "4",
+        "--methods",
+        "instant",
+        "adapter",
+        "--tiers",
+        "x4",
+        "--run-dir",
+        runs,
+        "--out",
+        out,
+    )
     first = bench(*args, cwd=ROOT)
     assert first.returncode == 0, first.stderr[-2000:]
     data = read_quality(out)
@@ -33,7 +47,9 @@ def test_a_protocol_run_writes_rows_and_a_contact_sheet_and_reuses_its_outputs(t
     assert data["methods"]["adapter"]["a"] == 0.8 and data["methods"]["instant"]["references"] == "own"
     assert (tmp_path / "quality_contact_cpu.jpg").stat().st_size > 1000
     assert sorted(p.name for p in (runs / "outputs" / "4-faces" / "x4").iterdir()) == [
-        "adapter.safetensors", "instant.safetensors"]
+        "adapter.safetensors",
+        "instant.safetensors",
+    ]
     refused = bench(*args, cwd=ROOT)
     assert refused.returncode != 0 and f"{out} exists; pass --overwrite to replace it" in refused.stderr
     again = bench(*args, "--overwrite", cwd=ROOT)
@@ -43,8 +59,18 @@ def test_a_protocol_run_writes_rows_and_a_contact_sheet_and_reuses_its_outputs(t
 
 def test_a_repeated_skip_keeps_every_pair(tmp_path):
     out = tmp_path / "quality_cpu.json"
-    args = ("run", "--faces", "2", "--methods", "instant", "--tiers", "x4", "x8",
-            "--run-dir", tmp_path / "runs")
+    args = (
+        "run",
+        "--faces",
+        "2",
+        "--methods",
+        "instant",
+        "--tiers",
+        "x4",
+        "x8",
+        "--run-dir",
+        tmp_path / "runs",
+    )
     r = bench(*args, "--skip", "x4:instant", "--skip", "x8:instant", "--out", out, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     data = read_quality(out)
@@ -54,6 +80,7 @@ def test_a_repeated_skip_keeps_every_pair(tmp_path):
 
 def test_a_campaign_measures_weights_against_the_input_on_the_same_faces():
     from bench_quality import measure_restorer
+
     point = measure_restorer("instant", WEIGHTS_DIR / INSTANT_WEIGHTS, faces=protocol_faces(4))
     assert point["x4"]["n"] == point["input_x4"]["n"] == 4
     assert point["x4"]["identity_n"] <= point["input_x4"]["identity_n"]
@@ -63,8 +90,10 @@ def test_a_campaign_measures_weights_against_the_input_on_the_same_faces():
 
 
 def test_a_campaign_reads_each_restorers_loss_log():
-    "The adapter logs floats, InstantRestore dicts with a loss, FLIPNET such dicts per stage (the last counts)."
+    """The adapter logs floats, InstantRestore dicts with a loss, FLIPNET such dicts per stage (the last
+    counts)."""
     from restorer_campaign import recent_loss
+
     assert recent_loss(dict(losses=[0.5, 0.3])) == 0.4
     assert recent_loss(dict(losses=[dict(loss=0.2, l1=9.0), dict(loss=0.4, l1=9.0)])) == 0.3
     assert recent_loss(dict(losses=dict(reconstruction=[dict(loss=5.0)], flipnet=[dict(loss=0.1)]))) == 0.1
@@ -76,6 +105,7 @@ def test_instant_restore_own_references_beat_another_persons():
     from restoration_nb.compare import paper_restorer
     from restoration_nb.metrics import identity_similarity
     from restoration_nb.quality import protocol_inputs
+
     faces = protocol_faces(8)
     lq = protocol_inputs(faces.clean, "x4")
     restored = {}
@@ -92,6 +122,7 @@ def test_adapter_a_longer_rss_pull_costs_fidelity():
     from restoration_nb.compare import paper_restorer
     from restoration_nb.metrics import psnr
     from restoration_nb.quality import protocol_inputs
+
     faces = protocol_faces(8)
     lq = protocol_inputs(faces.clean, "x4")
     high, low = (psnr(paper_restorer("adapter", a=a)[0](lq, faces, "x4"), faces.clean) for a in (0.8, 0.2))
@@ -103,6 +134,7 @@ def test_flipnet_more_phi_keeps_more_of_the_person():
     from restoration_nb.compare import paper_restorer
     from restoration_nb.metrics import identity_similarity
     from restoration_nb.quality import protocol_inputs
+
     faces = protocol_faces(8)
     lq = protocol_inputs(faces.clean, "x4")
     restored = {phi: paper_restorer("flipnet", phi=phi)[0](lq, faces, "x4") for phi in (2.0, 0.0)}
@@ -117,6 +149,7 @@ def test_the_demo_restores_with_the_best_method_of_the_committed_results(tmp_pat
     from conftest import run_cli
     from restoration_nb.core import DEFAULT_SETTINGS, setting
     from restoration_nb.quality import best_method
+
     best = best_method(read_quality(ROOT / "benchmarks" / "results" / "quality_cpu.json")["rows"])
     assert setting("demo_method") == DEFAULT_SETTINGS["demo_method"] == best
     r = run_cli("demo", "-o", tmp_path / "demo", "--n", "3", "--quiet")

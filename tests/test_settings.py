@@ -1,4 +1,5 @@
 """The project's settings.ini is the lab-defaults file the library reads."""
+
 from pathlib import Path
 from conftest import ROOT, run_cli
 from restoration_nb.core import DEFAULT_SETTINGS, read_settings
@@ -17,7 +18,13 @@ def test_a_course_settings_file_changes_the_cli_defaults(tmp_path, faces_dir):
     "An instructor's settings.ini (via RESTORATION_NB_SETTINGS) sets the seed the CLI uses."
     ini = tmp_path / "course.ini"
     ini.write_text("[restoration_nb]\nseed = 41\n")
-    r = run_cli("degrade", faces_dir / "face0.png", "-o", tmp_path / "out", "--quiet",
-                env={"RESTORATION_NB_SETTINGS": str(ini)})
+    r = run_cli(
+        "degrade",
+        faces_dir / "face0.png",
+        "-o",
+        tmp_path / "out",
+        "--quiet",
+        env={"RESTORATION_NB_SETTINGS": str(ini)},
+    )
     assert r.returncode == 0, r.stderr
     assert "seed 41" in r.stdout

@@ -1,4 +1,5 @@
 """papermill runs: the example notebook as a parameterised job, and a sweep through the CLI."""
+
 import json
 import papermill as pm
 import pytest
@@ -10,16 +11,26 @@ EXAMPLE = ROOT / "nbs" / "examples" / "degradation_sweep.ipynb"
 @pytest.mark.runs_notebook("examples/degradation_sweep.ipynb")
 def test_papermill_runs_the_example_with_parameters(tmp_path):
     metrics = tmp_path / "m.json"
-    pm.execute_notebook(str(EXAMPLE), str(tmp_path / "out.ipynb"), parameters=dict(sigma=2.0, n_faces=2, metrics_path=str(metrics)),
-                        execution_timeout=300, start_timeout=120, progress_bar=False, cwd=str(EXAMPLE.parent))
+    pm.execute_notebook(
+        str(EXAMPLE),
+        str(tmp_path / "out.ipynb"),
+        parameters=dict(sigma=2.0, n_faces=2, metrics_path=str(metrics)),
+        execution_timeout=300,
+        start_timeout=120,
+        progress_bar=False,
+        cwd=str(EXAMPLE.parent),
+    )
     m = json.loads(metrics.read_text())
     assert 10 < m["psnr"] < 50 and 0 < m["ssim"] < 1, m
 
 
 def test_cli_sweep_runs_collects_and_resumes(tmp_path):
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"notebook": str(EXAMPLE), "grid": {"sigma": [0.5, 3.0]},
-                                "fixed": {"n_faces": 2}, "timeout": 300}))
+    spec.write_text(
+        json.dumps(
+            {"notebook": str(EXAMPLE), "grid": {"sigma": [0.5, 3.0]}, "fixed": {"n_faces": 2}, "timeout": 300}
+        )
+    )
     r = run_cli("sweep", spec, "-o", tmp_path / "sweep", "--quiet")
     assert r.returncode == 0, r.stderr
     metrics = sorted((tmp_path / "sweep").glob("*/metrics.json"))
@@ -35,7 +46,16 @@ def test_cli_sweep_runs_collects_and_resumes(tmp_path):
 
 def test_a_sweep_whose_points_fail_exits_non_zero_and_still_prints_its_table(tmp_path):
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"notebook": str(EXAMPLE), "grid": {"sigma": [-1.0, -2.0]}, "fixed": {"n_faces": 1}, "timeout": 300}))
+    spec.write_text(
+        json.dumps(
+            {
+                "notebook": str(EXAMPLE),
+                "grid": {"sigma": [-1.0, -2.0]},
+                "fixed": {"n_faces": 1},
+                "timeout": 300,
+            }
+        )
+    )
     r = run_cli("sweep", spec, "-o", tmp_path / "sweep", "--quiet")
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "2 of 2 sweep points failed" in r.stderr, r.stderr
@@ -46,10 +66,16 @@ def test_a_sweep_whose_points_fail_exits_non_zero_and_still_prints_its_table(tmp
 
 def test_a_second_sweep_on_a_busy_folder_is_refused(tmp_path):
     from restoration_nb.sweeps import sweep_lock
+
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"notebook": str(EXAMPLE), "grid": {"sigma": [1.0]}, "fixed": {"n_faces": 1}, "timeout": 300}))
-    out = tmp_path / "sweep"; out.mkdir()
-    with sweep_lock(out):                                  # this test process plays the running sweep
+    spec.write_text(
+        json.dumps(
+            {"notebook": str(EXAMPLE), "grid": {"sigma": [1.0]}, "fixed": {"n_faces": 1}, "timeout": 300}
+        )
+    )
+    out = tmp_path / "sweep"
+    out.mkdir()
+    with sweep_lock(out):  # this test process plays the running sweep
         r = run_cli("sweep", spec, "-o", out, "--quiet")
     assert r.returncode == 2 and "is being swept by process" in r.stderr, r.stderr
-    assert list(out.iterdir()) == []                       # nothing written, lock released
+    assert list(out.iterdir()) == []  # nothing written, lock released

@@ -1,5 +1,6 @@
 """The one training loop (`restoration_nb.training.fit`) under every trainer of the course: a checkpoint keeps
 the layout that checkpoints written before the loop was shared hold, so those runs still resume."""
+
 import pytest
 import torch
 from restoration_nb.priors import load_prior, load_training_faces, train_prior
@@ -18,21 +19,34 @@ LAYOUTS = dict(
 def train_briefly(which: str, folder, faces):
     "Two steps of `which` in `folder`, on its test preset."
     if which == "prior":
-        return train_prior("micro-sd-faces64", folder, "test", faces=faces, steps=2, channels=(8, 8, 16, 16),
-                           progress=False)
+        return train_prior(
+            "micro-sd-faces64", folder, "test", faces=faces, steps=2, channels=(8, 8, 16, 16), progress=False
+        )
     if which == "constrain":
         from restoration_nb.gen2res import constrain_prior
+
         album = faces[0][:4].float().div(127.5).sub(1)
-        return constrain_prior(load_prior("micro-ddpm-faces64"), album, "fast", out_dir=folder, steps=2,
-                               batch_size=2, progress=False)[1]
+        return constrain_prior(
+            load_prior("micro-ddpm-faces64"),
+            album,
+            "fast",
+            out_dir=folder,
+            steps=2,
+            batch_size=2,
+            progress=False,
+        )[1]
     if which == "flipnet":
         from restoration_nb.flipnet import train_flipnet
-        return train_flipnet(faces=faces, cfg="test", out_dir=folder, steps=1, ae_steps=1, assoc_steps=0,
-                             progress=False)[1]
+
+        return train_flipnet(
+            faces=faces, cfg="test", out_dir=folder, steps=1, ae_steps=1, assoc_steps=0, progress=False
+        )[1]
     if which == "instant":
         from restoration_nb.instant_restore import train_instant_restore
+
         return train_instant_restore(faces=faces, cfg="test", out_dir=folder, steps=2, progress=False)[1]
     from restoration_nb.restoration_adapter import train_restoration_adapter
+
     return train_restoration_adapter(faces=faces, cfg="test", out_dir=folder, steps=2, progress=False)[1]
 
 

@@ -6,12 +6,21 @@ Then prints, on 16 held-out faces (second-order LQ, seed 1): x0 MSE at t = 600 w
 (train, or checkpoint with --sample) PSNR of a 10-step CFG 1.5 restoration at phi 0, 1 and 2.
   python benchmarks/probes/flipnet_condition.py train STEPS MSE TC LR [HUB_LR]     e.g. train 400 1 1000 1e-3
   python benchmarks/probes/flipnet_condition.py checkpoint RUN_DIR [--sample]"""
+
 import sys, time, statistics as st
 import torch
 from restoration_nb.core import load_faces, make_generator
 from restoration_nb.degradations import second_order_degrade
-from restoration_nb.flipnet import (FlipConfig, _load_trainable, build_flipnet, dual_stream, flipnet_loss, flipnet_restore,
-                                    load_flipnet, set_phi)
+from restoration_nb.flipnet import (
+    FlipConfig,
+    _load_trainable,
+    build_flipnet,
+    dual_stream,
+    flipnet_loss,
+    flipnet_restore,
+    load_flipnet,
+    set_phi,
+)
 from restoration_nb.backbones import noise_to_step, predict_x0
 from restoration_nb.metrics import psnr
 from restoration_nb.priors import caption, face_labels, load_training_faces
@@ -32,30 +41,56 @@ else:
     net.autoencoders.requires_grad_(False)
     images, names = load_training_faces(limit=6000, progress=False)
     captions = [caption(face_labels(n)) for n in names]
-    hub = [p for n, p in net.model.named_parameters() if p.requires_grad and ".processor." in n] + list(net.adapter.parameters())
+    hub = [p for n, p in net.model.named_parameters() if p.requires_grad and ".processor." in n] + list(
+        net.adapter.parameters()
+    )
     lora = [p for n, p in net.model.named_parameters() if p.requires_grad and ".processor." not in n]
     opt = torch.optim.AdamW([dict(params=lora, lr=lr), dict(params=hub, lr=hub_lr)], weight_decay=1e-2)
     g, hist = make_generator(0), []
-    net.model.train(); net.adapter.train()
+    net.model.train()
+    net.adapter.train()
     for step in range(steps):
         idx = torch.randint(len(images), (8,), generator=g)
         hq = images[idx].float().div(127.5).sub(1)
         lq, _ = second_order_degrade(hq, generator=g)
         loss, parts = flipnet_loss(net, hq, lq, "restoration", [captions[j] for j in idx.tolist()], g, cfg)
-        opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(lora + hub, 1.0); opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lora + hub, 1.0)
+        opt.step()
         hist.append(parts["diffusion"])
-        if (step + 1) % 50 == 0: print("step", step + 1, "diffusion %.4f" % st.mean(hist[-50:]), "%.0fs" % (time.time() - t0), flush=True)
-net.model.eval(); net.adapter.eval()
+        if (step + 1) % 50 == 0:
+            print(
+                "step",
+                step + 1,
+                "diffusion %.4f" % st.mean(hist[-50:]),
+                "%.0fs" % (time.time() - t0),
+                flush=True,
+            )
+net.model.eval()
+net.adapter.eval()
 torch.set_grad_enabled(False)
-hq = load_faces(16, "heldout", size=64); lq, _ = second_order_degrade(hq, generator=make_generator(1))
+hq = load_faces(16, "heldout", size=64)
+lq, _ = second_order_degrade(hq, generator=make_generator(1))
+
+
 def x0_mse(cond, phi, t=600):
     set_phi(net.model, phi)
     x_t = noise_to_step(hq, t, net.prior.scheduler, generator=make_generator(2))
     ctx = net.context(["face"] * len(hq), cond)
     with dual_stream(net.model):
-        eps = net.model(torch.cat([x_t, cond]), torch.tensor([t] * len(hq) + [0] * len(hq)), encoder_hidden_states=torch.cat([ctx, ctx])).sample
-    return (predict_x0(eps[:len(hq)], x_t, t, net.prior.scheduler) - hq).square().mean().item()
-print("x0 mse t=600: own %.4f other %.4f phi0 %.4f (LQ %.4f)" % (x0_mse(lq, 1.0), x0_mse(lq.roll(1, 0), 1.0), x0_mse(lq, 0.0), (lq - hq).square().mean()))
+        eps = net.model(
+            torch.cat([x_t, cond]),
+            torch.tensor([t] * len(hq) + [0] * len(hq)),
+            encoder_hidden_states=torch.cat([ctx, ctx]),
+        ).sample
+    return (predict_x0(eps[: len(hq)], x_t, t, net.prior.scheduler) - hq).square().mean().item()
+
+
+print(
+    "x0 mse t=600: own %.4f other %.4f phi0 %.4f (LQ %.4f)"
+    % (x0_mse(lq, 1.0), x0_mse(lq.roll(1, 0), 1.0), x0_mse(lq, 0.0), (lq - hq).square().mean())
+)
 if sample:
     for phi in (0.0, 1.0, 2.0):
         out = flipnet_restore(net, lq, phi=phi, num_steps=10, seed=0, progress=False)

@@ -7,6 +7,7 @@ AutoencoderKL (64 px -> 16x16x4; L1 + MS-SSIM + a small patch adversarial term) 
 UNet2DConditionModel for --minutes, and counts both.
   python benchmarks/probes/prior_recipe.py RECIPE [--minutes 20] [--vae-minutes 20] [--threads 1]
 writes benchmarks/results/probes/prior_<RECIPE>_cpu.json (and a 16-face grid .png); the run folder is runs/probes/<RECIPE>."""
+
 from __future__ import annotations
 import argparse, json, sys, time
 from pathlib import Path
@@ -23,8 +24,16 @@ from restoration_nb.core import load_faces, face_names, show_images, atomic_writ
 from restoration_nb.backbones import build_model, scheduler_class  # noqa: E402
 from restoration_nb.metrics import FaceEmbedder  # noqa: E402
 from restoration_nb.training import CHECKPOINT  # noqa: E402
-from restoration_nb.priors import (Prior, PromptEmbedding, caption, face_labels,  # noqa: E402
-                                   load_training_faces, prior_quality, prior_scheduler, train_prior)
+from restoration_nb.priors import (
+    Prior,
+    PromptEmbedding,
+    caption,
+    face_labels,  # noqa: E402
+    load_training_faces,
+    prior_quality,
+    prior_scheduler,
+    train_prior,
+)
 
 PIXEL_RECIPES = {
     # the shipped recipe: epsilon, min-SNR 5, batch 16, lr 8e-4, fp32
@@ -38,10 +47,10 @@ RECIPES = (*PIXEL_RECIPES, "sd-latent-v-bf16")
 
 
 def evaluate(draw, conditional: bool, embedder: FaceEmbedder, n: int) -> tuple[dict, torch.Tensor, float]:
-    """(quality, samples, seconds) of `n` samples `draw(n, prompts)` against held-out faces 0..n-1 (floor: n..2n-1); a
-    conditional prior draws with the captions of held-out faces 2n..3n-1."""
+    """(quality, samples, seconds) of `n` samples `draw(n, prompts)` against held-out faces 0..n-1 (floor:
+    n..2n-1); a conditional prior draws with the captions of held-out faces 2n..3n-1."""
     reference, floor = load_faces(n, start=0), load_faces(n, start=n)
-    prompts = [caption(face_labels(x)) for x in face_names("heldout")[2 * n:3 * n]] if conditional else None
+    prompts = [caption(face_labels(x)) for x in face_names("heldout")[2 * n : 3 * n]] if conditional else None
     start = time.time()
     samples = draw(n, prompts)
     seconds = time.time() - start
@@ -51,9 +60,19 @@ def evaluate(draw, conditional: bool, embedder: FaceEmbedder, n: int) -> tuple[d
 def pixel_probe(recipe: str, args, out: Path) -> dict:
     name, overrides = PIXEL_RECIPES[recipe]
     faces = load_training_faces(progress=False)
-    log = train_prior(name, out, "cpu", faces=faces, device="cpu", progress=False, steps=10**6, max_minutes=args.minutes,
-                      checkpoint_every=500, **overrides)
-    state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)   # our own probe's file
+    log = train_prior(
+        name,
+        out,
+        "cpu",
+        faces=faces,
+        device="cpu",
+        progress=False,
+        steps=10**6,
+        max_minutes=args.minutes,
+        checkpoint_every=500,
+        **overrides,
+    )
+    state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)  # our own probe's file
     model = build_model(log["model_config"], device="cpu", dtype=torch.float32)
     model.load_state_dict(state["ema"])
     prompts = None
@@ -63,10 +82,18 @@ def pixel_probe(recipe: str, args, out: Path) -> dict:
     cfg = log["config"]
     ddim = scheduler_class("ddim").from_config(prior_scheduler(cfg["prediction_type"]).config)
     prior = Prior(name=name, model=model.eval(), scheduler=ddim, prompt_embedding=prompts)
-    return dict(prior=name, overrides=overrides, config=cfg, steps=log["step"], train_minutes=round(log["minutes"], 2),
-                samples_seen=log["step"] * cfg["batch_size"], samples_per_s=round(log["step"] * cfg["batch_size"] / (log["minutes"] * 60), 2),
-                loss_first_50=round(float(np.mean(log["losses"][:50])), 4), loss_last_50=round(float(np.mean(log["losses"][-50:])), 4),
-                params=sum(p.numel() for p in model.parameters())), prior
+    return dict(
+        prior=name,
+        overrides=overrides,
+        config=cfg,
+        steps=log["step"],
+        train_minutes=round(log["minutes"], 2),
+        samples_seen=log["step"] * cfg["batch_size"],
+        samples_per_s=round(log["step"] * cfg["batch_size"] / (log["minutes"] * 60), 2),
+        loss_first_50=round(float(np.mean(log["losses"][:50])), 4),
+        loss_last_50=round(float(np.mean(log["losses"][-50:])), 4),
+        params=sum(p.numel() for p in model.parameters()),
+    ), prior
 
 
 def main() -> int:
@@ -82,17 +109,29 @@ def main() -> int:
     if args.recipe in PIXEL_RECIPES:
         report, prior = pixel_probe(args.recipe, args, out)
         conditional = prior.conditional
-        def draw(n, prompts): return sample_batches(prior, n, prompts, seed=0, batch=64)
+
+        def draw(n, prompts):
+            return sample_batches(prior, n, prompts, seed=0, batch=64)
     else:
         import latent_probe
+
         report, draw = latent_probe.probe(args, out)
         conditional = True
-    report = dict(recipe=args.recipe, command=" ".join(["python", *sys.argv]), machine=machine(torch.device("cpu")), **report)
+    report = dict(
+        recipe=args.recipe,
+        command=" ".join(["python", *sys.argv]),
+        machine=machine(torch.device("cpu")),
+        **report,
+    )
     quality, samples, seconds = evaluate(draw, conditional, FaceEmbedder(), args.n)
-    report.update(quality={k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()},
-                  sample_seconds=round(seconds, 1))
+    report.update(
+        quality={k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()},
+        sample_seconds=round(seconds, 1),
+    )
     png = RESULTS / "probes" / f"prior_{args.recipe}_cpu.png"
-    show_images(samples[:16], ncols=8, scale=0.8, suptitle=f"{args.recipe}: {report['steps']} steps").savefig(png, dpi=64)
+    show_images(samples[:16], ncols=8, scale=0.8, suptitle=f"{args.recipe}: {report['steps']} steps").savefig(
+        png, dpi=64
+    )
     atomic_write_json(RESULTS / "probes" / f"prior_{args.recipe}_cpu.json", report)
     print(json.dumps(report["quality"]), report["steps"], "steps", flush=True)
     return 0

@@ -9,6 +9,7 @@ from benchmarks/campaign/, so to run it again check out the commit before the sw
 
     python benchmarks/probes/prior_swap.py [--old FOLDER]
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -28,8 +29,9 @@ CAMPAIGN = ROOT / "benchmarks" / "campaign"
 
 
 def restorers(weights: dict, prior_folder) -> dict:
-    "Each restorer as a function of the degraded faces, loaded on the prior in `prior_folder` (a fresh copy each)."
-    references = load_faces(20, "heldout", size=64)[16:20]         # InstantRestore's: four other held-out faces
+    """Each restorer as a function of the degraded faces, loaded on the prior in `prior_folder` (a fresh copy
+    each)."""
+    references = load_faces(20, "heldout", size=64)[16:20]  # InstantRestore's: four other held-out faces
 
     def flipnet(lq):
         net = load_flipnet(weights.get("flipnet"), prior=load_prior(prior_folder))
@@ -42,12 +44,15 @@ def restorers(weights: dict, prior_folder) -> dict:
     def instant(lq):
         ir = load_instant_restore(weights.get("instant"), prior=load_prior(prior_folder))
         return instant_restore(ir, lq, references, seed=0, progress=False)
+
     return dict(flipnet=flipnet, adapter=adapter, instant=instant)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", default="micro-sd-faces64", help="the prior the shipped restorers were trained on")
+    ap.add_argument(
+        "--old", default="micro-sd-faces64", help="the prior the shipped restorers were trained on"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     clean = load_faces(16, "heldout", size=64)
@@ -55,11 +60,15 @@ def main() -> int:
     rows = [dict(restorer="degraded input", prior=None, psnr=round(psnr(lq, clean).mean().item(), 2))]
     names = dict(flipnet="flipnet-micro-sd-faces64", adapter="restoration-adapter-micro-sd-faces64")
     retrained = {k: CAMPAIGN / name for k, name in names.items() if (CAMPAIGN / name).is_dir()}
-    runs = [("shipped", {}, args.old), ("shipped", {}, CAMPAIGN / "micro-sd-faces64" / "prior"),
-            ("retrained", retrained, CAMPAIGN / "micro-sd-faces64" / "prior")]
+    runs = [
+        ("shipped", {}, args.old),
+        ("shipped", {}, CAMPAIGN / "micro-sd-faces64" / "prior"),
+        ("retrained", retrained, CAMPAIGN / "micro-sd-faces64" / "prior"),
+    ]
     for weights_tag, weights, prior in runs:
         for name, restore in restorers(weights, prior).items():
-            if weights_tag == "retrained" and name not in retrained: continue
+            if weights_tag == "retrained" and name not in retrained:
+                continue
             score = round(psnr(restore(lq), clean).mean().item(), 2)
             where = Path(prior).resolve().relative_to(ROOT) if Path(prior).exists() else prior
             rows.append(dict(restorer=f"{weights_tag} {name}", prior=str(where), psnr=score))
