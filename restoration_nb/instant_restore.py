@@ -405,17 +405,17 @@ def one_step(
     x: torch.Tensor,
     cache: ReferenceCache | None,
     t: int | torch.Tensor = INFERENCE_STEP,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     adain: bool = True,
     keep_attention: bool = False,
     noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The generator's one-step restoration of `x` (in [-1, 1]) at step `t`, attending to `cache` (None: no
     references); not clamped. The latent's noise is `noise` ((N, *ir.latent_shape)) when given, else drawn
-    from `generator`."""
+    from `rng`."""
     z = ir.encode(x.to(ir.device))
     z_t = noise_to_step(
-        z, t, ir.scheduler, generator=generator, noise=None if noise is None else noise.to(z.device)
+        z, t, ir.scheduler, generator=rng, noise=None if noise is None else noise.to(z.device)
     )
     steps = (
         torch.as_tensor(t, device=ir.device).expand(len(z))
@@ -622,7 +622,7 @@ def adversarial_losses(
 def reference_views(
     faces: torch.Tensor,
     n: int,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     max_angle: float = 10.0,
     scale: tuple = (0.9, 1.1),
     max_shift: float = 0.06,
@@ -632,7 +632,7 @@ def reference_views(
     to face, normalised coords)."""
     faces = check_images(faces, "faces")
     b, size = len(faces), faces.shape[-1]
-    u = lambda *shape: torch.rand(*shape, generator=generator)
+    u = lambda *shape: torch.rand(*shape, generator=rng)
     angle = (u(b, n) * 2 - 1) * math.radians(max_angle)
     s = scale[0] + u(b, n) * (scale[1] - scale[0])
     shift = (u(b, n, 2) * 2 - 1) * max_shift * 2
@@ -745,7 +745,7 @@ def instant_loss(
     points: torch.Tensor,
     ref_points: torch.Tensor,
     t: torch.Tensor,
-    generator: torch.Generator | None,
+    rng: torch.Generator | None,
     cfg: InstantConfig,
     disc: torch.nn.Module,
     extra: dict,
@@ -755,7 +755,7 @@ def instant_loss(
     """(generator loss, discriminator loss, parts) of one batch; `noise` and `pairs` as in `one_step` and
     `landmark_attention_loss`."""
     cache = encode_references(ir, refs)
-    out = one_step(ir, lq, cache, t, generator, cfg.adain, keep_attention=cfg.las_weight > 0, noise=noise)
+    out = one_step(ir, lq, cache, t, rng, cfg.adain, keep_attention=cfg.las_weight > 0, noise=noise)
     parts = dict(
         ms_ssim=cfg.ms_ssim_weight * (1 - ms_ssim(out.clamp(-1, 1), hq)).mean(),
         l1=cfg.l1_weight * (out - hq).abs().mean(),
@@ -1068,12 +1068,12 @@ def summarize_references(table: Table) -> Table:
     )
 
 
-def evaluation_degrade(x: torch.Tensor, scale: float | None, generator: torch.Generator) -> torch.Tensor:
+def evaluation_degrade(x: torch.Tensor, scale: float | None, rng: torch.Generator) -> torch.Tensor:
     "The evaluations' LQ: the second-order degradation (`scale` None) or the x`scale` super-resolution input."
     return (
-        second_order_degrade(x, generator=generator)[0]
+        second_order_degrade(x, generator=rng)[0]
         if scale is None
-        else super_resolution_degrade(x, scale, generator)[0]
+        else super_resolution_degrade(x, scale, rng)[0]
     )
 
 

@@ -90,7 +90,7 @@ def test_references_are_read_only_in_the_decoder(shipped, faces):
     cache = encode_references(shipped, faces[1:3])
     before = {k: tuple(t.clone() for t in kv) for k, kv in cache.kv.items()}
     with torch.no_grad():
-        one_step(shipped, lq, cache, generator=make_generator(0))
+        one_step(shipped, lq, cache, rng=make_generator(0))
     assert all(torch.equal(a, b) for k in before for a, b in zip(before[k], cache.kv[k]))
     assert shipped.bank.kv == {} and shipped.bank.attention == {}, "the bank is emptied after each call"
 
