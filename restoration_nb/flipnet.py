@@ -46,7 +46,7 @@ from restoration_nb.backbones import (
 )
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, psnr, summarize
-from .priors import Prior, caption, face_labels, load_prior, trainable_copy
+from .priors import Prior, caption, face_labels, load_prior, trainable_copy, training_faces
 from restoration_nb.training import (
     WEIGHTS_DIR,
     PatchDiscriminator,
@@ -580,18 +580,12 @@ def train_flipnet(
     autoencoder stages) gives the starting weights, its step and minutes: the FLIPNET stage goes on to `steps`
     in all, with fresh optimizers. Runs unchanged under `accelerate launch` (then `batch_size` is per
     process)."""
-    from restoration_nb.priors import load_training_faces
-
     cfg = _flip_config(cfg, overrides)
     acc = training_accelerator(device, mixed_precision=cfg.mixed_precision)
     check_bf16_or_fp32(acc.mixed_precision, "FLIPNET")
     device = acc.device
     net = build_flipnet(prior, cfg.phi, cfg.lora_rank, cfg.seed).to(device)
-    images, names = faces if faces is not None else load_training_faces(progress=progress)
-    if len(images) == 0:
-        raise ValueError("no training faces; expected (images, names) with at least one face")
-    if len(images) != len(names):
-        raise ValueError(f"{len(images)} images but {len(names)} names; expected one name per image")
+    images, names = training_faces(faces, progress)
     captions = [caption(face_labels(n)) for n in names]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)

@@ -57,7 +57,7 @@ from restoration_nb.metrics import (
     ms_ssim,
     psnr,
 )
-from .priors import Prior, load_training_faces, trainable_copy
+from .priors import Prior, trainable_copy, training_faces
 from restoration_nb.training import (
     WEIGHTS_DIR,
     PatchDiscriminator,
@@ -797,9 +797,7 @@ def train_instant_restore(
     check_bf16_or_fp32(acc.mixed_precision, "InstantRestore")
     device = acc.device
     ir = build_instant_restorer(prior, cfg.lora_rank, seed=cfg.seed).to(device)
-    images, names = faces if faces is not None else load_training_faces(progress=progress)
-    if len(images) == 0:
-        raise ValueError("no training faces; expected (images, names) with at least one face")
+    images, names = training_faces(faces, progress)
     extra, missing = optional_losses(identity_weights, dino_weights)
     extra = {k: m.to(device) for k, m in extra.items()}
     with torch.random.fork_rng(devices=[]):

@@ -53,10 +53,10 @@ from restoration_nb.training import (
 __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_VOCAB', 'PROMPT_LENGTH', 'MIXED_PRECISIONS',
            'PRIOR_PREDICTIONS', 'TRAIN_PRESETS', 'PRIOR_SPECS', 'ATTRIBUTES_NAME', 'micro_ddpm_faces64_config',
            'micro_sd_faces64_config', 'face_labels', 'caption', 'tokenize', 'PromptEmbedding', 'load_training_faces',
-           'TrainConfig', 'prior_scheduler', 'prior_step', 'train_prior', 'save_prior', 'trainable_copy', 'Prior',
-           'prior_folder', 'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality', 'attribute_targets',
-           'AttributeClassifier', 'train_attribute_classifier', 'prompt_agreement', 'save_attribute_classifier',
-           'load_attribute_classifier']
+           'training_faces', 'TrainConfig', 'prior_scheduler', 'prior_step', 'train_prior', 'save_prior',
+           'trainable_copy', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser', 'sample_prior', 'prior_quality',
+           'attribute_targets', 'AttributeClassifier', 'train_attribute_classifier', 'prompt_agreement',
+           'save_attribute_classifier', 'load_attribute_classifier']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (
@@ -185,6 +185,22 @@ def load_training_faces(
                 2, 0, 1
             )
     return out, names
+
+# %% ../nbs/06_priors.ipynb #c015b
+def training_faces(faces: tuple | None = None, progress: bool = True) -> tuple[torch.Tensor, list[str]]:
+    """The faces a trainer learns from: `faces` ((N, 3, H, W) images, N UTKFace names), checked, or without it
+    the whole training split (`load_training_faces`)."""
+    if faces is None:
+        return load_training_faces(progress=progress)
+    images, names = faces
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"faces hold images of shape {shape}; expected (N, 3, H, W) images and N names")
+    if len(images) == 0:
+        raise ValueError("no training faces; expected (images, names) with at least one face")
+    if len(images) != len(names):
+        raise ValueError(f"{len(images)} images but {len(names)} names; expected one name per image")
+    return images, list(names)
 
 # %% ../nbs/06_priors.ipynb #c017
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
@@ -389,7 +405,9 @@ def _prior_nets(config: dict, conditional: bool, seed: int, device) -> dict:
     return nets
 
 # %% ../nbs/06_priors.ipynb #c019r
-def _prior_micro_step(acc, wrapped: list, opt, x0, t, noise, ids, sched, cfg: TrainConfig) -> float:
+def _prior_micro_step(
+    acc, wrapped: list, opt, params: list, x0, t, noise, ids, sched, abar: torch.Tensor, cfg: TrainConfig
+) -> float:
     "One micro-batch: the min-SNR-weighted diffusion loss, backward, and the update when a step is complete."
     device = acc.device
     t, noise = t.to(device), noise.to(device)
@@ -398,11 +416,10 @@ def _prior_micro_step(acc, wrapped: list, opt, x0, t, noise, ids, sched, cfg: Tr
         kw = dict(encoder_hidden_states=wrapped[1](ids.to(device))) if ids is not None else {}
         with acc.autocast():
             err = (wrapped[0](x_t, t, **kw).sample.float() - target).square().mean((1, 2, 3))
-        abar = sched.alphas_cumprod.to(device)[t]
-        loss = (err * _loss_weights(abar, cfg.min_snr, cfg.prediction_type)).mean()
+        loss = (err * _loss_weights(abar[t], cfg.min_snr, cfg.prediction_type)).mean()
         acc.backward(loss)
         if acc.sync_gradients:
-            acc.clip_grad_norm_([p for group in opt.param_groups for p in group["params"]], 1.0)
+            acc.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
     return mean_over_processes(acc, loss)
@@ -435,6 +452,7 @@ def prior_step(
     whole = cfg.batch_size * acc.num_processes * cfg.grad_accum
     on_device = images.to(acc.device)  # decoded once; uint8 keeps it at 230 MB
     conditional = nets["prompts"] is not None
+    params = [p for group in opt.param_groups for p in group["params"]]
 
     def step() -> dict:
         warm = log["step"] - log.get("init", {}).get("step", 0)
@@ -453,7 +471,9 @@ def prior_step(
             x0 = on_device[idx[part].to(acc.device)].float().div(127.5).sub(1)
             x0 = torch.where(flip[part].to(acc.device)[:, None, None, None], x0.flip(-1), x0)
             prompt_ids = ids[part] if conditional else None
-            loss = _prior_micro_step(acc, wrapped, opt, x0, t[part], noise[part], prompt_ids, sched, cfg)
+            loss = _prior_micro_step(
+                acc, wrapped, opt, params, x0, t[part], noise[part], prompt_ids, sched, abar, cfg
+            )
             losses.append(loss)
         _update_ema(nets, _ema_decay(log["step"], cfg.ema_max_decay))
         log["losses"].append(round(float(np.mean(losses)), 5))
@@ -482,11 +502,10 @@ def train_prior(
     cfg = preset_config(cfg, TRAIN_PRESETS, overrides, "training")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    images, names = faces if faces is not None else load_training_faces(progress=progress)
-    if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(names):
+    images, names = training_faces(faces, progress)
+    if images.dtype != torch.uint8:
         raise ValueError(
-            f"faces must be (uint8 (N, 3, H, W) images, N names), got {images.dtype} "
-            f"{tuple(images.shape)} and {len(names)} names"
+            f"faces hold {images.dtype} images; expected uint8 images (as load_training_faces gives)"
         )
     acc = training_accelerator(device, cfg.grad_accum, cfg.mixed_precision)
     torch.manual_seed(cfg.seed)
@@ -902,7 +921,7 @@ def train_attribute_classifier(
 ) -> AttributeClassifier:
     """An `AttributeClassifier` trained on `faces` ((uint8 images, UTKFace names); default: the train split)
     with cross-entropy on both labels, mirror images, a cosine learning rate and bf16 autocast on the CPU."""
-    images, names = faces if faces is not None else load_training_faces(progress=progress)
+    images, names = training_faces(faces, progress)
     targets = attribute_targets(names)
     torch.manual_seed(seed)
     model = AttributeClassifier().train()

@@ -51,6 +51,7 @@ from restoration_nb.priors import (
     load_prior,
     load_training_faces,
     trainable_copy,
+    training_faces,
 )
 from restoration_nb.training import (
     WEIGHTS_DIR,
@@ -567,11 +568,7 @@ def train_restoration_adapter(
     ap = build_adapted_prior(prior, max_width=cfg.max_width, lora_rank=cfg.lora_rank, seed=cfg.seed).to(
         device
     )
-    images, names = faces if faces is not None else load_training_faces(progress=progress)
-    if len(images) == 0:
-        raise ValueError("no training faces; expected (images, names) with at least one face")
-    if len(images) != len(names):
-        raise ValueError(f"{len(images)} images but {len(names)} names; expected one name per image")
+    images, names = training_faces(faces, progress)
     captions = [caption(face_labels(n)) for n in names]
     params = ap.trainable()
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)

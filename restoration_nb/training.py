@@ -105,6 +105,7 @@ class StopSignal:
 
     def __init__(self):
         self.requested = False
+        self.installed = False
         self.previous = None
 
     def request(self, *args):
@@ -115,11 +116,13 @@ class StopSignal:
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.getsignal(signal.SIGTERM)
             signal.signal(signal.SIGTERM, self.request)
+            self.installed = True
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        if self.installed:  # a handler set outside Python reads back as None: restore the default then
+            signal.signal(signal.SIGTERM, self.previous if self.previous is not None else signal.SIG_DFL)
+            self.installed = False
 
 # %% ../nbs/04a_training.ipynb #t019
 def launched_by_accelerate() -> bool:
