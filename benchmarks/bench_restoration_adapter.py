@@ -28,16 +28,18 @@ from restoration_nb.degradations import second_order_degrade
 from restoration_nb.metrics import summarize
 from restoration_nb.priors import load_prior, micro_sd_faces64_config
 from restoration_nb.restoration_adapter import (
-    A_GRID,
-    ADAPTER_PRESETS,
-    W_GRID,
     add_diffusion_adapter,
     add_restoration_adapters,
-    evaluate_rss_grid,
     load_restoration_adapter,
     make_sampler,
     restoration_sampling_strategy,
     save_restoration_adapter,
+)
+from restoration_nb.restoration_adapter_experiments import (
+    A_GRID,
+    ADAPTER_PRESETS,
+    W_GRID,
+    evaluate_rss_grid,
     train_restoration_adapter,
 )
 

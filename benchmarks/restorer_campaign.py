@@ -34,6 +34,7 @@ from restoration_nb.core import atomic_write_json  # noqa: E402
 from restoration_nb.priors import load_training_faces  # noqa: E402
 from restoration_nb.training import WEIGHTS_DIR, load_checkpoint  # noqa: E402
 from restoration_nb import flipnet, instant_restore, restoration_adapter  # noqa: E402
+from restoration_nb import restoration_adapter_experiments  # noqa: E402
 
 CAMPAIGNS = Path(__file__).resolve().parent / "campaign"
 RUNS = Path("runs/campaign")
@@ -41,9 +42,9 @@ RESTORERS = dict(
     adapter=dict(
         weights=restoration_adapter.ADAPTER_WEIGHTS,
         card="adapter.json",
-        train=restoration_adapter.train_restoration_adapter,
+        train=restoration_adapter_experiments.train_restoration_adapter,
         save=restoration_adapter.save_restoration_adapter,
-        presets=restoration_adapter.ADAPTER_PRESETS,
+        presets=restoration_adapter_experiments.ADAPTER_PRESETS,
     ),
     instant=dict(
         weights=instant_restore.INSTANT_WEIGHTS,

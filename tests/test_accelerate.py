@@ -170,7 +170,7 @@ ADAPTER_SCRIPT = (
     REPORT
     + '''
 import json, sys, torch
-from restoration_nb.restoration_adapter import train_restoration_adapter
+from restoration_nb.restoration_adapter_experiments import train_restoration_adapter
 out, batch_size = sys.argv[1], int(sys.argv[2])
 faces = (torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(2)),
          [f"{20 + i}_{i % 2}_0_2017011617104852{i}.jpg" for i in range(8)])

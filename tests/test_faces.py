@@ -13,7 +13,14 @@ from restoration_nb.faces import align_face, detect_faces, paste_face, restore_p
 from restoration_nb.metrics import psnr
 
 torch.set_num_threads(1)
-PAPER_MODULES = {"gen2res", "flipnet", "instant_restore", "restoration_adapter", "priors"}
+PAPER_MODULES = {
+    "gen2res",
+    "flipnet",
+    "instant_restore",
+    "restoration_adapter",
+    "restoration_adapter_experiments",
+    "priors",
+}
 
 
 def album_photos(n_people: int = 3) -> list[Path]:

@@ -13,7 +13,6 @@ from restoration_nb.backbones import (
 from restoration_nb.core import make_generator
 from restoration_nb.priors import load_prior, load_training_faces
 from restoration_nb.restoration_adapter import (
-    AdapterConfig,
     add_restoration_adapters,
     adapter_restore,
     build_adapted_prior,
@@ -22,8 +21,8 @@ from restoration_nb.restoration_adapter import (
     restoration_sampling_strategy,
     rss_g,
     sample_with_scheduler,
-    train_restoration_adapter,
 )
+from restoration_nb.restoration_adapter_experiments import AdapterConfig, train_restoration_adapter
 from restoration_nb.sweeps import expand_grid, load_sweep_spec, notebook_parameters
 
 EXAMPLE = ROOT / "nbs" / "examples" / "adapter_sweep.ipynb"

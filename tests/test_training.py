@@ -45,7 +45,7 @@ def train_briefly(which: str, folder, faces):
         from restoration_nb.instant_restore import train_instant_restore
 
         return train_instant_restore(faces=faces, cfg="test", out_dir=folder, steps=2, progress=False)[1]
-    from restoration_nb.restoration_adapter import train_restoration_adapter
+    from restoration_nb.restoration_adapter_experiments import train_restoration_adapter
 
     return train_restoration_adapter(faces=faces, cfg="test", out_dir=folder, steps=2, progress=False)[1]
 
