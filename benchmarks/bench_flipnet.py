@@ -24,17 +24,8 @@ from common import machine, result_path, timed
 from restoration_nb.backbones import build_model, sd21_base_unet_config
 from restoration_nb.core import atomic_write_json, get_device, load_faces, make_generator
 from restoration_nb.degradations import second_order_degrade
-from restoration_nb.flipnet import (
-    FLIP_PRESETS,
-    PHI_GRID,
-    add_attention_lora,
-    add_boost_hub,
-    dual_stream,
-    evaluate_over_phi,
-    load_flipnet,
-    save_flipnet,
-    train_flipnet,
-)
+from restoration_nb.flipnet import add_attention_lora, add_boost_hub, dual_stream, load_flipnet, save_flipnet
+from restoration_nb.flipnet_experiments import FLIP_PRESETS, PHI_GRID, evaluate_over_phi, train_flipnet
 from restoration_nb.metrics import summarize
 from restoration_nb.priors import load_prior, micro_sd_faces64_config
 

@@ -19,7 +19,7 @@ more of the autoencoders than the LQ encoder, which is all that stage uses).
   and measured."""
 
 from __future__ import annotations
-import argparse, json, signal, sys, time
+import argparse, dataclasses, json, signal, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from restoration_nb.core import atomic_write_json  # noqa: E402
 from restoration_nb.priors import load_training_faces  # noqa: E402
 from restoration_nb.training import WEIGHTS_DIR, load_checkpoint  # noqa: E402
 from restoration_nb import flipnet, instant_restore, restoration_adapter  # noqa: E402
-from restoration_nb import restoration_adapter_experiments  # noqa: E402
+from restoration_nb import flipnet_experiments, restoration_adapter_experiments  # noqa: E402
 
 CAMPAIGNS = Path(__file__).resolve().parent / "campaign"
 RUNS = Path("runs/campaign")
@@ -56,9 +56,9 @@ RESTORERS = dict(
     flipnet=dict(
         weights=flipnet.FLIPNET_WEIGHTS,
         card="flipnet.json",
-        train=flipnet.train_flipnet,
+        train=flipnet_experiments.train_flipnet,
         save=flipnet.save_flipnet,
-        presets=flipnet.FLIP_PRESETS,
+        presets=flipnet_experiments.FLIP_PRESETS,
     ),
 )
 
@@ -77,6 +77,21 @@ def recent_loss(log: dict, last: int = 200) -> float | None:
         losses = losses.get("flipnet") or []
     recent = [v["loss"] if isinstance(v, dict) else v for v in losses[-last:]]
     return round(float(np.mean(recent)), 5) if recent else None
+
+
+def preset_overrides(cfg, pairs: list[str]) -> dict:
+    "KEY=VALUE pairs (JSON values) as overrides of the preset `cfg`; a ValueError names a bad pair."
+    out = {}
+    names = [f.name for f in dataclasses.fields(cfg)]
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in names or not value:
+            raise ValueError(f"--set {pair!r}; expected KEY=VALUE with KEY one of {', '.join(names)}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"--set {pair!r}; expected a JSON value (true, 0.5, \"text\")") from None
+    return out
 
 
 def curve_point(method: str, folder: Path, log: dict, note: str | None = None) -> dict:
@@ -119,7 +134,19 @@ def main() -> int:
         action="store_true",
         help="measure the campaign folder's weights (if the curve lacks them) and train nothing",
     )
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="cpu-preset fields changed for this sitting (JSON values, e.g. identity_net=true); each point of "
+        "the sitting records them",
+    )
     args = ap.parse_args()
+    try:
+        overrides = preset_overrides(RESTORERS[args.method]["presets"]["cpu"], args.set)
+    except ValueError as e:
+        ap.error(str(e))
     torch.set_num_threads(args.threads)
     deadline = time.time() + args.hours * 3600
     stop = dict(requested=False)
@@ -154,6 +181,8 @@ def main() -> int:
     curve["recipe"] = dict(
         preset="cpu", batch_size=cfg.batch_size, lr=cfg.lr, note="fresh optimizer at each sitting's start"
     )
+    if overrides:
+        curve["recipe"]["overrides"] = overrides
     faces = load_training_faces(progress=False)
     while not stop["requested"] and time.time() < deadline:
         minutes_left = (deadline - time.time()) / 60 - 5  # leave time to save and measure
@@ -176,15 +205,23 @@ def main() -> int:
                 progress=False,
                 init=init,
                 steps=target - before,
+                **overrides,
             )
         except InterruptedError:  # SIGTERM: the checkpoint holds the last step
             stop["requested"] = True
             reached = load_checkpoint(run / "checkpoint.pt", "cpu")["log"]["step"]
             net, log = spec["train"](
-                faces=faces, cfg="cpu", out_dir=run, device="cpu", progress=False, steps=reached - before
+                faces=faces,
+                cfg="cpu",
+                out_dir=run,
+                device="cpu",
+                progress=False,
+                steps=reached - before,
+                **overrides,
             )
         spec["save"](net, campaign, log, overwrite=True)
-        curve["points"].append(curve_point(args.method, campaign, log))
+        point = curve_point(args.method, campaign, log)
+        curve["points"].append(dict(point, overrides=overrides) if overrides else point)
         curve["machine"] = machine(torch.device("cpu"))
         atomic_write_json(curve_file, curve)
         print(json.dumps(curve["points"][-1]), flush=True)

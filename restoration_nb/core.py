@@ -13,11 +13,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['SETTINGS_SECTION', 'DEFAULT_SETTINGS', 'MAX_SEED', 'MIN_IMAGE_SIZE', 'SQUARE_MODES', 'UTKFACE_ZIP', 'HELDOUT_EVERY',
            'HELDOUT_RULE', 'ALBUMS_DIR', 'find_settings_file', 'read_settings', 'lab_settings', 'setting', 'get_device',
-           'get_dtype', 'check_seed', 'seed_everything', 'make_generator', 'check_int', 'ImageInputError',
-           'pil_to_tensor', 'tensor_to_pil', 'read_image', 'read_images', 'check_images', 'check_output_path',
-           'atomic_write_bytes', 'strict_json', 'atomic_write_json', 'save_image', 'Table', 'display_array',
-           'show_images', 'comparison_grid', 'small_figures', 'face_data_dir', 'face_names', 'load_faces',
-           'album_people', 'load_album', 'knob_widget']
+           'get_dtype', 'check_seed', 'seed_everything', 'make_generator', 'check_int', 'check_guidance_scale',
+           'check_face_size', 'ImageInputError', 'pil_to_tensor', 'tensor_to_pil', 'read_image', 'read_images',
+           'check_images', 'check_output_path', 'atomic_write_bytes', 'strict_json', 'atomic_write_json', 'save_image',
+           'Table', 'display_array', 'show_images', 'comparison_grid', 'small_figures', 'face_data_dir', 'face_names',
+           'load_faces', 'album_people', 'load_album', 'knob_widget']
 
 # %% ../nbs/00_core.ipynb #c005
 SETTINGS_SECTION = "restoration_nb"
@@ -204,6 +204,23 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
         }[(low is not None, high is not None)]
         raise ValueError(f"{name}={value!r}; expected an integer{bounds}")
     return int(value)
+
+# %% ../nbs/00_core.ipynb #c017f
+def check_guidance_scale(guidance_scale):
+    "Classifier-free guidance's scale, a number >= 1 (1: no guidance)."
+    if not guidance_scale >= 1:
+        raise ValueError(f"guidance_scale={guidance_scale!r}; expected a number >= 1 (1: no guidance)")
+    return guidance_scale
+
+
+def check_face_size(images: torch.Tensor, size: int, name: str, model: str) -> torch.Tensor:
+    "`images` (N, C, H, W), which must be `size` x `size` px: the size `model` works at."
+    if tuple(images.shape[-2:]) != (size, size):
+        raise ValueError(
+            f"{name} is {images.shape[-2]}x{images.shape[-1]} px but {model} works at {size} px; resize the "
+            f"faces to {size}x{size}"
+        )
+    return images
 
 # %% ../nbs/00_core.ipynb #c019
 MIN_IMAGE_SIZE = 16

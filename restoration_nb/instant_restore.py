@@ -57,7 +57,7 @@ from restoration_nb.metrics import (
     ms_ssim,
     psnr,
 )
-from .priors import Prior, trainable_copy, training_faces
+from .priors import Prior, load_identity_net, trainable_copy, training_faces
 from restoration_nb.training import (
     WEIGHTS_DIR,
     PatchDiscriminator,
@@ -562,16 +562,19 @@ def load_torchscript(path, what: str, option: str) -> torch.nn.Module:
 
 
 class IdentityLoss(torch.nn.Module):
-    "1 - cosine between an ArcFace-style embedder's embeddings (112 px input) of the output and the target."
+    """1 - cosine between an embedder's embeddings of the output and the target: an ArcFace-style embedder at
+    `size` px (112), or with `size=None` one that takes the faces as they are (`priors.IdentityNet`)."""
 
-    def __init__(self, embedder: torch.nn.Module):
+    def __init__(self, embedder: torch.nn.Module, size: int | None = 112):
         super().__init__()
-        self.embedder = embedder
+        self.embedder, self.size = embedder, size
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        e = lambda z: F.normalize(
-            self.embedder(F.interpolate(z, size=112, mode="bilinear", align_corners=False)).flatten(1), dim=1
-        )
+        def e(z):
+            if self.size is not None:
+                z = F.interpolate(z, size=self.size, mode="bilinear", align_corners=False)
+            return F.normalize(self.embedder(z).flatten(1), dim=1)
+
         return 1 - (e(x) * e(y)).sum(1)
 
 
@@ -588,17 +591,19 @@ class DinoDiscriminator(torch.nn.Module):
         )
 
 
-def optional_losses(identity_weights=None, dino_weights=None, dino_dim: int = 384) -> tuple[dict, dict]:
+def optional_losses(
+    identity_weights=None, dino_weights=None, dino_dim: int = 384, identity_net: bool = False
+) -> tuple[dict, dict]:
     """The pretrained loss terms that can be built here ({name: module}) and, for the others, why not ({name:
-    reason})."""
+    reason}). With `identity_net` and no `identity_weights`, the identity loss uses the shipped distillation
+    of dlib's descriptor (`priors.load_identity_net`)."""
     built, missing = {}, {}
+    what = "the identity loss (an ArcFace-style embedder)"
+    arcface = lambda: IdentityLoss(load_torchscript(identity_weights, what, "identity_weights"))
+    distilled = lambda: IdentityLoss(load_identity_net(), size=None)
     for name, make in dict(
         lpips=lambda: load_lpips().requires_grad_(False),
-        identity=lambda: IdentityLoss(
-            load_torchscript(
-                identity_weights, "the identity loss (an ArcFace-style embedder)", "identity_weights"
-            )
-        ),
+        identity=distilled if identity_net and identity_weights is None else arcface,
         dino=lambda: DinoDiscriminator(
             load_torchscript(dino_weights, "the DINOv2 discriminator", "dino_weights"), dino_dim
         ),
@@ -680,6 +685,7 @@ class InstantConfig:
     l1_weight: float = 1.0
     lpips_weight: float = 5.0
     identity_weight: float = 1.0
+    identity_net: bool = False  # without identity_weights: the identity loss on the distilled dlib descriptor
     gan_weight: float = 0.5
     las_weight: float = 5000.0
     landmark_sigma: float = 1.0  # of the ideal maps, in tokens
@@ -798,7 +804,7 @@ def train_instant_restore(
     device = acc.device
     ir = build_instant_restorer(prior, cfg.lora_rank, seed=cfg.seed).to(device)
     images, names = training_faces(faces, progress)
-    extra, missing = optional_losses(identity_weights, dino_weights)
+    extra, missing = optional_losses(identity_weights, dino_weights, identity_net=cfg.identity_net)
     extra = {k: m.to(device) for k, m in extra.items()}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
@@ -834,7 +840,7 @@ def train_instant_restore(
         opt.load_state_dict(state["opt"])
         d_opt.load_state_dict(state["d_opt"])
         g.set_state(state["generator"])
-        log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes)
+        log = dict(state["log"], config=asdict(cfg), processes=acc.num_processes, left_out=missing)
     elif init is not None:
         expected = {k: ir.config[k] for k in ("prior", "lora_rank")}
         state, carried = init_weights(

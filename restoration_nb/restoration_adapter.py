@@ -11,8 +11,7 @@ __all__ = ['OBJECTIVES', 'ADAPTER_WEIGHTS', 'SAMPLERS', 'AdapterBlock', 'Restora
            'adapter_loss', 'AdaptedPrior', 'build_adapted_prior', 'adapter_state', 'load_adapter_state',
            'save_restoration_adapter', 'load_restoration_adapter', 'check_threshold', 'check_rss_weight', 'rss_g',
            'RestorationSamplingStrategy', 'restoration_sampling_strategy', 'rss_plot', 'make_sampler',
-           'replace_wrapped', 'sample_with_scheduler', 'check_lq_faces', 'check_guidance_scale', 'adapter_restore',
-           'rss_figure', 'threshold_widget']
+           'replace_wrapped', 'sample_with_scheduler', 'adapter_restore', 'rss_figure', 'threshold_widget']
 
 # %% ../nbs/09_restoration_adapter.ipynb #c004
 import inspect, math
@@ -25,8 +24,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .core import check_images, check_int, display_array, get_device, knob_widget
-from .core import make_generator, setting
+from .core import check_face_size, check_guidance_scale, check_images, check_int, display_array
+from .core import get_device, knob_widget, make_generator, setting
 from .backbones import ATTENTION_PROJECTIONS, add_lora, diffusion_target, noise_to_step
 from .backbones import self_attention_layers
 from .metrics import psnr
@@ -641,24 +640,6 @@ def sample_with_scheduler(
         x = scheduler.step(out, t, x, **step_kw).prev_sample
     return x
 
-# %% ../nbs/09_restoration_adapter.ipynb #c045a
-def check_lq_faces(lq, size: int) -> torch.Tensor:
-    "`lq` checked as a batch of images of `size` x `size` px, the prior's size."
-    lq = check_images(lq, "lq")
-    if lq.shape[-2:] != (size,) * 2:
-        raise ValueError(
-            f"lq is {lq.shape[-2]}x{lq.shape[-1]} px but this prior works at {size} px; resize the "
-            f"faces to {size}x{size}"
-        )
-    return lq
-
-
-def check_guidance_scale(guidance_scale):
-    "Classifier-free guidance's scale, >= 1 (1: no guidance)."
-    if not guidance_scale >= 1:
-        raise ValueError(f"guidance_scale={guidance_scale!r}; expected a number >= 1 (1: no guidance)")
-    return guidance_scale
-
 # %% ../nbs/09_restoration_adapter.ipynb #c045
 def adapter_restore(
     ap: AdaptedPrior,
@@ -674,8 +655,9 @@ def adapter_restore(
 ) -> torch.Tensor:
     """Restore the LQ faces `lq`: the adapters conditioned on `lq`, RSS (weight `w`, threshold `a`) around
     `sampler`, from noise."""
-    lq, w, a = check_lq_faces(lq, ap.prior.size), check_rss_weight(w), check_threshold(a)
-    guidance_scale, n = check_guidance_scale(guidance_scale), len(lq)
+    lq = check_face_size(check_images(lq, "lq"), ap.prior.size, "lq", "this prior")
+    w, a, n = check_rss_weight(w), check_threshold(a), len(lq)
+    guidance_scale = check_guidance_scale(guidance_scale)
     num_steps, seed = int(setting("num_steps", num_steps)), int(setting("seed", seed))
     c = lq.to(device=ap.model.device, dtype=ap.model.dtype)
     prompts = ap.prior.encode([prompt] * n), ap.prior.encode([""] * n)

@@ -216,7 +216,7 @@ images, names = load_training_faces("train", limit=16, progress=False)
 images[::3] = torch.randint(0, 256, images[::3].shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))   # no face found:
 faces = (images, names)                                           # the faces of a batch differ in how many landmarks the loss counts
 if which == "flipnet":
-    from restoration_nb.flipnet import train_flipnet
+    from restoration_nb.flipnet_experiments import train_flipnet
     net, log = train_flipnet("micro-sd-faces64", faces=faces, cfg="test", ae_steps=3, assoc_steps=2, steps=4, batch_size=batch_size,
                              grad_accum=accum, seed=1, out_dir=out, progress=False)
 else:

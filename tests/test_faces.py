@@ -16,6 +16,7 @@ torch.set_num_threads(1)
 PAPER_MODULES = {
     "gen2res",
     "flipnet",
+    "flipnet_experiments",
     "instant_restore",
     "restoration_adapter",
     "restoration_adapter_experiments",

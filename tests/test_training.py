@@ -36,7 +36,7 @@ def train_briefly(which: str, folder, faces):
             progress=False,
         )[1]
     if which == "flipnet":
-        from restoration_nb.flipnet import train_flipnet
+        from restoration_nb.flipnet_experiments import train_flipnet
 
         return train_flipnet(
             faces=faces, cfg="test", out_dir=folder, steps=1, ae_steps=1, assoc_steps=0, progress=False

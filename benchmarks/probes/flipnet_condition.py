@@ -13,24 +13,24 @@ from restoration_nb.core import load_faces, make_generator
 from restoration_nb.degradations import second_order_degrade
 from restoration_nb.flipnet import (
     FlipConfig,
-    _load_trainable,
     build_flipnet,
     dual_stream,
     flipnet_loss,
     flipnet_restore,
     load_flipnet,
+    load_flipnet_state,
     set_phi,
 )
 from restoration_nb.backbones import noise_to_step, predict_x0
 from restoration_nb.metrics import psnr
 from restoration_nb.priors import caption, face_labels, load_training_faces
-from restoration_nb.training import CHECKPOINT
+from restoration_nb.training import CHECKPOINT, load_checkpoint
 
 t0 = time.time()
 net = build_flipnet("micro-sd-faces64", 1.0, 8, 0)
 if sys.argv[1] == "checkpoint":
-    state = torch.load(f"{sys.argv[2]}/{CHECKPOINT}", weights_only=False)
-    _load_trainable(net, state["trainable"])
+    state = load_checkpoint(f"{sys.argv[2]}/{CHECKPOINT}", "cpu")
+    load_flipnet_state(net, state["trainable"])
     print("checkpoint at step", state["log"]["step"])
     sample = "--sample" in sys.argv
 else:
