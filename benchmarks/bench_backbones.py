@@ -1,8 +1,10 @@
 """Benchmark (not a test): forward time of each backbone, and the restore-from-K loop of the UNet2DModel
 priors (DDIM, `--steps` steps from K=200), at random init; writes the numbers as JSON.
 
-    python benchmarks/bench_backbones.py                  # CPU, tiny models -> results/backbones_cpu.json
-    python benchmarks/bench_backbones.py --device cuda    # GPU, full-size models in fp16 -> results/backbones_cuda.json
+    python benchmarks/bench_backbones.py
+        # CPU, tiny models -> results/backbones_cpu.json
+    python benchmarks/bench_backbones.py --device cuda
+        # GPU, full-size models in fp16 -> results/backbones_cuda.json
 
 Full size: ddpm-celebahq-256 (UNet2DModel), the SD 2.1-base / SD-Turbo UNet and VAE, a small SD3 transformer.
 Existing results are kept unless `--overwrite` is given.

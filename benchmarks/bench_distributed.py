@@ -1,15 +1,22 @@
-"""Past one machine, measured: the Ray sweep backend against the local one, and a training step under accelerate.
+"""Past one machine, measured: the Ray sweep backend against the local one, and a training step under
+accelerate.
 
-  python benchmarks/bench_distributed.py sweep      # CPU: Ray's overhead per grid point (6 points of the degradation sweep)
-  python benchmarks/bench_distributed.py sweep --gpu --points 8   # GPU: 8 points on one GPU, 2 Ray workers against 1
-  python benchmarks/bench_distributed.py train --label accelerate   # seconds per train_prior step, this checkout
-  PYTHONPATH=/path/to/checkout-before-accelerate python benchmarks/bench_distributed.py train --label plain   # the loop before
-  python benchmarks/bench_distributed.py profile    # cProfile of 30 train_prior steps: the share of time inside accelerate
+  python benchmarks/bench_distributed.py sweep
+      # CPU: Ray's overhead per grid point (6 points of the degradation sweep)
+  python benchmarks/bench_distributed.py sweep --gpu --points 8
+      # GPU: 8 points on one GPU, 2 Ray workers against 1
+  python benchmarks/bench_distributed.py train --label accelerate
+      # seconds per train_prior step, this checkout
+  PYTHONPATH=/path/to/checkout-before-accelerate python benchmarks/bench_distributed.py train --label plain
+      # the loop before
+  python benchmarks/bench_distributed.py profile
+      # cProfile of 30 train_prior steps: the share of time inside accelerate
   python benchmarks/bench_distributed.py overhead --plain /path/to/checkout-before-accelerate --rounds 3
-      # the two loops alternately in fresh processes, so that drift of the machine hits both: median step time and overhead
+      # the two loops alternately in fresh processes, so that drift of the machine hits both:
+      # median step time and overhead
 
-Each writes benchmarks/results/distributed_<what>_<cpu|gpu>[_label].json (refused if it exists, unless --overwrite); the
-train results record which restoration_nb they timed.
+Each writes benchmarks/results/distributed_<what>_<cpu|gpu>[_label].json
+(refused if it exists, unless --overwrite); the train results record which restoration_nb they timed.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ def _job(points: int, gpu: bool) -> tuple:
     if gpu:
         return (
             EXAMPLES / "gen2res_sweep.ipynb",
-            {"K": [50, 100, 200, 400, 600, 800][: max(1, points // 2)], "skip_period": [1, 3]},
+            {"K": [50, 100, 200, 400, 600, 800][: max(1, points // 2)], "n": [1, 3]},
             {"n_faces": 2, "album_size": 4, "album_steps": 20, "finetune_steps": 40},
         )
     return (

@@ -1,17 +1,19 @@
-"""FLIPNET (paper 001): training run, step-time overhead of BoostHub, and the phi evaluation.
+r"""FLIPNET (paper 001): training run, step-time overhead of BoostHub, and the phi evaluation.
 
   train:   train FLIPNET on the micro conditional prior with a preset (cpu, gpu) and save its weights;
            writes benchmarks/results/flipnet_train_<preset>_<device>.json (steps, minutes, last losses).
-  speed:   one training step (forward + backward) and one sampling step (forward) of the dual-stream batch through the UNet
-           with BoostHub and LoRA, against the bare UNet with the same LoRA on the same batch; `--config sd21` is the full SD 2.1-base UNet
-           (random weights, 64x64 latents = 512 px), `micro` the micro prior's. Writes flipnet_speed_<config>_<device>.json.
-  phi:     held-out faces, second-order degraded (seed 0), restored at each phi: PSNR, SSIM, identity against the LQ input;
-           writes flipnet_phi_micro_<device>.json.
+  speed:   one training step (forward + backward) and one sampling step (forward) of the dual-stream batch
+           through the UNet with BoostHub and LoRA, against the bare UNet with the same LoRA on the same
+           batch; `--config sd21` is the full SD 2.1-base UNet (random weights, 64x64 latents = 512 px),
+           `micro` the micro prior's. Writes flipnet_speed_<config>_<device>.json.
+  phi:     held-out faces, second-order degraded (seed 0), restored at each phi: PSNR, SSIM, identity against
+           the LQ input; writes flipnet_phi_micro_<device>.json.
 
-  python benchmarks/bench_flipnet.py train --preset cpu --weights restoration_nb/weights/flipnet-micro-sd-faces64
+  python benchmarks/bench_flipnet.py train --preset cpu \
+      --weights restoration_nb/weights/flipnet-micro-sd-faces64
   python benchmarks/bench_flipnet.py speed --config micro
   python benchmarks/bench_flipnet.py phi --faces 16
-  bash benchmarks/gpu_flipnet.sh                        # on the H100: speed at SD 2.1 size, and the 10-minute gpu training preset
+  bash benchmarks/gpu_flipnet.sh  # on the H100: speed at SD 2.1 size, and the 10-minute gpu training preset
 Each result file is refused if it exists, unless --overwrite.
 """
 

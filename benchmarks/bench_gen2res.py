@@ -1,17 +1,24 @@
-"""Restoration by generation (paper 000): the published recipe against the fast one.
+"""Restoration by generation (gen2res): the published recipe against the fast one.
 
-  speed:   seconds per image of each recipe, end to end (album, fine-tune, restore), on a prior with random weights
-           (`--config ddpm-celebahq-256`, the full 256 px DDPM model the issue names, or `micro` for the micro prior's size).
-  personal: for each person of albums256, aligned like the training faces, the prior constrained on the reference photos (fast
-           recipe), and the held-aside photos, degraded by each `--tiers` tier, restored: PSNR and identity to the clean held-aside
-           photos and identity to the album, against the degraded input and the unconstrained prior.
-  quality: on the shipped micro prior, both recipes on held-out faces with second-order degradations: PSNR, SSIM, MS-SSIM
-           and identity against the degraded input and the unconstrained prior, and the fast-minus-published gap.
+  speed:   seconds per image of each recipe, end to end (album, fine-tune, restore), on a prior with random
+           weights (`--config ddpm-celebahq-256`, the full 256 px DDPM model the issue names, or `micro` for
+           the micro prior's size).
+  personal: for each person of albums256, aligned like the training faces, the prior constrained on the
+           reference photos (fast recipe), and the held-aside photos, degraded by each `--tiers` tier,
+           restored: PSNR and identity to the clean held-aside photos and identity to the album, against the
+           degraded input and the unconstrained prior.
+  quality: on the shipped micro prior, both recipes on held-out faces with second-order degradations: PSNR,
+           SSIM, MS-SSIM and identity against the degraded input and the unconstrained prior, and the
+           fast-minus-published gap.
 
-  python benchmarks/bench_gen2res.py speed --device cuda --config ddpm-celebahq-256      # on the H100 (benchmarks/gpu_gen2res.sh)
-  python benchmarks/bench_gen2res.py quality --faces 4                                   # CPU is fine: about 12 min per face
-  python benchmarks/bench_gen2res.py personal                                            # personal albums, x4 and x8: CPU ~20 min
-Each writes benchmarks/results/gen2res_<mode>_<config>_<device>.json (refused if it exists, unless --overwrite).
+  python benchmarks/bench_gen2res.py speed --device cuda --config ddpm-celebahq-256
+      # on the H100 (benchmarks/gpu_gen2res.sh)
+  python benchmarks/bench_gen2res.py quality --faces 4
+      # CPU is fine: about 12 min per face
+  python benchmarks/bench_gen2res.py personal
+      # personal albums, x4 and x8: CPU ~20 min
+Each writes benchmarks/results/gen2res_<mode>_<config>_<device>.json
+(refused if it exists, unless --overwrite).
 """
 
 from __future__ import annotations
@@ -25,19 +32,20 @@ from restoration_nb.backbones import build_model, ddpm_celebahq_256_config, make
 from restoration_nb.core import album_people, atomic_write_json, get_device, load_faces, make_generator
 from restoration_nb.faces import aligned_album
 from restoration_nb.degradations import second_order_degrade
-from restoration_nb.gen2res import (
+from restoration_nb.gen2res import restore_by_generation
+from restoration_nb.gen2res_experiments import (
     CONSTRAIN_PRESETS,
     RECIPES,
     album_identity,
     compare_restorations,
-    restore_by_generation,
     restore_with_album,
 )
 from restoration_nb.metrics import FaceEmbedder, evaluate, summarize
 from restoration_nb.priors import Prior, load_prior, micro_ddpm_faces64_config
 
-# The paper's recipe at 256 px (Table S1): album 16 from K=600 with n=20, 3000 fine-tune steps at batch 4, restore at K=200.
-PAPER_256 = dict(album_K=600, skip_period=20, restore_K=200)
+# The paper's recipe at 256 px (Table S1): album 16 from K=600 with n=20, 3000 fine-tune steps at batch 4,
+# restore at K=200.
+PAPER_256 = dict(album_K=600, n=20, restore_K=200)
 FAST_256 = dict(album_K=600, restore_K=200)
 
 

@@ -28,17 +28,19 @@ from common import machine, result_path
 from restoration_nb.core import album_people, atomic_write_json, get_device, load_faces, make_generator
 from restoration_nb.degradations import TIERS
 from restoration_nb.instant_restore import (
-    INSTANT_PRESETS,
     build_instant_restorer,
     encode_references,
-    evaluate_references,
-    evaluate_views,
     load_instant_restore,
     one_step,
     save_instant_restore,
+    time_per_image,
+)
+from restoration_nb.instant_restore_experiments import (
+    INSTANT_PRESETS,
+    evaluate_references,
+    evaluate_views,
     sd_turbo_restorer,
     summarize_references,
-    time_per_image,
     train_instant_restore,
 )
 from restoration_nb.metrics import FaceEmbedder
@@ -99,7 +101,7 @@ def speed(args, device) -> dict:
         dtype=str(dtype),
         lora_rank=ir.config["lora_rank"],
         vae=ir.vae is not None,
-        unet_params=sum(p.numel() for p in ir.generator.parameters()),
+        unet_params=sum(p.numel() for p in ir.unet.parameters()),
         ms_per_image_with_cache=round(1000 * cached, 2),
         ms_per_image_without_cache=round(1000 * uncached, 2),
         cache_mib=round(cache.nbytes() / 2**20, 2),

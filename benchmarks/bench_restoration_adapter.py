@@ -1,18 +1,21 @@
-"""Diffusion Restoration Adapter (paper 003): training run, RSS and adapter overheads, and the a x w evaluation.
+r"""Diffusion Restoration Adapter (paper 003): training run, RSS and adapter overheads, and the a x w
+evaluation.
 
   train:  train adapters + LoRA on the micro conditional prior with a preset (cpu, gpu) and save the weights;
           writes benchmarks/results/adapter_train_<preset>_<device>.json (steps, minutes, loss curve summary).
-  speed:  per sampling step, the RSS-wrapped scheduler step against the bare scheduler step (each beside the UNet forward
-          that a sampling step also costs), and the UNet forward with adapters + LoRA against the bare UNet, same batch;
-          `--config sd21` is the full SD 2.1 UNet (random weights, 64x64 latents = 512 px), `micro` the micro prior's.
+  speed:  per sampling step, the RSS-wrapped scheduler step against the bare scheduler step (each beside the
+          UNet forward that a sampling step also costs), and the UNet forward with adapters + LoRA against the
+          bare UNet, same batch; `--config sd21` is the full SD 2.1 UNet (random weights, 64x64 latents =
+          512 px), `micro` the micro prior's.
           Writes adapter_speed_<config>_<device>.json (goals: RSS overhead < 2 % of a step).
-  grid:   held-out faces, second-order degraded (seed 0), restored on the a x w grid: PSNR, SSIM, identity, beside the LQ input's;
-          writes adapter_grid_micro_<device>.json.
+  grid:   held-out faces, second-order degraded (seed 0), restored on the a x w grid: PSNR, SSIM, identity,
+          beside the LQ input's; writes adapter_grid_micro_<device>.json.
 
-  python benchmarks/bench_restoration_adapter.py train --preset cpu --weights restoration_nb/weights/restoration-adapter-micro-sd-faces64
+  python benchmarks/bench_restoration_adapter.py train --preset cpu \
+      --weights restoration_nb/weights/restoration-adapter-micro-sd-faces64
   python benchmarks/bench_restoration_adapter.py speed --config micro
   python benchmarks/bench_restoration_adapter.py grid --faces 32
-  bash benchmarks/gpu_restoration_adapter.sh          # on the H100: speed at SD 2.1 size, the gpu preset, its grid
+  bash benchmarks/gpu_restoration_adapter.sh  # on the H100: speed at SD 2.1 size, the gpu preset, its grid
 Each result file is refused if it exists, unless --overwrite.
 """
 

@@ -1,8 +1,11 @@
-"""Calibration of the skip-guidance scale lambda (squared norm) for the micro prior, as run on 2026-11-23 (CPU).
-Two held-out faces (0 and 3 of the first 8, second-order degraded with seed 1), four ancestral samples each from K=350;
+"""Calibration of the skip-guidance scale lambda (squared norm) for the micro prior,
+as run on 2026-11-23 (CPU).
+Two held-out faces (0 and 3 of the first 8, second-order degraded with seed 1),
+four ancestral samples each from K=350;
 prints the album's PSNR to the clean face and to the degraded input, dlib identity cosine and detection rate.
-The run was stopped after the lambda = 0.02 rows (benchmarks/results/gen2res_skip_calibration_cpu.log), which fixed
-SKIP_GUIDANCE_SCALE = 0.02: n = 1 copies the input (35.9 dB to it), n = 20 follows it loosely (25.6 dB).
+The run was stopped after the lambda = 0.02 rows
+(benchmarks/results/gen2res_skip_calibration_cpu.log), which fixed
+SKIP_GUIDANCE_LAM = 0.02: n = 1 copies the input (35.9 dB to it), n = 20 follows it loosely (25.6 dB).
   python benchmarks/gen2res_skip_calibration.py"""
 
 import torch, time
@@ -47,7 +50,7 @@ for norm, lams in (("squared", [0.02, 0.1, 0.3]), ("l2", [1.0, 3.0])):
                         size=S,
                         K=350,
                         n=n,
-                        scale=lam,
+                        lam=lam,
                         norm=norm,
                         sampler="ddpm",
                         seed=0,

@@ -1,15 +1,19 @@
-"""A training campaign for a micro prior: train in the background for as long as a sitting allows, measure the samples every
---eval-every minutes, and keep the EMA weights and the curve in a tracked folder so that the next sitting resumes from them.
+"""A training campaign for a micro prior: train in the background for as long as a sitting allows, measure the
+samples every --eval-every minutes, and keep the EMA weights and the curve in a tracked folder so that the
+next sitting resumes from them.
 
     nohup python benchmarks/prior_campaign.py micro-ddpm-faces64 --hours 2.5 > runs/campaign-ddpm.log 2>&1 &
 
-- benchmarks/campaign/<name>/ (committed, read by no test) holds prior/, a prior folder written by `save_prior` (fp16 EMA
-  weights, the scheduler, training.json, the model card), and curve.json: one point per measurement (step, faces seen, training minutes,
-  dlib detection and Frechet distance of 256 samples with 50 DDIM steps, as benchmarks/prior_report.py measures them).
-- runs/campaign/<name>/ (ignored) is the train_prior run: within a sitting it resumes from its checkpoint; in a new sitting
-  it starts from the campaign folder (or, when it has no prior/, from the shipped weights), with a fresh optimizer.
-  When a campaign's weights are swapped into the package, its prior/ is removed and only curve.json stays.
-- SIGTERM (or --hours) ends the sitting cleanly: the step in progress is finished, the weights are saved and measured.
+- benchmarks/campaign/<name>/ (committed, read by no test) holds prior/, a prior folder written by
+  `save_prior` (fp16 EMA weights, the scheduler, training.json, the model card), and curve.json: one point per
+  measurement (step, faces seen, training minutes, dlib detection and Frechet distance of 256 samples with 50
+  DDIM steps, as benchmarks/prior_report.py measures them).
+- runs/campaign/<name>/ (ignored) is the train_prior run: within a sitting it resumes from its checkpoint; in
+  a new sitting it starts from the campaign folder (or, when it has no prior/, from the shipped weights), with
+  a fresh optimizer. When a campaign's weights are swapped into the package, its prior/ is removed and only
+  curve.json stays.
+- SIGTERM (or --hours) ends the sitting cleanly: the step in progress is finished, the weights are saved and
+  measured.
 The training recipe is the `cpu` preset of restoration_nb.priors (see nbs/06_priors.ipynb for why)."""
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""Evidence for the micro priors: sample grids, dlib detection rate and Frechet distance against held-out
+r"""Evidence for the micro priors: sample grids, dlib detection rate and Frechet distance against held-out
 faces (with the floor of two held-out batches), and the time of one 64 px face with 50 DDIM steps.
 
-    python benchmarks/prior_report.py [--device cpu|cuda] [--n 256] [--priors NAME_OR_FOLDER ...] [--overwrite]
+    python benchmarks/prior_report.py [--device cpu|cuda] [--n 256] [--priors NAME_OR_FOLDER ...] \
+        [--overwrite]
     python benchmarks/prior_report.py --train-classifier [--overwrite]
 
-writes benchmarks/results/priors_<device>.json and prior_samples_<name>_<device>.png. For a conditional prior it also
-measures whether samples follow their prompts, with the shipped attribute classifier (gender, age group): the agreement of
-samples with their prompts, between the floor (the same samples against shuffled prompts) and the ceiling (real
-held-out faces against their own captions). `--train-classifier` trains and ships that classifier.
+writes benchmarks/results/priors_<device>.json and prior_samples_<name>_<device>.png. For a conditional prior
+it also measures whether samples follow their prompts, with the shipped attribute classifier (gender, age
+group): the agreement of samples with their prompts, between the floor (the same samples against shuffled
+prompts) and the ceiling (real held-out faces against their own captions). `--train-classifier` trains and
+ships that classifier.
 Needs the face data (RESTORATION_NB_DATA or settings.ini) and the `faces` extra (dlib).
 """
 

@@ -34,7 +34,8 @@ from restoration_nb.core import atomic_write_json  # noqa: E402
 from restoration_nb.priors import load_training_faces  # noqa: E402
 from restoration_nb.training import WEIGHTS_DIR, load_checkpoint  # noqa: E402
 from restoration_nb import flipnet, instant_restore, restoration_adapter  # noqa: E402
-from restoration_nb import flipnet_experiments, restoration_adapter_experiments  # noqa: E402
+from restoration_nb import flipnet_experiments, instant_restore_experiments  # noqa: E402
+from restoration_nb import restoration_adapter_experiments  # noqa: E402
 
 CAMPAIGNS = Path(__file__).resolve().parent / "campaign"
 RUNS = Path("runs/campaign")
@@ -49,9 +50,9 @@ RESTORERS = dict(
     instant=dict(
         weights=instant_restore.INSTANT_WEIGHTS,
         card="instant.json",
-        train=instant_restore.train_instant_restore,
+        train=instant_restore_experiments.train_instant_restore,
         save=instant_restore.save_instant_restore,
-        presets=instant_restore.INSTANT_PRESETS,
+        presets=instant_restore_experiments.INSTANT_PRESETS,
     ),
     flipnet=dict(
         weights=flipnet.FLIPNET_WEIGHTS,

@@ -53,7 +53,10 @@ def ddpm_celebahq_256_config() -> dict:
     )
 
 
-def tiny_unet2d_config(sample_size: int = 32, in_channels: int = 3) -> dict:
+def tiny_unet2d_config(
+    sample_size: int = 32,  # image side in px
+    in_channels: int = 3,  # 3 for RGB
+) -> dict:
     "A tiny UNet2DModel (~0.7M params) with the same block types: two levels, attention at the lower one."
     return dict(
         _class_name="UNet2DModel",
@@ -102,7 +105,9 @@ def sd_turbo_unet_config() -> dict:
 
 
 def tiny_unet2d_condition_config(
-    sample_size: int = 16, in_channels: int = 4, cross_attention_dim: int = 32
+    sample_size: int = 16,  # latent side
+    in_channels: int = 4,  # latent channels (SD: 4)
+    cross_attention_dim: int = 32,  # width of the text tokens it attends to
 ) -> dict:
     "A tiny UNet2DConditionModel (~0.8M params) with SD's block types and linear projections."
     return dict(
@@ -139,7 +144,9 @@ def sd_vae_config() -> dict:
     )
 
 
-def tiny_autoencoder_kl_config(sample_size: int = 32) -> dict:
+def tiny_autoencoder_kl_config(
+    sample_size: int = 32,  # image side in px
+) -> dict:
     "A tiny AutoencoderKL: RGB <-> 4-channel latents at half the size."
     return dict(
         _class_name="AutoencoderKL",
@@ -156,7 +163,9 @@ def tiny_autoencoder_kl_config(sample_size: int = 32) -> dict:
     )
 
 # %% ../nbs/02_backbones.ipynb #c008
-def sd3_transformer_config(small: bool = True) -> dict:
+def sd3_transformer_config(
+    small: bool = True,  # 4 blocks on 64x64 latents; False: the full 24-block model
+) -> dict:
     """SD3Transformer2DModel as in SD3-medium (24 MMDiT blocks, 1536 wide, 2B params); `small`: 4 blocks on
     64x64 latents, for GPU timing."""
     return dict(
@@ -208,7 +217,9 @@ MODEL_REGISTRY = {
 }
 
 
-def model_class(kind):
+def model_class(
+    kind,  # a class name from `MODEL_KINDS`, or the class
+):
     "The diffusers class for `kind`, a class name in `MODEL_KINDS` or the class itself."
     import diffusers
 
@@ -218,7 +229,9 @@ def model_class(kind):
     return getattr(diffusers, name)
 
 
-def model_config(config_or_name) -> dict:
+def model_config(
+    config_or_name,  # a registry name, or a config dict with `_class_name`
+) -> dict:
     "The config dict for a registry name, or a checked copy of a config dict with a `_class_name`."
     if isinstance(config_or_name, str):
         if config_or_name not in MODEL_REGISTRY:
@@ -236,7 +249,12 @@ def model_config(config_or_name) -> dict:
     return config
 
 
-def build_model(config_or_name, seed: int = 0, device=None, dtype=None):
+def build_model(
+    config_or_name,  # a registry name, or a config dict with `_class_name`
+    seed: int = 0,  # seeds the random weights
+    device=None,  # None: the default device
+    dtype=None,  # None: the default for the device
+):
     """A randomly initialised stock diffusers model (eval mode) from a registry name or config dict; same
     seed, same weights."""
     config = model_config(config_or_name)
@@ -251,7 +269,9 @@ def build_model(config_or_name, seed: int = 0, device=None, dtype=None):
     return model.to(device).eval()
 
 
-def param_count(config_or_name) -> int:
+def param_count(
+    config_or_name,  # a registry name, or a config dict with `_class_name`
+) -> int:
     """Parameters of a model, counted on the `meta` device (no memory is allocated, so full-size models are
     fine)."""
     config = model_config(config_or_name)
@@ -260,7 +280,9 @@ def param_count(config_or_name) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def model_table(names=None) -> Table:
+def model_table(
+    names=None,  # registry names; None: all of them
+) -> Table:
     "Name, class and parameter count of registry models (all by default)."
     names = list(MODEL_REGISTRY) if names is None else names
     return Table(
@@ -277,7 +299,10 @@ def _config_get(model, key, default=None):
 
 
 def dummy_inputs(
-    model, batch_size: int = 1, text_len: int = 77, generator: torch.Generator | None = None
+    model,  # a diffusers model of a class in `MODEL_KINDS`
+    batch_size: int = 1,  # images per call
+    text_len: int = 77,  # text tokens, for models that cross-attend
+    generator: torch.Generator | None = None,  # draws the inputs; None: the global generator
 ) -> dict:
     "Random forward arguments for a diffusers model from `MODEL_KINDS`, at its config's sample size."
     kind = type(model).__name__
@@ -308,7 +333,13 @@ def dummy_inputs(
     )
 
 
-def time_forward(model, batch_size: int = 1, repeats: int = 3, warmup: int = 1, **inputs_kw) -> float:
+def time_forward(
+    model,  # a diffusers model of a class in `MODEL_KINDS`
+    batch_size: int = 1,  # images per call
+    repeats: int = 3,  # timed passes (the median is returned)
+    warmup: int = 1,  # untimed passes first
+    **inputs_kw,  # more `dummy_inputs` keywords
+) -> float:  # seconds
     "Median seconds of one forward pass on `dummy_inputs` (after `warmup` untimed passes)."
     inputs = dummy_inputs(model, batch_size, **inputs_kw)
     sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
@@ -332,7 +363,10 @@ ATTENTION_PROJECTIONS = (
 )  # an Attention module's Q/K/V and output projections
 
 
-def self_attention_layers(model, what: str = "this mechanism") -> dict:
+def self_attention_layers(
+    model,  # any model holding diffusers `Attention` layers
+    what: str = "this mechanism",  # the caller, named in the error when there are none
+) -> dict:
     """The self-attention layers of `model` (diffusers `Attention` modules that are not cross-attention), by
     name; `what` needs them."""
     from diffusers.models.attention_processor import Attention
@@ -347,12 +381,17 @@ def self_attention_layers(model, what: str = "this mechanism") -> dict:
     return layers
 
 # %% ../nbs/02_backbones.ipynb #c027f
-def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+def split_heads(
+    x: torch.Tensor,  # (B, L, heads * d) tokens
+    heads: int,  # how many heads
+) -> torch.Tensor:
     "(B, L, heads * d) tokens as (B, heads, L, d): one attention per head."
     return rearrange(x, "b l (h d) -> b h l d", h=heads)
 
 
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
+def merge_heads(
+    x: torch.Tensor,  # (B, heads, L, d) per-head tokens
+) -> torch.Tensor:
     "(B, heads, L, d) per-head tokens back as (B, L, heads * d)."
     return rearrange(x, "b h l d -> b l (h d)")
 
@@ -416,7 +455,9 @@ def add_lora(
     return list(targets)
 
 
-def merge_lora(module: torch.nn.Module) -> torch.nn.Module:
+def merge_lora(
+    module: torch.nn.Module,  # a module given LoRA by `add_lora`
+) -> torch.nn.Module:
     """Fold every LoRA layer of `module` into its base layer and put the base layer back in its place; returns
     `module`."""
     from peft.tuners.lora import LoraLayer
@@ -507,7 +548,9 @@ def _local_folder(
     )
 
 
-def read_config(file: Path) -> dict:
+def read_config(
+    file: Path,  # a config.json or scheduler_config.json
+) -> dict:
     "A model or scheduler config file as a dict, or one clear error naming the file."
     try:
         config = json.loads(Path(file).read_text())
@@ -524,7 +567,13 @@ def read_config(file: Path) -> dict:
     return config
 
 
-def load_model(kind, id_or_path: str | Path, subfolder: str | None = None, device=None, dtype=None):
+def load_model(
+    kind,  # a class name from `MODEL_KINDS`, or the class
+    id_or_path: str | Path,  # a local folder or a hub id
+    subfolder: str | None = None,  # e.g. `unet`; None: the folder, or the class's usual one
+    device=None,  # None: the default device
+    dtype=None,  # None: the default for the device
+):
     """Load a pretrained diffusers model of `kind` (class or class name) from a local folder or a hub id, in
     eval mode."""
     cls = model_class(kind)
@@ -568,7 +617,9 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 
-def scheduler_class(kind: str):
+def scheduler_class(
+    kind: str,  # 'ddim' or 'ddpm'
+):
     "The diffusers scheduler class for `kind` ('ddim' or 'ddpm')."
     import diffusers
 
@@ -578,11 +629,11 @@ def scheduler_class(kind: str):
 
 
 def make_scheduler(
-    kind: str = "ddim",
-    num_train_timesteps: int = 1000,
-    beta_schedule: str = "linear",
-    prediction_type: str = "epsilon",
-    **kw,
+    kind: str = "ddim",  # 'ddim' or 'ddpm'
+    num_train_timesteps: int = 1000,  # T, the steps of the forward process
+    beta_schedule: str = "linear",  # one of `BETA_SCHEDULES`
+    prediction_type: str = "epsilon",  # what the model predicts: one of `PREDICTION_TYPES`
+    **kw,  # more constructor keywords (beta_start, clip_sample, ...)
 ):
     "A stock DDIM or DDPM scheduler; extra keywords (beta_start, clip_sample, ...) go to its constructor."
     cls = scheduler_class(kind)
@@ -603,7 +654,11 @@ def make_scheduler(
     )
 
 
-def load_scheduler(id_or_path: str | Path, kind: str = "ddim", subfolder: str | None = None):
+def load_scheduler(
+    id_or_path: str | Path,  # a local folder or a hub id
+    kind: str = "ddim",  # 'ddim' or 'ddpm'
+    subfolder: str | None = None,  # None: the folder, or its `scheduler/`
+):
     """A `kind` scheduler from a folder with scheduler_config.json (or its `scheduler/` subfolder), or a hub
     id."""
     cls = scheduler_class(kind)
@@ -623,7 +678,12 @@ def _num_train_timesteps(scheduler) -> int:
     return int(scheduler.config.num_train_timesteps)
 
 
-def check_step(K, scheduler, name: str = "K", low: int = 0):
+def check_step(
+    K,  # an int step, or a tensor of them
+    scheduler,  # gives num_train_timesteps
+    name: str = "K",  # the value's name in the error
+    low: int = 0,  # the smallest step allowed
+):
     "Check that `K` is an int step (or a tensor of int steps) in `low`..num_train_timesteps-1; return it."
     last = _num_train_timesteps(scheduler) - 1
     if isinstance(K, torch.Tensor):
@@ -658,12 +718,12 @@ def _per_sample_steps(K, batch: int, device, name: str = "K") -> torch.Tensor:
 
 
 def noise_to_step(
-    x0: torch.Tensor,
-    K,
-    scheduler,
-    generator: torch.Generator | None = None,
-    noise: torch.Tensor | None = None,
-) -> torch.Tensor:
+    x0: torch.Tensor,  # clean images (N, C, H, W)
+    K,  # the noise step: an int, or one per sample (N,)
+    scheduler,  # gives abar_K
+    generator: torch.Generator | None = None,  # draws the noise; None: the global generator
+    noise: torch.Tensor | None = None,  # the noise to use; None: drawn
+) -> torch.Tensor:  # x_K, in x0's dtype
     """Sample x_K ~ q(x_K | x0) = N(sqrt(abar_K) x0, (1 - abar_K) I) in float32, returned in x0's dtype; `K`
     an int or one step per sample."""
     K = _per_sample_steps(check_step(K, scheduler), len(x0), x0.device)
@@ -708,7 +768,12 @@ def predict_x0(
     return x0_hat.to(x_t.dtype)
 
 # %% ../nbs/02_backbones.ipynb #c051b
-def diffusion_target(x0: torch.Tensor, noise: torch.Tensor, t, scheduler) -> torch.Tensor:
+def diffusion_target(
+    x0: torch.Tensor,  # clean images (N, C, H, W)
+    noise: torch.Tensor,  # the noise that made x_t
+    t,  # the step: an int, or one per sample (N,)
+    scheduler,  # its prediction type picks the target
+) -> torch.Tensor:
     """What a denoiser trained with `scheduler` should output at x_t = noise_to_step(x0, t, noise=noise): the
     noise (epsilon), v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0 (v_prediction) or x0 itself (sample); in
     x0's dtype."""
@@ -729,14 +794,14 @@ def diffusion_target(x0: torch.Tensor, noise: torch.Tensor, t, scheduler) -> tor
 
 # %% ../nbs/02_backbones.ipynb #c053
 def ddim_step(
-    scheduler,
-    model_output: torch.Tensor,
-    t: int,
-    prev_t: int,
-    x_t: torch.Tensor,
-    eta: float = 0.0,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    scheduler,  # gives abar_t
+    model_output: torch.Tensor,  # the model's prediction at x_t
+    t: int,  # the current step
+    prev_t: int,  # the next step; < 0: the clean image
+    x_t: torch.Tensor,  # the current sample
+    eta: float = 0.0,  # 0: deterministic DDIM; 1: as much fresh noise as DDPM
+    generator: torch.Generator | None = None,  # draws the fresh noise; None: the global generator
+) -> tuple[torch.Tensor, torch.Tensor]:  # (x_prev, x0_hat)
     """One DDIM update from step `t` to `prev_t` (< 0: to the clean image); returns (x_prev, x0_hat) in x_t's
     dtype, computed in float32."""
     config = scheduler.config
@@ -860,7 +925,12 @@ def _model_kwargs_for(model, model_kwargs: dict, like: torch.Tensor) -> dict:
     return {k: cast(v) for k, v in model_kwargs.items()}
 
 
-def model_output(model, x: torch.Tensor, t: int, model_kwargs: dict) -> torch.Tensor:
+def model_output(
+    model,  # a diffusers model
+    x: torch.Tensor,  # the noisy input
+    t: int,  # the step
+    model_kwargs: dict,  # extra forward keywords, already on the model
+) -> torch.Tensor:
     """The model's prediction at step `t` (`model_kwargs` already on the model, see `_model_kwargs_for`)
     shaped and typed like `x`."""
     dtype = getattr(model, "dtype", x.dtype)
@@ -882,17 +952,17 @@ def _hook_result(value, like: torch.Tensor, hook: str) -> torch.Tensor:
 
 
 def sample_from_step(
-    model,
-    x_K: torch.Tensor,
-    K: int,
-    scheduler,
-    num_steps: int | None = None,
-    before_step: Callable | None = None,
-    after_step: Callable | None = None,
-    generator: torch.Generator | None = None,
-    model_kwargs: dict | None = None,
-    eta: float = 0.0,
-    progress: bool = True,
+    model,  # the denoiser (a diffusers model or any module alike)
+    x_K: torch.Tensor,  # the sample at step K
+    K: int,  # its noise step, one int for the batch
+    scheduler,  # a DDIM or DDPM scheduler
+    num_steps: int | None = None,  # model calls; None: K + 1 (DDPM) or the setting (DDIM)
+    before_step: Callable | None = None,  # `before_step(state)` may return a new x_t
+    after_step: Callable | None = None,  # `after_step(state)` may return a new x_prev
+    generator: torch.Generator | None = None,  # draws the sampler's noise; None: the global generator
+    model_kwargs: dict | None = None,  # extra forward keywords (e.g. text)
+    eta: float = 0.0,  # DDIM noise: 0 deterministic, 1 as much as DDPM
+    progress: bool = True,  # show a progress bar
 ) -> torch.Tensor:
     """Denoise `x_K` (noised to step `K`) to a clean sample with the DDPM or DDIM `scheduler`, calling the
     hooks at every step."""
@@ -980,14 +1050,14 @@ class EmpiricalDenoiser(torch.nn.Module):
 
 # %% ../nbs/02_backbones.ipynb #c084
 def restore_from_step(
-    y: torch.Tensor,
-    model,
-    scheduler,
-    K: int,
-    num_steps: int | None = None,
-    generator: torch.Generator | None = None,
-    progress: bool = True,
-    **sample_kw,
+    y: torch.Tensor,  # the degraded images (N, C, H, W) in [-1, 1]
+    model,  # the prior denoiser
+    scheduler,  # a DDIM or DDPM scheduler
+    K: int,  # how far to noise y: larger forgets more of it
+    num_steps: int | None = None,  # model calls; None: as in `sample_from_step`
+    generator: torch.Generator | None = None,  # draws the noise; None: the global generator
+    progress: bool = True,  # show a progress bar
+    **sample_kw,  # more `sample_from_step` keywords
 ) -> torch.Tensor:
     """The simplest restoration by generation: noise `y` to step `K` and denoise it with the prior
     `model`."""
@@ -1002,7 +1072,12 @@ def restore_from_step(
     )
 
 # %% ../nbs/02_backbones.ipynb #c089
-def load_unet_prior(id_or_path: str | Path, sampler: str | None = None, device=None, dtype=None):
+def load_unet_prior(
+    id_or_path: str | Path,  # a local folder or a hub id
+    sampler: str | None = None,  # 'ddim' or 'ddpm'; None: the setting
+    device=None,  # None: the default device
+    dtype=None,  # None: the default for the device
+):
     """A `UNet2DModel` prior and its scheduler (as `sampler`, by default the lab's) from a folder or hub id:
     (model, scheduler)."""
     import warnings

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_cli.ipynb #c002
 from __future__ import annotations
-import argparse, errno, json, math, os, sys, time
+import argparse, errno, math, os, sys, time
 from pathlib import Path
 
 # %% auto #0
@@ -23,7 +23,9 @@ class CLIError(Exception):
     "A problem with the command line that is reported as one line, without a traceback."
 
 
-def image_files(paths) -> list[Path]:
+def image_files(
+    paths,  # image files and folders of them
+) -> list[Path]:
     "Image files named by `paths` (files, or folders whose image files are taken in name order)."
     files = []
     for p in map(Path, paths):
@@ -53,7 +55,9 @@ def _link_problem(link: Path) -> str:
     return f"is a symbolic link to '{os.readlink(link)}', which does not exist"
 
 
-def output_folder(path) -> Path:
+def output_folder(
+    path,  # the folder to write into; created later if missing
+) -> Path:
     "`path` as the folder a command writes into; an existing file there is refused before any work."
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -75,7 +79,9 @@ def _planned_outputs(inputs: list[Path], out_dir: Path, suffix: str = ".png") ->
     return outs
 
 
-def cmd_degrade(args) -> int:
+def cmd_degrade(
+    args,  # the parsed `degrade` command line
+) -> int:
     from tqdm.auto import tqdm
     from restoration_nb.core import (
         read_image,
@@ -131,7 +137,9 @@ def _jsonable(obj):
     return obj
 
 # %% ../nbs/05_cli.ipynb #c011
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(
+    args,  # the parsed `evaluate` command line
+) -> int:
     from restoration_nb.core import read_images, check_output_path
     from restoration_nb.metrics import evaluate, summarize
 
@@ -164,7 +172,9 @@ def cmd_evaluate(args) -> int:
     return 0
 
 # %% ../nbs/05_cli.ipynb #c013
-def cmd_sweep(args) -> int:
+def cmd_sweep(
+    args,  # the parsed `sweep` command line
+) -> int:
     from restoration_nb.sweeps import run_sweep_spec, STATUS_OK, STATUS_SKIPPED
 
     out_dir = output_folder(args.out) if args.out else None
@@ -219,7 +229,9 @@ def per_face_scores(people: list, scores: dict) -> "Table":
     return Table(rows)
 
 # %% ../nbs/05_cli.ipynb #c015b
-def cmd_demo(args) -> int:
+def cmd_demo(
+    args,  # the parsed `demo` command line
+) -> int:
     import torch
     from restoration_nb.core import get_device, setting
     from restoration_nb.metrics import check_metrics, unavailable_metrics
@@ -300,7 +312,9 @@ def demo_outputs(args, out_dir: Path, columns: dict, faces, metrics: tuple, run:
     return 0
 
 # %% ../nbs/05_cli.ipynb #c017
-def cmd_sample(args) -> int:
+def cmd_sample(
+    args,  # the parsed `sample` command line
+) -> int:
     from restoration_nb.core import get_device, setting, save_image, check_output_path, atomic_write_json
     from restoration_nb.priors import load_prior, sample_prior
 
@@ -353,7 +367,9 @@ def _channels(text: str) -> tuple:
         ) from None
 
 
-def cmd_train_prior(args) -> int:
+def cmd_train_prior(
+    args,  # the parsed `train-prior` command line
+) -> int:
     from restoration_nb.priors import train_prior, load_training_faces
     from restoration_nb.training import CHECKPOINT
 
@@ -407,7 +423,9 @@ def cmd_train_prior(args) -> int:
     return 0
 
 
-def cmd_save_prior(args) -> int:
+def cmd_save_prior(
+    args,  # the parsed `save-prior` command line
+) -> int:
     from restoration_nb.priors import save_prior
 
     folder = save_prior(args.run, output_folder(args.to), overwrite=args.overwrite, note=args.note)
@@ -430,7 +448,9 @@ def _flag(knob: str) -> str:
     return "--" + knob.replace("_", "-")
 
 
-def check_method_knobs(args) -> None:
+def check_method_knobs(
+    args,  # the parsed `restore` or `demo` command line
+) -> None:
     "Refuse a knob that `args.method` does not take, and knobs that its settings make meaningless."
     takes = METHOD_KNOBS[args.method]
     for knob in dict.fromkeys(k for knobs in METHOD_KNOBS.values() for k in knobs):
@@ -456,7 +476,11 @@ def check_method_knobs(args) -> None:
         raise CLIError("--method instant needs --refs FOLDER: 1 to 4 photos of the same person")
 
 # %% ../nbs/05_cli.ipynb #c019a
-def read_references(paths: list[Path], size: int, has_aligned: bool = False):
+def read_references(
+    paths: list[Path],  # photos of the same person
+    size: int,  # the crops' side, in px
+    has_aligned: bool = False,  # the photos are already aligned face crops: resize only
+):
     "Reference photos as aligned (R, 3, size, size) crops of their largest face (whole if `has_aligned`)."
     import torch
     import torch.nn.functional as F
@@ -482,13 +506,18 @@ def read_references(paths: list[Path], size: int, has_aligned: bool = False):
     return torch.cat(crops)
 
 # %% ../nbs/05_cli.ipynb #c019a2
-def recipe_overrides(args, base, scheduler) -> dict:
-    "The gen2res recipe fields the knobs change: restore_K (checked), skip_period, restore_steps, fine-tune."
+def recipe_overrides(
+    args,  # the parsed command line (--K, --n, --num-steps, --finetune-steps)
+    base,  # the gen2res recipe the knobs start from
+    scheduler,  # the prior's scheduler, to check K against
+) -> dict:
+    "The gen2res recipe fields the knobs change: restore_K (checked), n, restore_steps, fine-tune."
     from dataclasses import replace
-    from restoration_nb.gen2res import check_K, CONSTRAIN_PRESETS
+    from restoration_nb.gen2res import check_K
+    from restoration_nb.gen2res_experiments import CONSTRAIN_PRESETS
 
     overrides = dict(restore_K=check_K(base.restore_K if args.K is None else args.K, scheduler))
-    overrides["skip_period"] = base.skip_period if args.n is None else args.n
+    overrides["n"] = base.n if args.n is None else args.n
     if args.num_steps is not None:
         overrides["restore_steps"] = args.num_steps
     if args.finetune_steps is not None:
@@ -496,13 +525,17 @@ def recipe_overrides(args, base, scheduler) -> dict:
     return overrides
 
 # %% ../nbs/05_cli.ipynb #c019b
-def gen2res_restorer(args, device, seed: int) -> tuple:
+def gen2res_restorer(
+    args,  # the parsed command line
+    device,  # where the prior runs
+    seed: int,  # seeds every restoration
+) -> tuple:
     "gen2res's restorer on crops, its face size, and the knobs in force (recipe, K, n, steps, album)."
     import torch
     from restoration_nb.core import setting
     from restoration_nb.priors import load_prior
-    from restoration_nb.gen2res import restore_by_generation, restore_with_album, as_denoiser, check_K
-    from restoration_nb.gen2res import RECIPES
+    from restoration_nb.gen2res import restore_by_generation, as_denoiser, check_K
+    from restoration_nb.gen2res_experiments import RECIPES, restore_with_album
 
     name = setting("prior", args.prior)
     try:
@@ -532,7 +565,7 @@ def gen2res_restorer(args, device, seed: int) -> tuple:
         prior=prior.name,
         recipe=recipe,
         K=overrides["restore_K"],
-        n=overrides["skip_period"],
+        n=overrides["n"],
         refs=args.refs,
         finetune_steps=args.finetune_steps,
     )
@@ -554,7 +587,12 @@ def gen2res_restorer(args, device, seed: int) -> tuple:
     return restore, prior.size, knobs
 
 # %% ../nbs/05_cli.ipynb #c019c
-def method_restorer(args, device, seed: int, references=None) -> tuple:
+def method_restorer(
+    args,  # the parsed command line; `args.method` picks
+    device,  # where the model runs
+    seed: int,  # seeds every restoration
+    references=None,  # (N, R, 3, S, S) per-crop references; None: `--refs`
+) -> tuple:
     '''The restorer `--method` names, on aligned crops (N, 3, S, S) in [-1, 1]; its face size S; its knobs.
     `references` (N, R, 3, S, S), each crop's own, stand in for instant's `--refs`.'''
     from restoration_nb.core import setting
@@ -612,7 +650,15 @@ def _face_record(face, folder: Path, index: int) -> dict:
     )
 
 # %% ../nbs/05_cli.ipynb #c019d2
-def restore_one_photo(path: Path, out: dict, restore, size: int, args, run: dict, inputs: list) -> dict:
+def restore_one_photo(
+    path: Path,  # the photo
+    out: dict,  # {'faces', 'photo', 'report', maybe 'boxes'}: where each goes
+    restore,  # crops (N, 3, size, size) in [-1, 1] -> restored, same shape
+    size: int,  # the side the restorer works at, in px
+    args,  # the parsed `restore` command line
+    run: dict,  # method, knobs and seed, copied to the report
+    inputs: list,  # files never written over (the photos and references)
+) -> dict:
     "Restore one photo's faces; write its crops, the restored photo, the boxes figure, and last its report."
     from restoration_nb.core import read_image, save_image, atomic_write_json
     from restoration_nb.faces import restore_photo, draw_boxes
@@ -683,7 +729,9 @@ def _photo_outputs(inputs: list[Path], out_dir: Path, boxes: bool) -> list[dict]
     return planned
 
 # %% ../nbs/05_cli.ipynb #c019e2
-def cmd_restore(args) -> int:
+def cmd_restore(
+    args,  # the parsed `restore` command line
+) -> int:
     from tqdm.auto import tqdm
     from restoration_nb.core import read_image, check_output_path, atomic_write_json, get_device, setting
 
@@ -721,7 +769,9 @@ def cmd_restore(args) -> int:
     return 1
 
 # %% ../nbs/05_cli.ipynb #c018b
-def cmd_lab(args) -> int:
+def cmd_lab(
+    args,  # the parsed `lab` command line
+) -> int:
     from restoration_nb.labs import GradeReport, build_labs, grade_submission
     from restoration_nb.core import atomic_write_json, check_output_path
 
@@ -777,7 +827,7 @@ DEMO_METRICS = "psnr,ssim,identity"
 RECIPES_K, RECIPES_N = (
     dict(fast=100, published=100),
     dict(fast=3, published=20),
-)  # gen2res.RECIPES (a test checks)
+)  # gen2res_experiments.RECIPES (a test checks)
 RESTORE_EXAMPLES = """exit status: 0 every photo restored; 1 a photo had no face to restore (its report
 says why, and no photo is written for it); 2 bad input (one line on stderr, nothing written).
 
@@ -790,7 +840,9 @@ examples:
   restoration-nb restore crops/ -o restored/ --method flipnet --has-aligned"""
 
 # %% ../nbs/05_cli.ipynb #c020b
-def finite_float(text: str) -> float:
+def finite_float(
+    text: str,  # the flag's text, e.g. '0.5'
+) -> float:
     "argparse type of the real-valued knobs: a finite number (nan and inf are refused, not run)."
     try:
         value = float(text)
@@ -801,7 +853,9 @@ def finite_float(text: str) -> float:
     return value
 
 
-def seed_number(text: str) -> int:
+def seed_number(
+    text: str,  # the flag's text, e.g. '0'
+) -> int:
     "argparse type of --seed: an integer torch's generators take."
     from restoration_nb.core import check_seed
 
@@ -1104,7 +1158,9 @@ COMMANDS = dict(
 )
 
 
-def main(argv=None) -> int:
+def main(
+    argv=None,  # the arguments after `restoration-nb`; None: sys.argv[1:]
+) -> int:
     "Run `restoration-nb` with `argv` (default: sys.argv); returns the exit status."
     parser = build_parser()
     args = parser.parse_args(argv)

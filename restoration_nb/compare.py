@@ -7,9 +7,8 @@ same seed, scored by one protocol."""
 from __future__ import annotations
 import torch
 from .core import comparison_grid, setting
-from .cli import RESTORE_METHODS
 from .metrics import FaceEmbedder, identity_similarity, psnr
-from .quality import ProtocolFaces, QUALITY_FIELDS
+from .quality import ProtocolFaces
 
 # %% auto #0
 __all__ = ['KNOBS', 'KNOB_SWEEPS', 'paper_restorer', 'restore_all', 'face_scores', 'compare_widget', 'knob_figure']
@@ -21,7 +20,8 @@ KNOBS = dict(gen2res=("recipe", "K", "n"), flipnet=("phi",), adapter=("a", "w"),
 def _gen2res(
     weights, run_dir, progress: bool, recipe: str = "fast", K: int | None = None, n: int | None = None
 ):
-    from restoration_nb.gen2res import restore_by_generation, restore_with_album
+    from restoration_nb.gen2res import restore_by_generation
+    from restoration_nb.gen2res_experiments import restore_with_album
     from restoration_nb.priors import load_prior
 
     prior, seed = load_prior(weights or setting("prior")), int(setting("seed"))
@@ -35,7 +35,7 @@ def _gen2res(
             ),
             dict(recipe=recipe, K=K),
         )
-    overrides = {k: v for k, v in dict(restore_K=K, skip_period=n).items() if v is not None}
+    overrides = {k: v for k, v in dict(restore_K=K, n=n).items() if v is not None}
 
     def restore(lq, faces, tier):
         out_dir = None if run_dir is None else f"{run_dir}/gen2res/{tier}"
@@ -113,25 +113,34 @@ def paper_restorer(method: str, weights=None, run_dir=None, progress: bool = Fal
 
 
 def restore_all(
-    faces: ProtocolFaces,
-    lq: torch.Tensor,
-    tier: str,
-    methods=("flipnet", "adapter", "instant"),
-    progress: bool = False,
-) -> dict:
+    faces: ProtocolFaces,  # the protocol's clean faces and their references
+    lq: torch.Tensor,  # their degraded versions (N, 3, S, S) in [-1, 1]
+    tier: str,  # the degradation tier `lq` has, e.g. 'x4'
+    methods=("flipnet", "adapter", "instant"),  # names in `KNOBS`
+    progress: bool = False,  # show progress bars
+) -> dict:  # {method: restored (N, 3, S, S)}
     '''{method: outputs} of each of `methods` at its defaults on `lq` (the protocol `faces` degraded by
     `tier`).'''
     return {m: paper_restorer(m, progress=progress)[0](lq, faces, tier) for m in methods}
 
 # %% ../nbs/12_compare.ipynb #k017b
-def face_scores(x: torch.Tensor, clean: torch.Tensor, embedder=None) -> str:
+def face_scores(
+    x: torch.Tensor,  # one restored face (1, 3, S, S)
+    clean: torch.Tensor,  # its clean face, same shape
+    embedder=None,  # a `FaceEmbedder`; None: a new one
+) -> str:  # e.g. 'PSNR 24.10 dB, identity 0.612'
     "PSNR and identity cosine of one restored face `x` (1, 3, S, S) against its clean face, in words."
     cosine = identity_similarity(x, clean, embedder)["cosine"].item()
     found = "no face found" if cosine != cosine else f"identity {cosine:.3f}"
     return f"PSNR {psnr(x, clean).item():.2f} dB, {found}"
 
 # %% ../nbs/12_compare.ipynb #k018
-def compare_widget(faces: ProtocolFaces, inputs: dict, outputs: dict, embedder=None):
+def compare_widget(
+    faces: ProtocolFaces,  # the protocol's faces; `faces.clean` are shown
+    inputs: dict,  # {tier: degraded faces (N, 3, S, S)}
+    outputs: dict,  # {tier: {method: restored faces}}, from `restore_all`
+    embedder=None,  # a `FaceEmbedder`; None: a new one
+):
     '''Dropdowns for the tier and the method and a face slider: clean, input and output, with PSNR and
     identity.'''
     import ipywidgets as W
@@ -176,7 +185,11 @@ KNOB_SWEEPS = (
 )
 
 
-def knob_figure(rows: list, base: dict, metrics=("psnr", "identity", "fd")):
+def knob_figure(
+    rows: list,  # dicts with method, knob, value and each metric
+    base: dict,  # {metric: the input's score}; a missing or None one: no line
+    metrics=("psnr", "identity", "fd"),  # the rows' keys to plot, one figure row each
+):
     '''One column per swept knob (rows with `method`, `knob`, `value`), one row per metric; the input's as a
     dashed line.'''
     import matplotlib.pyplot as plt

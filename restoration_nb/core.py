@@ -29,7 +29,7 @@ DEFAULT_SETTINGS = dict(
     conditional_prior="micro-sd-faces64",
     image_size=64,
     K=200,
-    skip_period=10,
+    n=10,
     phi=1.0,
     threshold_a=0.8,
     w=0.05,
@@ -57,7 +57,9 @@ def _parse_settings(path: Path) -> configparser.ConfigParser:
     return parser
 
 
-def find_settings_file(start: str | Path | None = None) -> Path | None:
+def find_settings_file(
+    start: str | Path | None = None,  # the folder to search upward from; None: the current one
+) -> Path | None:
     """The `settings.ini` in force: `$RESTORATION_NB_SETTINGS`, else the nearest one upward from `start` that
     has our section."""
     env = os.environ.get("RESTORATION_NB_SETTINGS")
@@ -83,7 +85,9 @@ def _typed(key: str, raw: str, source: str):
         raise ValueError(f"{source}: {key} = {raw!r} is not a valid {kind.__name__}") from None
 
 
-def read_settings(path: str | Path | None = None) -> dict:
+def read_settings(
+    path: str | Path | None = None,  # a `settings.ini`; None: `find_settings_file()`'s
+) -> dict:
     "Lab defaults from the `settings.ini` at `path` (or the one in force), typed like `DEFAULT_SETTINGS`."
     path = Path(path) if path is not None else find_settings_file()
     values = dict(DEFAULT_SETTINGS)
@@ -104,7 +108,10 @@ def read_settings(path: str | Path | None = None) -> dict:
     return values
 
 
-def lab_settings(path: str | Path | None = None, **overrides) -> dict:
+def lab_settings(
+    path: str | Path | None = None,  # a `settings.ini`; None: the one in force
+    **overrides,  # setting=value; None keeps the default
+) -> dict:
     "The lab defaults with per-call `overrides` (a `None` override keeps the default)."
     values = read_settings(path)
     for key, value in overrides.items():
@@ -115,7 +122,10 @@ def lab_settings(path: str | Path | None = None, **overrides) -> dict:
     return values
 
 
-def setting(name: str, value=None):
+def setting(
+    name: str,  # a key of `DEFAULT_SETTINGS`, e.g. 'device'
+    value=None,  # the caller's value; None: the default
+):
     "`value` if given, else the lab default `name`: the one-liner every function uses for its defaults."
     if value is not None:
         return value
@@ -125,7 +135,9 @@ def setting(name: str, value=None):
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def get_device(device: str | torch.device | None = None) -> torch.device:
+def get_device(
+    device: str | torch.device | None = None,  # 'auto', 'cpu', 'cuda:N', 'mps', a device; None: the setting
+) -> torch.device:
     "The torch device to run on: `auto` picks cuda, then mps, then cpu."
     device = setting("device", device)
     if isinstance(device, torch.device):
@@ -154,7 +166,8 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def get_dtype(
-    dtype: str | torch.dtype | None = None, device: str | torch.device | None = None
+    dtype: str | torch.dtype | None = None,  # 'auto', a name like 'float32', or a dtype; None: the setting
+    device: str | torch.device | None = None,  # decides 'auto' (float16 on CUDA); None: the setting
 ) -> torch.dtype:
     "The torch dtype: `auto` is float16 on CUDA and float32 elsewhere."
     dtype = setting("dtype", dtype)
@@ -170,14 +183,18 @@ def get_dtype(
 MAX_SEED = 2**64 - 1  # torch's generators take seeds in 0..2**64-1
 
 
-def check_seed(seed) -> int:
+def check_seed(
+    seed,  # an int in 0..2**64-1 (bools refused)
+) -> int:
     "`seed` as an int that torch's generators take (0 <= seed <= 2**64-1), or a clear error naming it."
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed={seed!r}; expected an integer from 0 to 2**64-1")
     return int(seed)
 
 
-def seed_everything(seed: int | None = None) -> int:
+def seed_everything(
+    seed: int | None = None,  # None: the lab's seed
+) -> int:
     "Seed Python, NumPy and torch (all devices) with `seed` (default: the lab's); returns it."
     seed = check_seed(setting("seed", seed))
     random.seed(seed)
@@ -186,12 +203,20 @@ def seed_everything(seed: int | None = None) -> int:
     return seed
 
 
-def make_generator(seed: int | None = None, device: str | torch.device | None = "cpu") -> torch.Generator:
+def make_generator(
+    seed: int | None = None,  # None: the lab's seed
+    device: str | torch.device | None = "cpu",  # where the generator draws
+) -> torch.Generator:
     "A `torch.Generator` on `device` seeded with `seed` (default: the lab's)."
     return torch.Generator(device=get_device(device)).manual_seed(check_seed(setting("seed", seed)))
 
 # %% ../nbs/00_core.ipynb #c017b
-def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
+def check_int(
+    name: str,  # the parameter's name, for the error
+    value,  # the value to check
+    low: int | None = None,  # smallest allowed; None: no bound
+    high: int | None = None,  # largest allowed; None: no bound
+) -> int:
     "`value` as an int in [`low`, `high`] (either may be None), or a ValueError naming `name`."
     ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
     ok = ok and (low is None or value >= low) and (high is None or value <= high)
@@ -206,14 +231,21 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
     return int(value)
 
 # %% ../nbs/00_core.ipynb #c017f
-def check_guidance_scale(guidance_scale):
+def check_guidance_scale(
+    guidance_scale,  # lam; 1: no guidance
+):
     "Classifier-free guidance's scale, a number >= 1 (1: no guidance)."
     if not guidance_scale >= 1:
         raise ValueError(f"guidance_scale={guidance_scale!r}; expected a number >= 1 (1: no guidance)")
     return guidance_scale
 
 
-def check_face_size(images: torch.Tensor, size: int, name: str, model: str) -> torch.Tensor:
+def check_face_size(
+    images: torch.Tensor,  # (N, C, H, W)
+    size: int,  # the side the model works at, in px
+    name: str,  # the images' name, for the error
+    model: str,  # the model's name, for the error
+) -> torch.Tensor:
     "`images` (N, C, H, W), which must be `size` x `size` px: the size `model` works at."
     if tuple(images.shape[-2:]) != (size, size):
         raise ValueError(
@@ -267,13 +299,17 @@ def _square(img: Image.Image, square: str, name: str) -> Image.Image:
     return img.resize((max(w, h),) * 2, Image.BICUBIC)
 
 
-def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+def pil_to_tensor(
+    img: Image.Image,  # any mode; converted to RGB
+) -> torch.Tensor:
     "A PIL image as a (1, 3, H, W) float tensor in [-1, 1]."
     arr = np.asarray(_to_rgb8(img), dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+def tensor_to_pil(
+    x: torch.Tensor,  # (3, H, W) or (1, 3, H, W) in [-1, 1]
+) -> Image.Image:
     "One image, (3, H, W) or (1, 3, H, W) in [-1, 1], as an 8-bit PIL image."
     if x.ndim == 4:
         if x.shape[0] != 1:
@@ -284,7 +320,10 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
 
 
 def read_image(
-    path: str | Path, size: int | None = None, square: str = "error", min_size: int = MIN_IMAGE_SIZE
+    path: str | Path,  # an image file (PNG, JPEG, ...)
+    size: int | None = None,  # the side to resize to, in px; None: keep
+    square: str = "error",  # a non-square image: 'error', 'center_crop', 'pad', 'resize' or 'keep'
+    min_size: int = MIN_IMAGE_SIZE,  # the smallest side accepted, in px
 ) -> torch.Tensor:
     "Read one image file as a (1, 3, H, W) tensor in [-1, 1], checked, converted to RGB, squared and resized."
     if square not in SQUARE_MODES:
@@ -332,7 +371,10 @@ def read_image(
 
 
 def read_images(
-    paths, size: int | None = None, square: str = "error", min_size: int = MIN_IMAGE_SIZE
+    paths,  # image files
+    size: int | None = None,  # the side to resize to, in px; None: keep (must match)
+    square: str = "error",  # as in `read_image`
+    min_size: int = MIN_IMAGE_SIZE,  # the smallest side accepted, in px
 ) -> torch.Tensor:
     "Read image files into one (N, 3, H, W) batch; without `size` they must already share a size."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -345,7 +387,10 @@ def read_images(
     return torch.cat(images)
 
 # %% ../nbs/00_core.ipynb #c024
-def check_images(x, name: str = "images") -> torch.Tensor:
+def check_images(
+    x,  # should be a float (N, 3, H, W) tensor in [-1, 1]
+    name: str = "images",  # what `x` is, for the error
+) -> torch.Tensor:
     "Check that `x` is a float (N, 3, H, W) tensor in [-1, 1]; return it."
     if not isinstance(x, torch.Tensor):
         raise TypeError(
@@ -365,7 +410,11 @@ def check_images(x, name: str = "images") -> torch.Tensor:
     return x
 
 # %% ../nbs/00_core.ipynb #c027
-def check_output_path(path: str | Path, inputs=(), overwrite: bool = False) -> Path:
+def check_output_path(
+    path: str | Path,  # the file about to be written
+    inputs=(),  # files it must not be
+    overwrite: bool = False,  # allow replacing an existing file
+) -> Path:
     "Refuse an output path that is one of `inputs`, or that exists when `overwrite` is False."
     path = Path(path)
     for inp in inputs:
@@ -382,7 +431,10 @@ def check_output_path(path: str | Path, inputs=(), overwrite: bool = False) -> P
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(
+    path: str | Path,  # the file to (re)place
+    data: bytes,
+) -> Path:
     "Write `data` to `path` through a temporary file in the same folder and an atomic rename."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -400,7 +452,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def strict_json(obj):
+def strict_json(
+    obj,  # dicts, lists, numbers, strings, nested
+):
     "`obj` with every non-finite float (NaN, inf) as None: JSON has no NaN, and strict parsers refuse it."
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
@@ -411,13 +465,21 @@ def strict_json(obj):
     return obj
 
 
-def atomic_write_json(path: str | Path, obj) -> Path:
+def atomic_write_json(
+    path: str | Path,  # the .json file to (re)place
+    obj,  # anything `json` takes; NaN and inf allowed
+) -> Path:
     "Write `obj` as indented, strict JSON (NaN and inf become null), atomically."
     text = json.dumps(strict_json(obj), indent=2, sort_keys=True, allow_nan=False)
     return atomic_write_bytes(path, (text + "\n").encode())
 
 
-def save_image(x: torch.Tensor, path: str | Path, overwrite: bool = False, inputs=()) -> Path:
+def save_image(
+    x: torch.Tensor,  # one image, (3, H, W) or (1, 3, H, W) in [-1, 1]
+    path: str | Path,  # suffix picks the format
+    overwrite: bool = False,  # allow replacing an existing file
+    inputs=(),  # files it must not be
+) -> Path:
     "Save one image tensor in [-1, 1] to `path` (format from the suffix), atomically, refusing to overwrite."
     path = check_output_path(path, inputs=inputs, overwrite=overwrite)
     fmt = Image.registered_extensions().get(path.suffix.lower())
@@ -431,7 +493,10 @@ def save_image(x: torch.Tensor, path: str | Path, overwrite: bool = False, input
 class Table:
     "Rows of results (dicts) that print, average and save."
 
-    def __init__(self, rows=()):
+    def __init__(
+        self,
+        rows=(),  # dicts, one per result
+    ):
         self.rows = [dict(r) for r in rows]
 
     @property
@@ -447,7 +512,10 @@ class Table:
     def __getitem__(self, col):
         return [r.get(col) for r in self.rows]
 
-    def mean(self, by: str | None = None) -> "Table":
+    def mean(
+        self,
+        by: str | None = None,  # a column to group by; None: one row for all
+    ) -> "Table":
         "Mean of each numeric column (NaN ignored), over all rows or per value of `by`."
         groups = {}
         for r in self.rows:
@@ -486,32 +554,45 @@ class Table:
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
-    def to_csv(self, path, overwrite: bool = False) -> Path:
+    def to_csv(
+        self,
+        path,  # the .csv file
+        overwrite: bool = False,  # allow replacing an existing file
+    ) -> Path:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=self.columns)
         w.writeheader()
         w.writerows(self.rows)
         return atomic_write_bytes(check_output_path(path, overwrite=overwrite), buf.getvalue().encode())
 
-    def to_json(self, path, overwrite: bool = False) -> Path:
+    def to_json(
+        self,
+        path,  # the .json file
+        overwrite: bool = False,  # allow replacing an existing file
+    ) -> Path:
         return atomic_write_json(check_output_path(path, overwrite=overwrite), self.rows)
 
     @classmethod
-    def from_json(cls, path) -> "Table":
+    def from_json(
+        cls,
+        path,  # a file `to_json` wrote
+    ) -> "Table":
         return cls(json.loads(Path(path).read_text()))
 
 # %% ../nbs/00_core.ipynb #c035
-def display_array(x: torch.Tensor) -> np.ndarray:
+def display_array(
+    x: torch.Tensor,  # a (N, 3, H, W) batch in [-1, 1]
+) -> np.ndarray:
     "A (N, 3, H, W) batch in [-1, 1] as a (N, H, W, 3) float array in [0, 1], for matplotlib's `imshow`."
     return ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
 
 
 def show_images(
-    images: torch.Tensor,
-    titles=None,
-    ncols: int | None = None,
-    scale: float = 1.6,
-    suptitle: str | None = None,
+    images: torch.Tensor,  # a (N, 3, H, W) batch in [-1, 1]
+    titles=None,  # one per image; None: no titles
+    ncols: int | None = None,  # None: up to 8
+    scale: float = 1.6,  # inches per image
+    suptitle: str | None = None,  # a title over the grid; None: none
 ):
     "Show a (N, 3, H, W) batch in [-1, 1] as a grid; returns the matplotlib figure."
     import matplotlib.pyplot as plt
@@ -535,7 +616,12 @@ def show_images(
     return fig
 
 
-def comparison_grid(columns: dict, row_titles=None, scale: float = 1.6, suptitle: str | None = None):
+def comparison_grid(
+    columns: dict,  # {title: (N, 3, H, W) batch in [-1, 1]}, all of the same N
+    row_titles=None,  # one per row; None: none
+    scale: float = 1.6,  # inches per image
+    suptitle: str | None = None,  # a title over the grid; None: none
+):
     "One column per named batch (same N), one row per image: e.g. {'clean': x, 'degraded': y, 'restored': r}."
     import matplotlib.pyplot as plt
 
@@ -567,7 +653,10 @@ def comparison_grid(columns: dict, row_titles=None, scale: float = 1.6, suptitle
     return fig
 
 # %% ../nbs/00_core.ipynb #c037b
-def small_figures(dpi: int = 60, quality: int = 85):
+def small_figures(
+    dpi: int = 60,  # dots per inch
+    quality: int = 85,  # JPEG quality, 1-100
+):
     "Draw every figure from now on at `dpi` and, in a notebook, display it as JPEG of `quality` (1-100)."
     import matplotlib.pyplot as plt
 
@@ -590,7 +679,9 @@ HELDOUT_RULE = (
 )
 
 
-def face_data_dir(data_dir: str | Path | None = None) -> Path:
+def face_data_dir(
+    data_dir: str | Path | None = None,  # None: `$RESTORATION_NB_DATA`, else the setting
+) -> Path:
     "The folder holding the face data: `data_dir`, else `$RESTORATION_NB_DATA`, else the lab's `data_dir`."
     data_dir = Path(data_dir or os.environ.get("RESTORATION_NB_DATA") or setting("data_dir"))
     if not (data_dir / UTKFACE_ZIP).is_file():
@@ -611,18 +702,21 @@ def _split(names: list[str], split: str) -> list[str]:
     return [n for i, n in enumerate(names) if (i % HELDOUT_EVERY == 0) == (split == "heldout")]
 
 
-def face_names(split: str = "heldout", data_dir: str | Path | None = None) -> list[str]:
+def face_names(
+    split: str = "heldout",  # 'heldout', 'train' or 'all'
+    data_dir: str | Path | None = None,  # None: `face_data_dir()`
+) -> list[str]:
     "Names of the UTKFace faces in `split` ('heldout', 'train' or 'all'), in sorted order."
     with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z:
         return _split(z.namelist(), split)
 
 
 def load_faces(
-    n: int = 8,
-    split: str = "heldout",
-    start: int = 0,
-    size: int | None = None,
-    data_dir: str | Path | None = None,
+    n: int = 8,  # how many faces
+    split: str = "heldout",  # 'heldout', 'train' or 'all'
+    start: int = 0,  # index of the first face in the split
+    size: int | None = None,  # the side in px; None: 64
+    data_dir: str | Path | None = None,  # None: `face_data_dir()`
 ) -> torch.Tensor:
     "`n` faces of `split` from index `start`, as a (n, 3, 64, 64) tensor in [-1, 1] (or `size` px)."
     with zipfile.ZipFile(face_data_dir(data_dir) / UTKFACE_ZIP) as z:
@@ -641,7 +735,9 @@ def load_faces(
 ALBUMS_DIR = "albums256"
 
 
-def album_people(data_dir=None) -> list[str]:
+def album_people(
+    data_dir=None,  # None: `face_data_dir()`
+) -> list[str]:
     "The people of the personal-album set (`albums256/<person>/refs` and `lq`)."
     root = face_data_dir(data_dir) / ALBUMS_DIR
     if not root.is_dir():
@@ -651,7 +747,11 @@ def album_people(data_dir=None) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "refs").is_dir())
 
 
-def load_album(person: str, size: int | None = None, data_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_album(
+    person: str,  # one of `album_people()`
+    size: int | None = None,  # the side in px; None: the lab's image size
+    data_dir=None,  # None: `face_data_dir()`
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The high-quality references and the low-quality inputs of `person`, resized to `size` px (default: the
     lab's image size)."""
     people = album_people(data_dir)
@@ -661,7 +761,11 @@ def load_album(person: str, size: int | None = None, data_dir=None) -> tuple[tor
     return tuple(read_images(sorted((folder / part).glob("*.png")), size=size) for part in ("refs", "lq"))
 
 # %% ../nbs/00_core.ipynb #c043
-def knob_widget(render, continuous_update: bool = False, **knobs):
+def knob_widget(
+    render,  # draws a figure from the knobs' values, e.g. `render(K=200)`
+    continuous_update: bool = False,  # redraw while a slider is dragged, not only on release
+    **knobs,  # name=(min, max, step, value); all ints make an int slider
+):
     "Sliders for `knobs` (name=(min, max, step, value)) that redraw `render(**values)` (a figure) on change."
     import ipywidgets as W
     import matplotlib.pyplot as plt

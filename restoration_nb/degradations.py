@@ -98,7 +98,13 @@ def _grid(size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     return r[None, :].expand(size, size), -r[:, None].expand(size, size)
 
 
-def gaussian_kernel(sigma, sigma_y=None, theta=0.0, size: int | None = None, device=None) -> torch.Tensor:
+def gaussian_kernel(
+    sigma,  # std in px along the axis: a number, or one per image (B,)
+    sigma_y=None,  # std in px across the axis; None: isotropic (= sigma)
+    theta=0.0,  # the axis's angle in radians
+    size: int | None = None,  # kernel side k (odd); None: 2 ceil(3 sigma) + 1, capped
+    device=None,  # None: sigma's device
+) -> torch.Tensor:
     """Gaussian blur kernels (B, k, k) summing to 1: isotropic, or anisotropic (`sigma` along an axis at
     `theta` radians, `sigma_y` across it)."""
     device = device if device is not None else (sigma.device if isinstance(sigma, torch.Tensor) else None)
@@ -119,7 +125,12 @@ def gaussian_kernel(sigma, sigma_y=None, theta=0.0, size: int | None = None, dev
     return k / k.sum((-2, -1), keepdim=True)
 
 
-def motion_blur_kernel(length, angle=0.0, size: int | None = None, device=None) -> torch.Tensor:
+def motion_blur_kernel(
+    length,  # the streak's length in px, >= 1: a number, or one per image (B,)
+    angle=0.0,  # its direction in radians
+    size: int | None = None,  # kernel side k (odd); None: just fits the longest line
+    device=None,  # None: length's device
+) -> torch.Tensor:
     "Motion blur kernels (B, k, k) summing to 1: an anti-aliased line `length` px long at `angle` radians."
     device = device if device is not None else (length.device if isinstance(length, torch.Tensor) else None)
     ln, an = _per_sample(length, "length", device=device), _per_sample(angle, "angle", device=device)
@@ -177,13 +188,20 @@ def _blur(x: torch.Tensor, k: torch.Tensor, fft: bool | None = None) -> torch.Te
     return out.reshape(n, c, h, w).clamp(-1, 1)
 
 
-def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def blur(
+    x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    kernel: torch.Tensor,  # (k, k) for all, or (N, k, k) one per image
+) -> torch.Tensor:
     "Convolve each image of `x` (N, 3, H, W) with its kernel, (k, k) shared or (N, k, k), reflect-padded."
     x = check_images(x, "x")
     return _blur(x.float(), _as_kernel_batch(kernel, len(x)).to(x.device)).to(x.dtype)
 
 # %% ../nbs/01_degradations.ipynb #c018
-def downsampled_size(height: int, width: int, scale) -> torch.Tensor:
+def downsampled_size(
+    height: int,  # the input's height in px
+    width: int,  # its width in px
+    scale,  # shrink factor (> 1 shrinks): a number, or one per image (B,)
+) -> torch.Tensor:  # (N, 2) integer heights and widths
     """Per-image (h, w) after shrinking `height` x `width` by `scale`: rounded, at least `MIN_DEGRADED_SIZE`
     px; (N, 2)."""
     s = _check_scale(_per_sample(scale, "scale"))
@@ -231,7 +249,10 @@ def _resize_each(
     return (rows[:, None] @ x @ cols.transpose(1, 2)[:, None]).clamp(-1, 1)
 
 
-def downsample(x: torch.Tensor, scale) -> torch.Tensor:
+def downsample(
+    x: torch.Tensor,  # images (N, 3, H, W)
+    scale,  # shrink factor (> 1 shrinks): a number, or one per image (B,)
+) -> torch.Tensor:
     """Shrink each image by its `scale` (bicubic, antialiased; < 1 enlarges); per-image sizes share an
     edge-padded canvas."""
     x = check_images(x, "x")
@@ -239,7 +260,11 @@ def downsample(x: torch.Tensor, scale) -> torch.Tensor:
     return _resize_each(x.float(), sizes).to(x.dtype)
 
 
-def upsample(x: torch.Tensor, size, from_sizes: torch.Tensor | None = None) -> torch.Tensor:
+def upsample(
+    x: torch.Tensor,  # images (N, 3, H, W), each maybe padded
+    size,  # target side: an int or (h, w)
+    from_sizes: torch.Tensor | None = None,  # (N, 2) the valid top-left (h, w) of each; None: all of it
+) -> torch.Tensor:
     """Resize each image (its top-left `from_sizes[i]` (N, 2), default all of it) to `size` (an int or (h,
     w)), bicubic."""
     x = check_images(x, "x")
@@ -262,7 +287,11 @@ def _add_noise(x: torch.Tensor, delta: torch.Tensor, generator=None) -> torch.Te
     return (x + noise * (delta.to(x.device) / 127.5)[:, None, None, None]).clamp(-1, 1)
 
 
-def add_noise(x: torch.Tensor, delta, generator: torch.Generator | None = None) -> torch.Tensor:
+def add_noise(
+    x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    delta,  # noise std in 8-bit units (0..255): a number, or one per image (B,)
+    generator: torch.Generator | None = None,  # draws the noise; None: the global generator
+) -> torch.Tensor:
     "Add Gaussian noise of std `delta` (8-bit units, per image) to `x`, clipped to [-1, 1]."
     x = check_images(x, "x")
     delta = _check_noise(_per_sample(delta, "noise", len(x), x.device))
@@ -373,7 +402,10 @@ _RGB_TO_YCBCR = [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.41
 _YCBCR_TO_RGB = [[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]]
 
 
-def jpeg_quant_tables(quality, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def jpeg_quant_tables(
+    quality,  # JPEG quality 1..100: a number, or one per image (B,)
+    device=None,  # where the tables live
+) -> tuple[torch.Tensor, torch.Tensor]:
     "IJG luminance and chrominance quantisation tables, each (N, 8, 8), for per-image `quality` 1..100."
     q = _check_quality(_per_sample(quality, "quality", device=device)).long()
     percent = torch.where(q < 50, 5000 // q, 200 - 2 * q)[:, None, None]
@@ -437,7 +469,10 @@ def _jpeg(x: torch.Tensor, quality: torch.Tensor, sizes: torch.Tensor | None = N
     return (rgb.round().clamp(0, 255)[..., :h, :w] / 127.5 - 1).contiguous()
 
 
-def jpeg(x: torch.Tensor, quality) -> torch.Tensor:
+def jpeg(
+    x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    quality,  # JPEG quality 1..100 (higher is better): a number, or one per image (B,)
+) -> torch.Tensor:
     "JPEG-compress and decode `x` at per-image `quality` 1..100 (IJG tables, 4:2:0), in torch, on x's device."
     x = check_images(x, "x")
     q = _check_quality(_per_sample(quality, "quality", len(x), x.device))
@@ -465,14 +500,14 @@ def _degrade_round(x: torch.Tensor, order, kernel, scale, noise, quality, genera
 
 
 def classical_degrade(
-    x: torch.Tensor,
-    sigma=2.0,
-    scale=4.0,
-    noise=10.0,
-    quality=60,
-    sigma_y=None,
-    theta=0.0,
-    generator: torch.Generator | None = None,
+    x: torch.Tensor,  # clean images (N, 3, H, W) in [-1, 1]
+    sigma=2.0,  # blur std in px: a number, or one per image (B,)
+    scale=4.0,  # downsampling factor s (> 1 shrinks): a number, or one per image (B,)
+    noise=10.0,  # noise std delta in 8-bit units: a number, or one per image (B,)
+    quality=60,  # JPEG quality q, 1..100: a number, or one per image (B,)
+    sigma_y=None,  # blur std across the axis; None: isotropic blur
+    theta=0.0,  # the blur axis's angle in radians
+    generator: torch.Generator | None = None,  # draws the noise; None: the global generator
 ) -> torch.Tensor:
     "y = {[(x * k_sigma) down_s + n_delta]_JPEG_q} up_s, per-image parameters, same size as `x`."
     x = check_images(x, "x")
@@ -512,7 +547,11 @@ def _check_ranges(ranges: dict) -> dict:
     return ranges
 
 
-def scaled_ranges(image_size: int, paper_size: int = 512, ranges: dict = DEGRADATION_RANGES) -> dict:
+def scaled_ranges(
+    image_size: int,  # side in px of the faces to degrade
+    paper_size: int = 512,  # side in px the ranges were written for
+    ranges: dict = DEGRADATION_RANGES,  # (low, high) per knob: sigma, scale, noise, quality
+) -> dict:
     """`ranges` (for `paper_size` px faces) for `image_size` px: sigma and scale bounds divided by paper_size
     / image_size."""
     if image_size < 1 or paper_size < 1:
@@ -547,8 +586,10 @@ def _draw_round(ranges: dict, n: int, generator, device) -> dict:
 
 
 def second_order_degrade(
-    x: torch.Tensor, generator: torch.Generator | None = None, ranges: dict | None = None
-) -> tuple[torch.Tensor, list[dict]]:
+    x: torch.Tensor,  # clean images (N, 3, H, W) in [-1, 1]
+    generator: torch.Generator | None = None,  # draws every random choice; None: the global generator
+    ranges: dict | None = None,  # (low, high) per knob; None: the paper's, scaled to x's size
+) -> tuple[torch.Tensor, list[dict]]:  # degraded images, and each round's drawn parameters
     """Two rounds of random classical degradation (round 2 shuffled); `ranges` default: the paper's, scaled to
     x's size."""
     x = check_images(x, "x")
@@ -567,7 +608,10 @@ def second_order_degrade(
     return y.to(x.dtype), params
 
 
-def degradation_summary(params: list[dict], i: int) -> str:
+def degradation_summary(
+    params: list[dict],  # the rounds' parameters from `second_order_degrade`
+    i: int,  # which image of the batch
+) -> str:
     "A short text of what image `i` got in each round (for figure titles)."
     lines = []
     for p in params:
@@ -585,7 +629,9 @@ def degradation_summary(params: list[dict], i: int) -> str:
 
 # %% ../nbs/01_degradations.ipynb #c044b
 def super_resolution_degrade(
-    x: torch.Tensor, scales=(4, 8, 16), generator: torch.Generator | None = None
+    x: torch.Tensor,  # clean images (N, 3, H, W) in [-1, 1]
+    scales=(4, 8, 16),  # the factors to draw from, uniformly
+    generator: torch.Generator | None = None,  # draws the factors; None: the global generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`x` shrunk by a factor drawn per image from `scales` and resized back (bicubic); (images, the factor of
     each)."""
@@ -605,7 +651,11 @@ DEGRADATION_TIERS = dict(
 TIERS = (*DEGRADATION_TIERS, "second-order")
 
 
-def degrade_tier(x: torch.Tensor, tier: str, generator: torch.Generator | None = None) -> torch.Tensor:
+def degrade_tier(
+    x: torch.Tensor,  # clean faces (N, 3, H, W) in [-1, 1]
+    tier: str,  # `x4`, `x8` or `second-order`
+    generator: torch.Generator | None = None,  # draws the noise and the random rounds
+) -> torch.Tensor:
     "Faces `x` degraded by the named tier: `x4` or `x8` (classical, fixed parameters) or `second-order`."
     if tier not in TIERS:
         raise ValueError(f"tier={tier!r}; expected one of {', '.join(TIERS)}")

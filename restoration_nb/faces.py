@@ -55,7 +55,10 @@ def _check_points(name: str, points, min_points: int = 2) -> np.ndarray:
     return arr
 
 # %% ../nbs/03a_faces.ipynb #c008
-def similarity_transform(src, dst) -> np.ndarray:
+def similarity_transform(
+    src,  # (L, 2) points (x, y)
+    dst,  # (L, 2) points they should land on
+) -> np.ndarray:
     "The least-squares similarity (no reflection) taking points `src` (L, 2) onto `dst`: a 2x3 matrix."
     src, dst = _check_points("src", src), _check_points("dst", dst)
     if src.shape != dst.shape:
@@ -71,7 +74,10 @@ def similarity_transform(src, dst) -> np.ndarray:
     return np.hstack([scale * rotation, shift[:, None]])
 
 
-def transform_points(matrix: np.ndarray, points) -> np.ndarray:
+def transform_points(
+    matrix: np.ndarray,  # a 2x3 affine matrix
+    points,  # (L, 2) points (x, y)
+) -> np.ndarray:
     "Apply a 2x3 affine `matrix` to (L, 2) points."
     return _check_points("points", points, 1) @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
 
@@ -81,7 +87,9 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     return np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
 
 
-def similarity_params(matrix: np.ndarray) -> dict:
+def similarity_params(
+    matrix: np.ndarray,  # a 2x3 similarity matrix
+) -> dict:
     "The scale, rotation (degrees) and shift (x, y) of a 2x3 similarity matrix."
     m = np.asarray(matrix, dtype=np.float64)
     return dict(
@@ -138,11 +146,11 @@ def _detection_copy(img: Image.Image, min_side: int, max_side: int) -> Image.Ima
 
 
 def detect_faces(
-    image: torch.Tensor,
-    landmarks: int = 5,
-    upsample: int = 1,
-    min_side: int = DETECT_MIN_SIDE,
-    max_side: int = DETECT_MAX_SIDE,
+    image: torch.Tensor,  # one photo (1, 3, H, W) in [-1, 1]
+    landmarks: int = 5,  # points per face: 5 or 68
+    upsample: int = 1,  # dlib detector's upsampling passes (finds smaller faces, slower)
+    min_side: int = DETECT_MIN_SIDE,  # px; a photo with a shorter side under this is enlarged for the search
+    max_side: int = DETECT_MAX_SIDE,  # px; a photo with a longer side over this is shrunk for the search
 ) -> list[Face]:
     """dlib's faces in one photo (1, 3, H, W) in [-1, 1], largest first, with `landmarks` (5 or 68) points.
     A photo longer than `max_side` is searched on a shrunk copy; its landmarks are placed at full size."""
@@ -171,7 +179,10 @@ def detect_faces(
     return sorted(faces, key=lambda f: -f.size[0] * f.size[1])
 
 # %% ../nbs/03a_faces.ipynb #c017
-def derive_template(faces: torch.Tensor, landmarks: int = 5) -> tuple[np.ndarray, int]:
+def derive_template(
+    faces: torch.Tensor,  # face crops (N, 3, S, S) in [-1, 1]
+    landmarks: int = 5,  # points per face: 5 or 68
+) -> tuple[np.ndarray, int]:
     "Mean landmarks (L, 2) over the face crops (N, 3, S, S) with exactly one detected face; and their count."
     faces = check_images(faces, "faces")
     found = [detect_faces(face, landmarks) for face in faces]
@@ -189,7 +200,9 @@ FACE_TEMPLATE = np.array([[48.30, 18.85], [38.47, 19.37], [13.71, 18.85], [23.55
 LANDMARKS_68_TO_5 = (45, 42, 36, 39, 33)  # the 68-point indices of the same five points
 
 
-def five_points(landmarks) -> np.ndarray:
+def five_points(
+    landmarks,  # (5, 2) or (68, 2) points (x, y)
+) -> np.ndarray:
     "The 5 alignment points of a face's 5 or 68 landmarks, in the order of `FACE_TEMPLATE`."
     points = _check_points("landmarks", landmarks)
     if len(points) not in (5, 68):
@@ -197,17 +210,19 @@ def five_points(landmarks) -> np.ndarray:
     return points if len(points) == 5 else points[list(LANDMARKS_68_TO_5)]
 
 
-def template_points(size: int = TEMPLATE_SIZE) -> np.ndarray:
+def template_points(
+    size: int = TEMPLATE_SIZE,  # the crop's side in px
+) -> np.ndarray:
     "`FACE_TEMPLATE` in a `size` px frame (pixel centres scale as x + 0.5)."
     return (FACE_TEMPLATE + 0.5) * check_int("size", size, MIN_IMAGE_SIZE) / TEMPLATE_SIZE - 0.5
 
 # %% ../nbs/03a_faces.ipynb #c024
 def warp_image(
-    image: torch.Tensor,
-    matrix: np.ndarray,
-    size: tuple[int, int],
-    padding: str = "reflection",
-    mode: str = "bicubic",
+    image: torch.Tensor,  # images (N, C, H, W)
+    matrix: np.ndarray,  # 2x3 affine from input to output pixels
+    size: tuple[int, int],  # the output's (h, w)
+    padding: str = "reflection",  # `grid_sample` padding: 'reflection', 'zeros' or 'border'
+    mode: str = "bicubic",  # `grid_sample` mode: 'bicubic', 'bilinear' or 'nearest'
 ) -> torch.Tensor:
     "Images (N, C, H, W) resampled into an (h, w) frame: output pixel p reads input pixel matrix^-1 p."
     h, w = size
@@ -243,7 +258,9 @@ def _crop(image: torch.Tensor, matrix: np.ndarray, size: int) -> torch.Tensor:
 
 # %% ../nbs/03a_faces.ipynb #c025
 def align_face(
-    image: torch.Tensor, face: Face | np.ndarray, size: int = TEMPLATE_SIZE
+    image: torch.Tensor,  # the photo (1, 3, H, W) in [-1, 1]
+    face: Face | np.ndarray,  # a `Face`, or its (L, 2) landmarks
+    size: int = TEMPLATE_SIZE,  # the crop's side in px
 ) -> tuple[torch.Tensor, np.ndarray]:
     """The face (a `Face` or its landmarks) warped onto the template: the crop (1, 3, size, size) and the
     2x3 matrix from photo pixels to crop pixels."""
@@ -253,7 +270,11 @@ def align_face(
     return _crop(image, matrix, size), matrix
 
 # %% ../nbs/03a_faces.ipynb #c031
-def feather_mask(size: int, erode: int | None = None, blur: float | None = None) -> torch.Tensor:
+def feather_mask(
+    size: int,  # the mask's side in px
+    erode: int | None = None,  # px shaved off each edge; None: size // 16
+    blur: float | None = None,  # the edge's Gaussian std in px; None: erode / 4
+) -> torch.Tensor:
     "A (1, 1, size, size) mask: ones eroded by `erode` px (default size // 16), blurred (sigma `blur`)."
     size = check_int("size", size, MIN_IMAGE_SIZE)
     erode = check_int("erode", size // 16 if erode is None else erode, 1)
@@ -287,12 +308,12 @@ def _region(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> tuple[int,
 
 # %% ../nbs/03a_faces.ipynb #c036
 def paste_face(
-    image: torch.Tensor,
-    restored: torch.Tensor,
-    matrix: np.ndarray,
-    detail: float = 0.0,
-    erode: int | None = None,
-    blur: float | None = None,
+    image: torch.Tensor,  # the photo (1, 3, H, W) in [-1, 1]
+    restored: torch.Tensor,  # the restored crop (1, 3, S, S)
+    matrix: np.ndarray,  # 2x3 affine from photo pixels to crop pixels
+    detail: float = 0.0,  # 0..1: share of the photo's fine detail kept
+    erode: int | None = None,  # the mask's eroded edge in px; None: S // 16
+    blur: float | None = None,  # the mask edge's std in px; None: erode / 4
 ) -> torch.Tensor:
     """The photo with `restored` (1, 3, S, S) warped back through `matrix` (photo -> crop) under a feathered
     mask; `detail` adds back that share of the photo's own detail finer than the crop can hold."""
@@ -425,15 +446,15 @@ def _enlarged(image: torch.Tensor, upscale: int) -> tuple[torch.Tensor, np.ndarr
 
 # %% ../nbs/03a_faces.ipynb #c047
 def restore_photo(
-    image: torch.Tensor,
-    restore,
-    size: int = TEMPLATE_SIZE,
-    upscale: int = 1,
-    only_center_face: bool = False,
-    has_aligned: bool = False,
-    min_face: float = MIN_IMAGE_SIZE,
-    detail: float = 0.0,
-    upsample: int = 1,
+    image: torch.Tensor,  # the photo (1, 3, H, W) in [-1, 1]
+    restore,  # crops (N, 3, size, size) -> restored crops, all in [-1, 1]
+    size: int = TEMPLATE_SIZE,  # the aligned crop's side in px
+    upscale: int = 1,  # the result is this many times larger
+    only_center_face: bool = False,  # restore only the face nearest the centre
+    has_aligned: bool = False,  # `image` is already one aligned face: no detection
+    min_face: float = MIN_IMAGE_SIZE,  # px; smaller faces are skipped
+    detail: float = 0.0,  # 0..1: share of the photo's fine detail kept
+    upsample: int = 1,  # dlib detector's upsampling passes (finds smaller faces, slower)
 ) -> PhotoResult:
     """Detect, align (to `size` px), restore and paste back every face of a photo (1, 3, H, W) in [-1, 1].
     `restore` maps crops (N, 3, size, size) in [-1, 1] to restored crops of the same shape."""
@@ -464,7 +485,10 @@ def restore_photo(
     return PhotoResult(out, faces, skipped, "", upscale, (h, w))
 
 # %% ../nbs/03a_faces.ipynb #c049
-def draw_boxes(image: torch.Tensor, result: PhotoResult) -> torch.Tensor:
+def draw_boxes(
+    image: torch.Tensor,  # the photo, or its enlarged restoration (1, 3, H, W)
+    result: PhotoResult,  # what `restore_photo` returned for it
+) -> torch.Tensor:
     "A copy of `image` (the photo or its enlarged restoration): restored faces in green, skipped in red."
     image = _one_image(image)
     scale = image.shape[-1] / result.input_size[1]
@@ -481,7 +505,10 @@ def draw_boxes(image: torch.Tensor, result: PhotoResult) -> torch.Tensor:
     return pil_to_tensor(img)
 
 # %% ../nbs/03a_faces.ipynb #c055b
-def aligned_faces(paths, size: int = TEMPLATE_SIZE) -> tuple[torch.Tensor, list]:
+def aligned_faces(
+    paths,  # photo files
+    size: int = TEMPLATE_SIZE,  # the crops' side in px
+) -> tuple[torch.Tensor, list]:
     """The largest face of each photo aligned to (N, 3, size, size) crops, and the paths where no face was
     found."""
     crops, missed = [], []
@@ -496,12 +523,12 @@ def aligned_faces(paths, size: int = TEMPLATE_SIZE) -> tuple[torch.Tensor, list]
 
 
 def aligned_album(
-    person: str,
-    tier: str = "x4",
-    held: int = 3,
-    size: int = TEMPLATE_SIZE,
-    seed: int | None = None,
-    data_dir=None,
+    person: str,  # a name from `album_people`
+    tier: str = "x4",  # the degradation: `x4`, `x8` or `second-order`
+    held: int = 3,  # how many reference photos become ground truth
+    size: int = TEMPLATE_SIZE,  # the crops' side in px
+    seed: int | None = None,  # seeds the degradation; None: the setting
+    data_dir=None,  # the face data folder; None: the default
 ) -> dict:
     """`person`'s photos aligned to (N, 3, size, size): the first `held` reference photos as ground truth
     `clean` and, degraded by `tier` (seeded), as inputs `lq`; the other references as the album `refs`; the

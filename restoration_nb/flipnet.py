@@ -35,7 +35,9 @@ from .training import WEIGHTS_DIR, check_bf16_or_fp32, load_weights, save_weight
 MODES = ("restoration", "degradation")
 
 
-def check_mode(mode) -> str:
+def check_mode(
+    mode,  # 'restoration' or 'degradation'
+) -> str:
     if mode not in MODES:
         raise ValueError(
             f"mode={mode!r}; expected 'restoration' (HQ input, LQ condition) or 'degradation' (LQ input, HQ "
@@ -44,7 +46,11 @@ def check_mode(mode) -> str:
     return mode
 
 
-def flip(hq: torch.Tensor, lq: torch.Tensor, mode: str = "restoration") -> tuple[torch.Tensor, torch.Tensor]:
+def flip(
+    hq: torch.Tensor,  # HQ faces (N, 3, H, W) in [-1, 1]
+    lq: torch.Tensor,  # their LQ versions, same shape
+    mode: str = "restoration",  # 'restoration' or 'degradation'
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The (input, condition) pair of a mode: restoration denoises HQ given LQ, degradation denoises LQ given
     HQ."""
     hq, lq = check_pair(hq, lq, ("hq", "lq"))
@@ -58,13 +64,13 @@ def _steps(t, n: int, T: int, generator) -> torch.Tensor:
 
 
 def dual_stream_batch(
-    x: torch.Tensor,
-    c: torch.Tensor,
-    scheduler,
-    generator: torch.Generator | None = None,
-    t_x=None,
-    t_c=None,
-    noise: torch.Tensor | None = None,
+    x: torch.Tensor,  # the input stream (N, C, H, W)
+    c: torch.Tensor,  # the condition stream, same shape
+    scheduler,  # the prior's noise schedule
+    generator: torch.Generator | None = None,  # draws the steps and noise; None: torch's global one
+    t_x=None,  # the input's step(s); None: random in [0, T)
+    t_c=None,  # the condition's step(s); None: random in [0, T)
+    noise: torch.Tensor | None = None,  # (2N, C, H, W): input's then condition's; None: drawn
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Input `x` and condition `c` noised with separate noise to separate steps (random unless given),
     stacked: (x_t, t, noise), 2N each."""
@@ -79,7 +85,9 @@ def dual_stream_batch(
     return noise_to_step(torch.cat([x, c]), t, scheduler, noise=noise), t, noise
 
 # %% ../nbs/08_flipnet.ipynb #c012
-def check_phi(phi) -> float:
+def check_phi(
+    phi,  # a number >= 0; 0 switches BoostHub off
+) -> float:
     if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not math.isfinite(phi) or phi < 0:
         raise ValueError(f"phi={phi!r}; expected a number >= 0 (0 switches BoostHub off, the paper uses 1)")
     return float(phi)
@@ -103,7 +111,11 @@ class BoostHub(torch.nn.Module):
     """Attention processor: self-attention, plus phi * W_O Attn(Q_input, K_condition, V_condition) in a
     dual-stream call."""
 
-    def __init__(self, attn, phi: float = 1.0):
+    def __init__(
+        self,
+        attn,  # the diffusers `Attention` layer it sits beside
+        phi: float = 1.0,  # the enhance weight; 0: off
+    ):
         super().__init__()
         from diffusers.models.attention_processor import AttnProcessor2_0
 
@@ -160,7 +172,9 @@ def __call__(
     return torch.cat([out[:n] + (self.phi / attn.rescale_output_factor) * ro.to(out.dtype), out[n:]])
 
 # %% ../nbs/08_flipnet.ipynb #c014
-def boost_hubs(model) -> dict:
+def boost_hubs(
+    model,  # a UNet
+) -> dict:
     "The BoostHub processors installed in `model`, by layer name."
     return {
         n: m.processor
@@ -190,7 +204,9 @@ def set_phi(model, phi: float):
 
 # %% ../nbs/08_flipnet.ipynb #c014b
 @contextmanager
-def dual_stream(model):
+def dual_stream(
+    model,  # a UNet with BoostHubs
+):
     "Within this block the model's BoostHubs read the condition stream (second half of the batch)."
     hubs = list(boost_hubs(model).values())
     if not hubs:
@@ -218,7 +234,11 @@ def phi_for(model, phi: float | None):
         set_phi(model, old)
 
 # %% ../nbs/08_flipnet.ipynb #c021
-def add_attention_lora(model, rank: int = 8, seed: int = 0) -> list[str]:
+def add_attention_lora(
+    model,  # a diffusers UNet, changed in place
+    rank: int = 8,  # the LoRA rank r (alpha = r)
+    seed: int = 0,  # seeds the adapters' random start
+) -> list[str]:
     """LoRA (peft) of `rank` on the Q/K/V/out projections of every self- and cross-attention layer; returns
     the targets."""
     from diffusers.models.attention_processor import Attention
@@ -238,7 +258,10 @@ def add_attention_lora(model, rank: int = 8, seed: int = 0) -> list[str]:
 EMBED_CHANNELS = 16
 
 
-def face_autoencoder_config(size: int = 64, latent_channels: int = EMBED_CHANNELS) -> dict:
+def face_autoencoder_config(
+    size: int = 64,  # the faces' side, in px
+    latent_channels: int = EMBED_CHANNELS,  # d, the channels of each latent
+) -> dict:
     "A small stock AutoencoderKL: `size` px RGB to a (size/8)^2 grid of `latent_channels`-d latents."
     return dict(
         _class_name="AutoencoderKL",
@@ -257,12 +280,20 @@ def face_autoencoder_config(size: int = 64, latent_channels: int = EMBED_CHANNEL
 class FaceAutoencoders(torch.nn.Module):
     "The HQ and the LQ autoencoder; `tokens(lq)` are FLIPNET's face embeddings."
 
-    def __init__(self, config: dict | None = None, seed: int = 0):
+    def __init__(
+        self,
+        config: dict | None = None,  # both autoencoders' config; None: `face_autoencoder_config()`
+        seed: int = 0,  # seeds the HQ one; seed + 1 the LQ one
+    ):
         super().__init__()
         config = config or face_autoencoder_config()
         self.hq, self.lq = build_model(config, seed=seed), build_model(config, seed=seed + 1)
 
-    def encode(self, x: torch.Tensor, which: str = "lq") -> torch.Tensor:
+    def encode(
+        self,
+        x: torch.Tensor,  # (N, 3, H, W) in [-1, 1]
+        which: str = "lq",  # 'hq' or 'lq'
+    ) -> torch.Tensor:
         "The latent means (N, d, h, w) of images `x` under the `which` ('hq' or 'lq') encoder."
         if which not in ("hq", "lq"):
             raise ValueError(f"which={which!r}; expected 'hq' or 'lq'")
@@ -276,7 +307,11 @@ class FaceAutoencoders(torch.nn.Module):
         return self.encode(x, which).flatten(2).transpose(1, 2)
 
 # %% ../nbs/08_flipnet.ipynb #c025c
-def association_loss(z_x: torch.Tensor, z_y: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+def association_loss(
+    z_x: torch.Tensor,  # latents (N, d, h, w) of the HQ faces
+    z_y: torch.Tensor,  # latents of their LQ versions, same shape
+    temperature: float = 0.1,  # divides the cosines; smaller: sharper
+) -> torch.Tensor:
     """Cross-entropy over each image's patch-similarity matrix (cosine / temperature), diagonal as target,
     both ways, averaged."""
     if z_x.shape != z_y.shape:
@@ -296,7 +331,12 @@ class IdentityAdapter(torch.nn.Module):
     """Face embeddings (N, L, d) to cross-attention tokens (N, L, width): Linear, GELU, Linear, LayerNorm,
     plus a position per token."""
 
-    def __init__(self, dim: int = EMBED_CHANNELS, width: int = 64, tokens: int = 64):
+    def __init__(
+        self,
+        dim: int = EMBED_CHANNELS,  # d, the channels of a face embedding
+        width: int = 64,  # the UNet's cross-attention width
+        tokens: int = 64,  # L, the tokens per face ((size / 8)^2)
+    ):
         super().__init__()
         self.net = torch.nn.Sequential(
             torch.nn.Linear(dim, width),
@@ -306,7 +346,10 @@ class IdentityAdapter(torch.nn.Module):
         )
         self.position = torch.nn.Parameter(torch.zeros(1, tokens, dim))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,  # face embeddings (N, L, d)
+    ) -> torch.Tensor:
         if z.shape[1:] != self.position.shape[1:]:
             raise ValueError(
                 f"face embeddings have shape {tuple(z.shape)}; expected (N, {self.position.shape[1]}, "
@@ -362,7 +405,10 @@ def context(
 
 # %% ../nbs/08_flipnet.ipynb #c032c
 def build_flipnet(
-    prior: Prior | str = "micro-sd-faces64", phi: float = 1.0, lora_rank: int = 8, seed: int = 0
+    prior: Prior | str = "micro-sd-faces64",  # a conditional `Prior`, or its name
+    phi: float = 1.0,  # BoostHub's enhance weight; 0: off
+    lora_rank: int = 8,  # the LoRA rank r of the attention layers
+    seed: int = 0,  # seeds the LoRA, autoencoders and adapter
 ) -> FlipNet:
     """A fresh FLIPNET on a copy of the conditional `prior` (a Prior or a name for load_prior); the prior
     itself is untouched."""
@@ -415,7 +461,9 @@ class FlipConfig:
         check_flip_config(self)
 
 # %% ../nbs/08_flipnet.ipynb #c035b
-def check_flip_config(cfg: FlipConfig):
+def check_flip_config(
+    cfg: FlipConfig,  # the config to check
+):
     "Every field of `cfg` in its range, or a ValueError naming it."
     for k in ("ae_steps", "assoc_steps", "steps"):
         check_int(k, getattr(cfg, k), low=0)
@@ -431,7 +479,13 @@ def check_flip_config(cfg: FlipConfig):
     check_phi(cfg.phi)
 
 # %% ../nbs/08_flipnet.ipynb #c035c
-def flipnet_draws(n: int, shape, scheduler, generator: torch.Generator | None, cfg: FlipConfig) -> tuple:
+def flipnet_draws(
+    n: int,  # faces in the batch
+    shape,  # one face's (C, H, W)
+    scheduler,  # the prior's noise schedule
+    generator: torch.Generator | None,  # draws everything; None: torch's global one
+    cfg: FlipConfig,  # gives the condition's step range and drop rates
+) -> tuple:
     """The random part of `flipnet_loss` for `n` faces of `shape`, one row per face (so a slice of them is a
     smaller batch's): the input's and the condition's steps, their noise (n, 2, *shape), which prompts and
     which face embeddings are dropped."""
@@ -445,15 +499,15 @@ def flipnet_draws(n: int, shape, scheduler, generator: torch.Generator | None, c
 
 # %% ../nbs/08_flipnet.ipynb #c035d
 def flipnet_loss(
-    net: FlipNet,
-    hq: torch.Tensor,
-    lq: torch.Tensor,
-    mode: str,
-    prompts: list,
-    generator: torch.Generator | None,
-    cfg: FlipConfig,
-    perceptual=None,
-    draws: tuple | None = None,
+    net: FlipNet,  # the FLIPNET being trained
+    hq: torch.Tensor,  # HQ faces (N, 3, H, W) in [-1, 1]
+    lq: torch.Tensor,  # their LQ versions, same shape
+    mode: str,  # 'restoration' or 'degradation'
+    prompts: list,  # one caption per face
+    generator: torch.Generator | None,  # for the draws; None: torch's
+    cfg: FlipConfig,  # the loss weights and drop rates
+    perceptual=None,  # an LPIPS-like loss; None: no perceptual term
+    draws: tuple | None = None,  # from `flipnet_draws`; None: drawn now
 ) -> tuple[torch.Tensor, dict]:
     "One dual-stream batch's loss in `mode`, and its parts; `draws` (from `flipnet_draws`) fixes its noise."
     x, c = flip(hq, lq, mode)
@@ -509,7 +563,12 @@ def load_flipnet_state(net: FlipNet, state: dict):
 FLIPNET_WEIGHTS = "flipnet-micro-sd-faces64"
 
 
-def save_flipnet(net: FlipNet, folder, log: dict | None = None, overwrite: bool = False) -> Path:
+def save_flipnet(
+    net: FlipNet,  # the trained FLIPNET
+    folder,  # where the weights go
+    log: dict | None = None,  # training log for the card; None: none
+    overwrite: bool = False,  # replace weights already there
+) -> Path:
     "Write `net`'s trained weights (safetensors) and config to `folder`."
     training = {k: v for k, v in (log or {}).items() if k != "losses"}
     card = trained_card(
@@ -530,7 +589,11 @@ def save_flipnet(net: FlipNet, folder, log: dict | None = None, overwrite: bool 
     )
 
 # %% ../nbs/08_flipnet.ipynb #c041b
-def load_flipnet(folder=None, prior: Prior | str = "micro-sd-faces64", device=None) -> FlipNet:
+def load_flipnet(
+    folder=None,  # a `save_flipnet` folder; None: the shipped one
+    prior: Prior | str = "micro-sd-faces64",  # the conditional prior it was trained on
+    device=None,  # None: the lab's
+) -> FlipNet:
     "A FLIPNET saved by `save_flipnet` (default: the shipped one) on `prior`."
     config, state = load_weights(
         folder if folder is not None else WEIGHTS_DIR / FLIPNET_WEIGHTS, "flipnet", "FLIPNET", "save_flipnet"
@@ -555,12 +618,12 @@ class DualStreamDenoiser(torch.nn.Module):
 
     def __init__(
         self,
-        net: FlipNet,
-        condition_t: torch.Tensor,
-        t_c: int,
-        context: torch.Tensor,
-        null: torch.Tensor,
-        guidance_scale: float = 1.5,
+        net: FlipNet,  # the FLIPNET
+        condition_t: torch.Tensor,  # the condition, noised to `t_c`
+        t_c: int,  # the condition's step; 0: clean
+        context: torch.Tensor,  # (N, L, D) guided prompt and face tokens
+        null: torch.Tensor,  # (N, L, D) the null prompt's context
+        guidance_scale: float = 1.5,  # lam; 1: no guidance
     ):
         super().__init__()
         self.net, self.t_c, self.guidance_scale = net, t_c, guidance_scale
@@ -590,7 +653,12 @@ def forward(self: DualStreamDenoiser, x: torch.Tensor, t: torch.Tensor) -> torch
 
 # %% ../nbs/08_flipnet.ipynb #c046x
 @torch.no_grad()
-def flip_contexts(net: FlipNet, c: torch.Tensor, mode: str, prompt: str) -> tuple:
+def flip_contexts(
+    net: FlipNet,  # the FLIPNET
+    c: torch.Tensor,  # the condition faces (N, 3, H, W) in [-1, 1]
+    mode: str,  # 'restoration' or 'degradation'
+    prompt: str,  # the caption, e.g. 'face'
+) -> tuple:
     "The guided and the null context of a sampling run: the face tokens of `c` join in restoration mode."
     n, faces = len(c), c if mode == "restoration" else None
     ctx = net.context([prompt] * n, faces)
@@ -598,16 +666,16 @@ def flip_contexts(net: FlipNet, c: torch.Tensor, mode: str, prompt: str) -> tupl
 
 # %% ../nbs/08_flipnet.ipynb #c046c
 def flip_sample(
-    net: FlipNet,
-    condition: torch.Tensor,
-    mode: str = "restoration",
-    phi: float | None = None,
-    num_steps: int = 25,
-    guidance_scale: float = 1.5,
-    prompt: str = "face",
-    condition_step: int = 0,
-    seed: int | None = None,
-    progress: bool = True,
+    net: FlipNet,  # the FLIPNET
+    condition: torch.Tensor,  # LQ faces (restoration) or HQ faces (degradation), (N, 3, H, W) in [-1, 1]
+    mode: str = "restoration",  # 'restoration' or 'degradation'
+    phi: float | None = None,  # BoostHub's enhance weight; None: the net's
+    num_steps: int = 25,  # sampler steps
+    guidance_scale: float = 1.5,  # lam; 1: no guidance
+    prompt: str = "face",  # the caption; '' for none
+    condition_step: int = 0,  # the step the condition is noised to; 0: clean
+    seed: int | None = None,  # None: the lab's seed
+    progress: bool = True,  # show a progress bar
 ) -> torch.Tensor:
     "The input stream sampled given `condition`: LQ faces to restore, or in degradation `mode` HQ faces."
     mode, guidance_scale = check_mode(mode), check_guidance_scale(guidance_scale)
@@ -628,23 +696,31 @@ def flip_sample(
     return out.clamp(-1, 1)
 
 # %% ../nbs/08_flipnet.ipynb #c046d
-def flipnet_restore(net: FlipNet, lq: torch.Tensor, **kwargs) -> torch.Tensor:
+def flipnet_restore(
+    net: FlipNet,  # the FLIPNET
+    lq: torch.Tensor,  # LQ faces (N, 3, H, W) in [-1, 1]
+    **kwargs,  # `flip_sample`'s knobs: phi, num_steps, seed, ...
+) -> torch.Tensor:
     "Restoration mode: HQ faces sampled given the LQ faces `lq`."
     return flip_sample(net, lq, "restoration", **kwargs)
 
 
-def flipnet_degrade(net: FlipNet, hq: torch.Tensor, **kwargs) -> torch.Tensor:
+def flipnet_degrade(
+    net: FlipNet,  # the FLIPNET
+    hq: torch.Tensor,  # HQ faces (N, 3, H, W) in [-1, 1]
+    **kwargs,  # `flip_sample`'s knobs: num_steps, seed, ...
+) -> torch.Tensor:
     "Degradation mode: LQ faces synthesised from the HQ faces `hq`."
     return flip_sample(net, hq, "degradation", **kwargs)
 
 # %% ../nbs/08_flipnet.ipynb #c051
 def phi_widget(
-    net: FlipNet,
-    lq: torch.Tensor,
-    hq: torch.Tensor | None = None,
-    phi: tuple = (0.0, 2.0, 0.25, 1.0),
-    num_steps: int = 20,
-    seed: int = 0,
+    net: FlipNet,  # the FLIPNET
+    lq: torch.Tensor,  # LQ faces (N, 3, H, W) in [-1, 1]
+    hq: torch.Tensor | None = None,  # their HQ faces, for PSNR; None: no score
+    phi: tuple = (0.0, 2.0, 0.25, 1.0),  # the slider's (min, max, step, value)
+    num_steps: int = 20,  # sampler steps
+    seed: int = 0,  # the same for every phi
 ):
     "A phi slider: the restorations of `lq` redrawn at each phi (with PSNR to `hq` when given)."
 

@@ -109,15 +109,15 @@ def _autoencoder_loss(net, disc, hq, lq, stage, step, cfg, perceptual):
 
 # %% ../nbs/08_flipnet_experiments.ipynb #e008
 def train_flipnet(
-    prior: Prior | str = "micro-sd-faces64",
-    faces: tuple | None = None,
-    cfg: FlipConfig | str = "cpu",
-    out_dir=None,
-    overwrite: bool = False,
-    device=None,
-    progress: bool = True,
-    init=None,
-    **overrides,
+    prior: Prior | str = "micro-sd-faces64",  # a conditional `Prior`, or its name
+    faces: tuple | None = None,  # (uint8 images (N, 3, 64, 64), N UTKFace names); None: the train split
+    cfg: FlipConfig | str = "cpu",  # a `FlipConfig`, or a `FLIP_PRESETS` name
+    out_dir=None,  # the run folder (checkpoints); None: none
+    overwrite: bool = False,  # start afresh, deleting the old checkpoint
+    device=None,  # None: the lab's
+    progress: bool = True,  # show a progress bar
+    init=None,  # a `save_flipnet` folder to start from; None: fresh weights
+    **overrides,  # `FlipConfig` fields to change
 ) -> tuple[FlipNet, dict]:
     """Train FLIPNET's three stages on `faces` ((uint8 images, UTKFace names); default: the train split);
     resumes from `out_dir`. Without a checkpoint there, `init` (a folder written by `save_flipnet` after the
@@ -264,14 +264,14 @@ PHI_GRID = (0.0, 0.5, 1.0, 2.0)
 
 
 def evaluate_over_phi(
-    net: FlipNet,
-    hq: torch.Tensor,
-    lq: torch.Tensor,
-    phis=PHI_GRID,
-    num_steps: int = 25,
-    seed: int | None = None,
-    metrics=("psnr", "ssim", "identity"),
-    progress: bool = True,
+    net: FlipNet,  # the trained FLIPNET
+    hq: torch.Tensor,  # the HQ faces (N, 3, H, W) in [-1, 1]
+    lq: torch.Tensor,  # their LQ versions, to restore
+    phis=PHI_GRID,  # the BoostHub weights to try
+    num_steps: int = 25,  # sampler steps
+    seed: int | None = None,  # the same for every phi; None: the lab's
+    metrics=("psnr", "ssim", "identity"),  # names `evaluate` takes
+    progress: bool = True,  # show a progress bar
 ) -> tuple[Table, dict]:
     """Restore `lq` at each phi (same seed) and score against `hq`: (per-face table with a `phi` column,
     restorations by phi)."""
@@ -287,7 +287,12 @@ def evaluate_over_phi(
     return Table(rows), outputs
 
 
-def phi_figure(hq: torch.Tensor, lq: torch.Tensor, outputs: dict, table: Table):
+def phi_figure(
+    hq: torch.Tensor,  # the HQ faces (N, 3, H, W) in [-1, 1]
+    lq: torch.Tensor,  # their LQ versions
+    outputs: dict,  # {phi: restorations}, from `evaluate_over_phi`
+    table: Table,  # its per-face table
+):
     "The restorations over phi beside the inputs, and fidelity/identity against phi."
     grid = comparison_grid(
         {"HQ": hq, "LQ": lq, **{f"phi={p:g}": x.cpu() for p, x in outputs.items()}},

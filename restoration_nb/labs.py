@@ -104,7 +104,9 @@ def _abar(scheduler) -> torch.Tensor:
     return scheduler.alphas_cumprod.float().clone()
 
 
-def check_noise_to_step(fn):
+def check_noise_to_step(
+    fn,  # the student's `noise_to_step`
+):
     "Lab 0: `fn(x0, K, abar, noise)` against `backbones.noise_to_step`."
     s = make_scheduler("ddpm")
     x0, noise = _randn(2, 3, 8, 8).clamp(-1, 1), _randn(2, 3, 8, 8, seed=1)
@@ -128,7 +130,9 @@ def check_noise_to_step(fn):
         )
 
 
-def check_predict_x0(fn):
+def check_predict_x0(
+    fn,  # the student's `predict_x0`
+):
     "Lab 0: `fn(eps, x_t, t, abar)` against `backbones.predict_x0`."
     s = make_scheduler("ddpm")
     x0, eps = _randn(2, 3, 8, 8).clamp(-1, 1), _randn(2, 3, 8, 8, seed=1)
@@ -149,7 +153,9 @@ def check_predict_x0(fn):
         )
 
 
-def check_ddim_update(fn):
+def check_ddim_update(
+    fn,  # the student's `ddim_update`
+):
     "Lab 0: `fn(x0_hat, eps, prev_t, abar)` against the x_prev of `backbones.ddim_step`."
     s = make_scheduler("ddim")
     x0, eps = _randn(2, 3, 8, 8).clamp(-1, 1), _randn(2, 3, 8, 8, seed=1)
@@ -172,7 +178,9 @@ def check_ddim_update(fn):
         )
 
 
-def check_sampling_loop(fn):
+def check_sampling_loop(
+    fn,  # the student's `sampling_loop`
+):
     """Lab 0: `fn(model, x_K, timesteps, abar)` (model(x, t) predicts the noise) against
     `backbones.sample_from_step` with DDIM."""
     s = make_scheduler("ddim")
@@ -209,7 +217,9 @@ def check_sampling_loop(fn):
     )
 
 # %% ../nbs/11_labs.ipynb #c013
-def check_guidance_distance(fn):
+def check_guidance_distance(
+    fn,  # the student's `guidance_distance`
+):
     "Lab 1: `fn(y0, x0_hat)` against `SkipGuidance.distance` (the squared norm, per image)."
     from restoration_nb.gen2res import SkipGuidance
 
@@ -236,7 +246,7 @@ def check_guidance_distance(fn):
 
 
 def _guided_indices(n: int, steps: int = 12) -> list[int]:
-    "The loop indices a real `SkipGuidance` hook with period `n` guides (scale 0: it only records them)."
+    "The loop indices a real `SkipGuidance` hook with period `n` guides (lambda 0: it only records them)."
     from restoration_nb.gen2res import SkipGuidance
 
     s = make_scheduler("ddim")
@@ -254,7 +264,9 @@ def _guided_indices(n: int, steps: int = 12) -> list[int]:
     return [timesteps.index(t) for t in hook.guided_steps]
 
 
-def check_is_guided_step(fn):
+def check_is_guided_step(
+    fn,  # the student's `is_guided_step`
+):
     "Lab 1: `fn(i, n)` marks the same loop steps as `SkipGuidance` with period n."
     for n in (1, 3, 5):
         want = _guided_indices(n)
@@ -266,25 +278,27 @@ def check_is_guided_step(fn):
             )
 
 
-def check_skip_guidance_update(fn):
-    "Lab 1: `fn(x_t, t, y0, x0_fn, scale)` against one call of the `SkipGuidance` hook."
+def check_skip_guidance_update(
+    fn,  # the student's `skip_guidance_update`
+):
+    "Lab 1: `fn(x_t, t, y0, x0_fn, lam)` against one call of the `SkipGuidance` hook."
     from restoration_nb.gen2res import SkipGuidance
 
     s = make_scheduler("ddim")
     images = _randn(4, 3, 8, 8).clamp(-1, 1)
-    denoiser, t, scale = EmpiricalDenoiser(images, s), 500, 0.02
+    denoiser, t, lam = EmpiricalDenoiser(images, s), 500, 0.02
     y0 = (images[:2] + 0.1 * _randn(2, 3, 8, 8, seed=1)).clamp(-1, 1)
     x_t = noise_to_step(images[2:], t, s, generator=make_generator(2))
     state = StepState(
         i=0, t=t, prev_t=450, num_steps=5, x_t=x_t, model=denoiser, model_kwargs={}, scheduler=s
     )
-    want = SkipGuidance(y0, 1, scale)(state)
+    want = SkipGuidance(y0, 1, lam)(state)
 
     def x0_fn(x, t):
         return predict_x0(denoiser(x, torch.tensor([int(t)])), x, t, s)
 
     before = x_t.clone()
-    got = _call(fn, "skip_guidance_update", x_t, t, y0.clone(), x0_fn, scale)
+    got = _call(fn, "skip_guidance_update", x_t, t, y0.clone(), x0_fn, lam)
     if not torch.equal(x_t, before):
         raise _Wrong("skip_guidance_update changed x_t in place; return a new tensor and leave x_t as it was")
     if isinstance(got, torch.Tensor) and got.requires_grad:
@@ -292,16 +306,16 @@ def check_skip_guidance_update(fn):
             "skip_guidance_update returned a tensor that still carries gradient history; return it "
             ".detach()ed"
         )
-    grad = (before - want) / scale
+    grad = (before - want) / lam
     _expect(
         got,
         want,
-        "skip_guidance_update(x_t, t, y0, x0_fn, scale)",
+        "skip_guidance_update(x_t, t, y0, x0_fn, lam)",
         {
-            "you stepped up the gradient, toward a larger distance to y0: subtract scale * grad": before
-            + scale * grad,
-            "you returned the gradient itself; return x_t - scale * grad": grad,
-            "you returned the gradient step only; return x_t - scale * grad": -scale * grad,
+            "you stepped up the gradient, toward a larger distance to y0: subtract lam * grad": before
+            + lam * grad,
+            "you returned the gradient itself; return x_t - lam * grad": grad,
+            "you returned the gradient step only; return x_t - lam * grad": -lam * grad,
         },
         hint="differentiate ||y0 - x0_fn(x_t, t)||^2 (summed over the batch) with respect to x_t",
         atol=1e-4,
@@ -315,7 +329,9 @@ def _tiny_attention(dim: int = 16, heads: int = 2):
     return Attention(query_dim=dim, heads=heads, dim_head=dim // heads).eval()
 
 
-def check_boost_hub_projections(fn):
+def check_boost_hub_projections(
+    fn,  # the student's `boost_hub_projections`
+):
     "Lab 2: `fn(attn)` returns (to_q, to_k, to_v, to_out) as a fresh `BoostHub(attn)` has them."
     from restoration_nb.flipnet import BoostHub
 
@@ -355,7 +371,9 @@ def check_boost_hub_projections(fn):
         )
 
 
-def check_boost_attention(fn):
+def check_boost_attention(
+    fn,  # the student's `boost_attention`
+):
     "Lab 2: `fn(f_x, f_c, to_q, to_k, to_v, heads)` against `BoostHub.boost` before its output projection."
     from restoration_nb.backbones import token_attention
 
@@ -381,7 +399,9 @@ def check_boost_attention(fn):
         )
 
 
-def check_boost_hub_output(fn):
+def check_boost_hub_output(
+    fn,  # the student's `boost_hub_output`
+):
     "Lab 2: `fn(self_out, boost_out, phi)` is self_out + phi * boost_out; phi = 0 leaves self_out exactly."
     self_out, boost = _randn(2, 12, 16), _randn(2, 12, 16, seed=1)
     for phi in (0.0, 0.5, 2.0):
@@ -412,7 +432,9 @@ def check_boost_hub_output(fn):
         )
 
 
-def check_flip(fn):
+def check_flip(
+    fn,  # the student's `flip`
+):
     """Lab 2: `fn(hq, lq, mode)` returns `flipnet.flip`'s (input, condition) and refuses an unknown mode with
     a ValueError naming it."""
     from restoration_nb.flipnet import MODES, flip
@@ -455,7 +477,9 @@ def _population_adain(v_ref, v, eps: float = 1e-5):
     return (v_ref - mu_r) / sd_r * v.std(1, unbiased=False)[:, None, None] + v.mean(1)[:, None, None]
 
 
-def check_adain(fn):
+def check_adain(
+    fn,  # the student's `adain`
+):
     "Lab 3: `fn(v_ref, v)` against `instant_restore.adain` (or the same with the population std)."
     from restoration_nb.instant_restore import adain
 
@@ -481,7 +505,9 @@ def check_adain(fn):
     )
 
 
-def check_extended_attention(fn):
+def check_extended_attention(
+    fn,  # the student's `extended_attention`
+):
     """Lab 3: `fn(q, k, v, k_refs, v_refs, heads)`: the input's queries over the references' concatenated
     keys/values only."""
     from restoration_nb.backbones import token_attention  # multi-head attention on (B, L, C) tokens
@@ -511,7 +537,9 @@ def check_extended_attention(fn):
     )
 
 
-def check_shared_image_attention(fn):
+def check_shared_image_attention(
+    fn,  # the student's `shared_image_attention`
+):
     "Lab 3: `fn(q, k, v, k_refs, v_refs, heads, use_adain)` against a real `SharedImageAttention` processor."
     from restoration_nb.instant_restore import ReferenceBank, SharedImageAttention
 
@@ -567,7 +595,9 @@ def _number(x):
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
-def check_rss_g(fn):
+def check_rss_g(
+    fn,  # the student's `rss_g`
+):
     """Lab 4: `fn(t, T, a)` against `restoration_adapter.rss_g` (t an int or a 0-d tensor, as schedulers give
     it)."""
     from restoration_nb.restoration_adapter import rss_g
@@ -613,7 +643,9 @@ def _rss_case(a: float = 0.5, w: float = 0.3):
     return s, z, eps, c, RestorationSamplingStrategy(s, c, w, a)
 
 
-def check_rss_update(fn):
+def check_rss_update(
+    fn,  # the student's `rss_update`
+):
     "Lab 4: `fn(z, c_lq, t, T, w, a)` turns the scheduler's z'_t into RSS's z_t."
     from restoration_nb.restoration_adapter import rss_g
 
@@ -648,7 +680,9 @@ def check_rss_update(fn):
     _expect(got, z, "rss_update(..., w=0)", hint="with w = 0 the update must leave z unchanged")
 
 
-def check_rss_step(fn):
+def check_rss_step(
+    fn,  # the student's `rss_step`
+):
     "Lab 4: `fn(scheduler, model_output, t, z_t, c_lq, w, a)` against `RestorationSamplingStrategy.step`."
     from restoration_nb.restoration_adapter import rss_g
 
@@ -710,7 +744,10 @@ LABS = dict(
 CHECKERS = {name: globals()[f"check_{name}"] for lab in LABS.values() for name in lab.exercises}
 
 
-def check(name: str, fn) -> bool:
+def check(
+    name: str,  # an exercise, e.g. 'noise_to_step'
+    fn,  # the student's function for it
+) -> bool:
     """Run the checker of exercise `name` on the student's `fn`: a tick, or `ExerciseFailed` with what is
     wrong. Under the grader it also leaves the answers of `fn` (never the verdict) where
     `$RESTORATION_NB_GRADE_ANSWERS` says."""
@@ -765,7 +802,10 @@ def _spy(call: dict, tensors: dict, i: int, callback):
 class AnswerRecorder:
     "Stands in for the student's function in a graded check: calls it and records, call by call, what it did."
 
-    def __init__(self, fn):
+    def __init__(
+        self,
+        fn,  # the student's function
+    ):
         self.fn, self.calls, self.tensors = fn, [], {}
 
     def __call__(self, *args):
@@ -797,7 +837,12 @@ class AnswerRecorder:
         return out
 
 # %% ../nbs/11_labs.ipynb #c031d
-def save_answers(folder: Path, name: str, fn, recorder: AnswerRecorder | None):
+def save_answers(
+    folder: Path,  # `$RESTORATION_NB_GRADE_ANSWERS`'s folder
+    name: str,  # the exercise
+    fn,  # the student's answer (maybe not a function)
+    recorder: AnswerRecorder | None,  # what `fn` did in the check; None: not callable
+):
     "Leave the answers to exercise `name` in `folder`: `name.safetensors`, then `name.json` (they are done)."
     from safetensors.torch import save
 
@@ -871,7 +916,12 @@ def _same(recorded, given) -> bool:
 class AnswerReplay:
     "Stands in for the student's function in the grader's check: does again, call by call, what it did."
 
-    def __init__(self, name: str, calls: list, tensors: dict):
+    def __init__(
+        self,
+        name: str,  # the exercise
+        calls: list,  # the recorded calls, in order
+        tensors: dict,  # their tensors, by key
+    ):
         self.name, self.calls, self.tensors, self.used = name, calls, tensors, 0
 
     def __call__(self, *args):
@@ -936,7 +986,10 @@ def _cut_solutions(source: str, where: str) -> str:
     return "\n".join(out)
 
 
-def lab_of(path: str | Path, nb=None) -> str | None:
+def lab_of(
+    path: str | Path,  # the notebook's file
+    nb=None,  # its contents; None: judge by the file name
+) -> str | None:
     "The lab a notebook is (its metadata, else its file name), or None."
     meta = ((nb or {}).get("metadata") or {}).get("restoration_nb") or {}
     if meta.get("lab") in LABS:
@@ -944,7 +997,9 @@ def lab_of(path: str | Path, nb=None) -> str | None:
     return next((k for k, lab in LABS.items() if Path(path).stem.startswith(lab.notebook)), None)
 
 
-def lab_notebook_problems(path: str | Path) -> list[str]:
+def lab_notebook_problems(
+    path: str | Path,  # a solution notebook in `nbs/labs`
+) -> list[str]:
     "What is wrong with the solution notebook at `path` as a lab (empty: nothing)."
     import nbformat
 
@@ -968,7 +1023,10 @@ def lab_notebook_problems(path: str | Path) -> list[str]:
     return problems
 
 
-def student_version(nb, lab: str):
+def student_version(
+    nb,  # a solution notebook (nbformat)
+    lab: str,  # its key in `LABS`
+):
     """A copy of the solution notebook `nb` with the solutions cut out, outputs cleared, marked as `lab`'s
     student version."""
     nb = copy.deepcopy(nb)
@@ -988,7 +1046,9 @@ def labs_folder() -> Path:
 
 
 def build_labs(
-    out_dir: str | Path | None = None, labs_dir: str | Path | None = None, overwrite: bool = False
+    out_dir: str | Path | None = None,  # None: `<output_dir>/labs`
+    labs_dir: str | Path | None = None,  # None: `labs_folder()`
+    overwrite: bool = False,  # replace notebooks already there
 ) -> dict:
     """Write `solutions/` and `student/` notebooks for every lab in `labs_dir` into `out_dir`; returns {lab:
     (solution, student)} paths."""
@@ -1294,7 +1354,9 @@ def _run_submission(path: Path, out: Path | None, timeout: float, folder: Path):
 
 # %% ../nbs/11_labs.ipynb #c041c
 def grade_submission(
-    path: str | Path, timeout: float = 120, executed: str | Path | None = None
+    path: str | Path,  # the student's notebook
+    timeout: float = 120,  # seconds each cell may run
+    executed: str | Path | None = None,  # where the run notebook is saved; None: not saved
 ) -> GradeReport:
     """Run the lab notebook at `path` in a sandbox (each cell at most `timeout` s); grade each exercise by its
     check."""

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 import numpy as np
 import torch
-import torch.nn.functional as F
 from .core import Table, check_images, tensor_to_pil
 
 # %% auto #0
@@ -25,7 +24,11 @@ class MetricUnavailable(RuntimeError):
     "A metric whose library or weights are not installed here; the message says how to get them."
 
 
-def check_pair(x, y, names: tuple[str, str] = ("x", "y")) -> tuple[torch.Tensor, torch.Tensor]:
+def check_pair(
+    x,  # images (N, 3, H, W) in [-1, 1]
+    y,  # images of the same shape
+    names: tuple[str, str] = ("x", "y"),  # their names in the errors
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Check two image batches for a metric: each (N, 3, H, W) in [-1, 1], and the same shape."
     x, y = check_images(x, names[0]), check_images(y, names[1])
     if x.shape != y.shape:
@@ -38,7 +41,11 @@ def check_pair(x, y, names: tuple[str, str] = ("x", "y")) -> tuple[torch.Tensor,
     return x, y
 
 # %% ../nbs/03_metrics.ipynb #c010
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+def psnr(
+    x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    y: torch.Tensor,  # the references, same shape
+    data_range: float = 2.0,  # max - min of the pixel range ([-1, 1]: 2)
+) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB of each image of `x` against `y` (both in [-1, 1], range
     `data_range`): shape (N,); `inf` where identical."""
     x, y = check_pair(x, y)
@@ -55,7 +62,10 @@ SSIM_MAX_WIN = 11
 MS_SSIM_HALVINGS = 4
 
 
-def ssim_win_size(size: int, multiscale: bool = False) -> int:
+def ssim_win_size(
+    size: int,  # the images' shorter side in px
+    multiscale: bool = False,  # for MS-SSIM, which shrinks 4 times
+) -> int:
     """The largest odd Gaussian window (<= 11) that `pytorch-msssim` accepts for images whose shorter side is
     `size`."""
     limit = (
@@ -77,7 +87,10 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return ((x.float() + 1) / 2).clamp(0, 1)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def ssim(
+    x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    y: torch.Tensor,  # the references, same shape
+) -> torch.Tensor:
     "SSIM of each image of `x` against `y` (both in [-1, 1]): shape (N,), 1 for identical images."
     from pytorch_msssim import ssim as _ssim
 
@@ -87,7 +100,10 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     )
 
 
-def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def ms_ssim(
+    x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1], sides > 32 px
+    y: torch.Tensor,  # the references, same shape
+) -> torch.Tensor:
     "MS-SSIM of each image of `x` against `y` (both in [-1, 1], shorter side > 32 px): shape (N,)."
     from pytorch_msssim import ms_ssim as _ms_ssim
 
@@ -122,7 +138,9 @@ def _check_landmarks(landmarks):
         raise ValueError(f"landmarks={landmarks!r}; expected 5 or 68 (the shape predictors dlib ships)")
 
 
-def load_face_models(landmarks: int = 5) -> tuple:
+def load_face_models(
+    landmarks: int = 5,  # the shape predictor's landmarks: 5 or 68
+) -> tuple:
     "dlib's (detector, shape predictor, face recognizer), loaded once per process."
     _check_landmarks(landmarks)
     if landmarks not in _DLIB_MODELS:
@@ -158,11 +176,11 @@ class FaceEmbedder:
 
     def __init__(
         self,
-        landmarks: int = 5,
-        upscale_to: int = 128,
-        upsample: int = 1,
-        progress: bool = False,
-        cache_size: int = 4096,
+        landmarks: int = 5,  # the shape predictor's landmarks: 5 or 68
+        upscale_to: int = 128,  # px; smaller faces are first enlarged to this shorter side
+        upsample: int = 1,  # dlib detector's upsampling passes (finds smaller faces, slower)
+        progress: bool = False,  # show a progress bar
+        cache_size: int = 4096,  # how many images' descriptors to remember
     ):
         _check_landmarks(landmarks)
         if upscale_to < 0 or upsample < 0:
@@ -200,7 +218,10 @@ class FaceEmbedder:
             recognizer.compute_face_descriptor(pixels, shape_predictor(pixels, box)), dtype=np.float32
         )
 
-    def embed(self, images: torch.Tensor) -> FaceEmbeddings:
+    def embed(
+        self,
+        images: torch.Tensor,  # faces (N, 3, H, W) in [-1, 1]
+    ) -> FaceEmbeddings:
         "Embed each face of `images` (N, 3, H, W); an image seen before (same pixels) is not embedded again."
         import hashlib
         from tqdm.auto import tqdm
@@ -220,7 +241,11 @@ class FaceEmbedder:
     __call__ = embed
 
 # %% ../nbs/03_metrics.ipynb #c029
-def identity_similarity(x: torch.Tensor, y: torch.Tensor, embedder: FaceEmbedder | None = None) -> dict:
+def identity_similarity(
+    x: torch.Tensor,  # faces (N, 3, H, W) in [-1, 1]
+    y: torch.Tensor,  # the reference faces, same shape
+    embedder: FaceEmbedder | None = None,  # None: a default `FaceEmbedder`
+) -> dict:
     """Identity of each face of `x` against `y`: dict of (N,) tensors cosine, distance (NaN where undetected),
     x_detected, y_detected."""
     x, y = check_pair(x, y)
@@ -263,7 +288,10 @@ def rank1_identification(
     return hit.masked_fill(embeddings.isnan().any(1), float("nan"))
 
 # %% ../nbs/03_metrics.ipynb #c037
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+def frechet_distance(
+    a: torch.Tensor,  # (N, D) finite feature rows
+    b: torch.Tensor,  # (M, D) finite feature rows
+) -> float:
     """Frechet distance between Gaussians fitted to the rows of `a` (N, D) and `b` (M, D); rows must be finite
     (drop undetected faces first)."""
     a, b = (torch.as_tensor(v) for v in (a, b))
@@ -324,7 +352,10 @@ class LPIPSAlex(torch.nn.Module):
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
         self.eval()
 
-    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def taps(
+        self,
+        x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    ) -> list[torch.Tensor]:
         "The five ReLU outputs LPIPS compares, for input in [-1, 1]."
         x, out = (x - self.shift) / self.scale, []
         for i, layer in enumerate(self.features):
@@ -333,7 +364,11 @@ class LPIPSAlex(torch.nn.Module):
                 out.append(x)
         return out
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+        y: torch.Tensor,  # images of the same shape
+    ) -> torch.Tensor:
         unit = lambda f: f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
         d = 0
         for i, (fx, fy) in enumerate(zip(self.taps(x), self.taps(y))):
@@ -341,7 +376,9 @@ class LPIPSAlex(torch.nn.Module):
         return d.flatten()
 
 
-def lpips_weights_path(weights: str | Path | None = None) -> Path:
+def lpips_weights_path(
+    weights: str | Path | None = None,  # an LPIPS weights file; None: `$RESTORATION_NB_LPIPS`
+) -> Path:
     "The LPIPS weights file: `weights`, else `$RESTORATION_NB_LPIPS`; `MetricUnavailable` when there is none."
     how = (
         f"pass weights=PATH or set ${LPIPS_ENV} to a .safetensors/.pth file with keys "
@@ -358,7 +395,9 @@ def lpips_weights_path(weights: str | Path | None = None) -> Path:
     return Path(weights)
 
 
-def load_lpips(weights: str | Path | None = None) -> LPIPSAlex:
+def load_lpips(
+    weights: str | Path | None = None,  # an LPIPS weights file; None: `$RESTORATION_NB_LPIPS`
+) -> LPIPSAlex:
     "The LPIPS network with the local weights (see `lpips_weights_path`), loaded once per file."
     path = lpips_weights_path(weights).resolve()
     key = (str(path), path.stat().st_mtime_ns)
@@ -382,7 +421,11 @@ def load_lpips(weights: str | Path | None = None) -> LPIPSAlex:
     return _LPIPS_CACHE[key]
 
 
-def lpips(x: torch.Tensor, y: torch.Tensor, weights: str | Path | None = None) -> torch.Tensor:
+def lpips(
+    x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    y: torch.Tensor,  # the references, same shape
+    weights: str | Path | None = None,  # an LPIPS weights file; None: `$RESTORATION_NB_LPIPS`
+) -> torch.Tensor:
     """LPIPS distance (AlexNet, v0.1) of each image of `x` against `y` in [-1, 1]: shape (N,); 0 for identical
     images."""
     x, y = check_pair(x, y)
@@ -399,7 +442,9 @@ def lpips(x: torch.Tensor, y: torch.Tensor, weights: str | Path | None = None) -
 METRICS = ("psnr", "ssim", "ms_ssim", "identity", "lpips")
 
 
-def check_metrics(metrics) -> tuple[str, ...]:
+def check_metrics(
+    metrics,  # names from `METRICS`, or one name
+) -> tuple[str, ...]:
     "The metric names, checked against `METRICS` (a single name may be a string)."
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     if not metrics:
@@ -410,7 +455,11 @@ def check_metrics(metrics) -> tuple[str, ...]:
     return tuple(dict.fromkeys(metrics))
 
 
-def unavailable_metrics(metrics, size: int | None = None, lpips_weights: str | Path | None = None) -> dict:
+def unavailable_metrics(
+    metrics,  # names from `METRICS`, or one name
+    size: int | None = None,  # the images' shorter side in px; None: not checked
+    lpips_weights: str | Path | None = None,  # an LPIPS weights file; None: `$RESTORATION_NB_LPIPS`
+) -> dict:
     """{metric: why it cannot run here} for each of `metrics` that cannot: identity without dlib or its
     model files, LPIPS without weights, MS-SSIM on images of `size` px too small for it. Check before any
     work, not after it."""
@@ -429,12 +478,12 @@ def unavailable_metrics(metrics, size: int | None = None, lpips_weights: str | P
 
 
 def evaluate(
-    restored: torch.Tensor,
-    reference: torch.Tensor,
-    metrics=("psnr", "ssim", "ms_ssim", "identity"),
-    names: Sequence[str] | None = None,
-    embedder: FaceEmbedder | None = None,
-    lpips_weights: str | Path | None = None,
+    restored: torch.Tensor,  # restored faces (N, 3, H, W) in [-1, 1]
+    reference: torch.Tensor,  # the clean faces, same shape
+    metrics=("psnr", "ssim", "ms_ssim", "identity"),  # names from `METRICS`
+    names: Sequence[str] | None = None,  # one per image, the table's `name`; None: 0, 1, ...
+    embedder: FaceEmbedder | None = None,  # for identity; None: a default `FaceEmbedder`
+    lpips_weights: str | Path | None = None,  # an LPIPS weights file; None: `$RESTORATION_NB_LPIPS`
 ) -> Table:
     "Each metric of each restored image against its reference, as a `Table` with one row per image."
     restored, reference = check_pair(restored, reference, ("restored", "reference"))
@@ -465,7 +514,10 @@ def evaluate(
     return Table([dict(name=names[i], **{k: v[i].item() for k, v in cols.items()}) for i in range(n)])
 
 
-def summarize(table: Table, by: str | None = None) -> Table:
+def summarize(
+    table: Table,  # one row per image, as from `evaluate`
+    by: str | None = None,  # a column to group by; None: one overall row
+) -> Table:
     """Mean of each metric (NaN ignored) per value of `by` (or overall), with the count of faces that had no
     identity score."""
     if by is not None and by not in table.columns:

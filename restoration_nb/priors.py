@@ -72,7 +72,9 @@ def _norm_groups(channels) -> int:
     return 32 if min(channels) >= 32 else 8
 
 
-def micro_ddpm_faces64_config(channels=MICRO_CHANNELS) -> dict:
+def micro_ddpm_faces64_config(
+    channels=MICRO_CHANNELS,  # the four levels' widths
+) -> dict:
     "UNet2DModel of `micro-ddpm-faces64`: 64 px RGB, four levels of `channels`, self-attention at 8 px."
     return dict(
         _class_name="UNet2DModel",
@@ -91,7 +93,9 @@ def micro_ddpm_faces64_config(channels=MICRO_CHANNELS) -> dict:
 PROMPT_DIM = 64  # width of the learned prompt embedding (SD 2.1's text encoder gives 1024)
 
 
-def micro_sd_faces64_config(channels=MICRO_CHANNELS) -> dict:
+def micro_sd_faces64_config(
+    channels=MICRO_CHANNELS,  # the four levels' widths
+) -> dict:
     """UNet2DConditionModel of `micro-sd-faces64`: pixel space, SD's block types, cross-attention to a 64-d
     prompt at 16 and 8 px."""
     return dict(
@@ -116,7 +120,9 @@ PROMPT_VOCAB = ("<null>", "face", "any") + GENDER_WORDS + tuple(AGE_WORDS)
 PROMPT_LENGTH = 3
 
 
-def face_labels(name: str) -> dict:
+def face_labels(
+    name: str,  # a UTKFace file name
+) -> dict:
     "Age and gender from a UTKFace file name `<age>_<gender>_<race>_<datetime>.jpg`."
     m = re.fullmatch(r"(\d+)_([01])_([0-4])_(\d{17})\.jpg", Path(name).name)
     if m is None:
@@ -126,13 +132,17 @@ def face_labels(name: str) -> dict:
     return dict(age=int(m[1]), gender=int(m[2]))
 
 
-def caption(labels: dict) -> str:
+def caption(
+    labels: dict,  # {age, gender} from `face_labels`
+) -> str:
     "The prompt that describes a face with `labels` (from `face_labels`), e.g. 'face woman young'."
     age = next(w for w, (lo, hi) in AGE_WORDS.items() if lo <= labels["age"] <= hi)
     return f"face {GENDER_WORDS[labels['gender']]} {age}"
 
 
-def tokenize(prompt: str) -> list[int]:
+def tokenize(
+    prompt: str,  # e.g. 'face woman young'; '' for the null prompt
+) -> list[int]:
     "Token ids of `prompt`: [face, gender or any, age or any]; '' is the null prompt."
     words = prompt.lower().replace(",", " ").split()
     if not words:
@@ -153,15 +163,24 @@ def tokenize(prompt: str) -> list[int]:
 class PromptEmbedding(torch.nn.Module):
     "A learned vector per prompt word: turns prompts into (N, 3, PROMPT_DIM) `encoder_hidden_states`."
 
-    def __init__(self, dim: int = PROMPT_DIM):
+    def __init__(
+        self,
+        dim: int = PROMPT_DIM,  # width of each word's vector
+    ):
         super().__init__()
         self.embedding = torch.nn.Embedding(len(PROMPT_VOCAB), dim)
         torch.nn.init.normal_(self.embedding.weight, std=0.5)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        ids: torch.Tensor,  # (N, 3) token ids from `tokenize`
+    ) -> torch.Tensor:
         return self.embedding(ids)
 
-    def encode(self, prompts) -> torch.Tensor:
+    def encode(
+        self,
+        prompts,  # a prompt, or a list of them
+    ) -> torch.Tensor:
         "Embed a prompt or a list of prompts."
         if isinstance(prompts, str):
             prompts = [prompts]
@@ -170,7 +189,10 @@ class PromptEmbedding(torch.nn.Module):
 
 # %% ../nbs/06_priors.ipynb #c013
 def load_training_faces(
-    split: str = "train", data_dir=None, limit: int | None = None, progress: bool = True
+    split: str = "train",  # 'train' or another UTKFace split
+    data_dir=None,  # the face data folder; None: the default
+    limit: int | None = None,  # read only the first this many; None: all
+    progress: bool = True,  # show a progress bar
 ) -> tuple[torch.Tensor, list[str]]:
     "All faces of `split` as a uint8 (N, 3, 64, 64) tensor, with their file names (for captions)."
     import io
@@ -188,7 +210,10 @@ def load_training_faces(
     return out, names
 
 # %% ../nbs/06_priors.ipynb #c015b
-def training_faces(faces: tuple | None = None, progress: bool = True) -> tuple[torch.Tensor, list[str]]:
+def training_faces(
+    faces: tuple | None = None,  # ((N, 3, H, W) uint8 images, N UTKFace names); None: the train split
+    progress: bool = True,  # show a progress bar
+) -> tuple[torch.Tensor, list[str]]:
     """The faces a trainer learns from: `faces` ((N, 3, H, W) images, N UTKFace names), checked, or without it
     the whole training split (`load_training_faces`)."""
     if faces is None:
@@ -287,7 +312,9 @@ PRIOR_SPECS = {
 }
 
 
-def prior_scheduler(prediction_type: str = "epsilon"):
+def prior_scheduler(
+    prediction_type: str = "epsilon",  # what the UNet predicts: 'epsilon', 'v_prediction' or 'sample'
+):
     """The noise schedule both micro priors are trained with: DDPM's linear 1000 steps, predicting
     `prediction_type`."""
     return make_scheduler(
@@ -436,15 +463,15 @@ def _update_ema(nets: dict, decay: float):
 
 # %% ../nbs/06_priors.ipynb #c019s
 def prior_step(
-    acc,
-    nets: dict,
-    wrapped: list,
-    opt,
-    images: torch.Tensor,
-    names: list,
-    g: torch.Generator,
-    log: dict,
-    cfg: TrainConfig,
+    acc,  # the `training_accelerator`
+    nets: dict,  # {model, ema, prompts (None if unconditional), ...}
+    wrapped: list,  # the model and prompts as `acc.prepare` returned them
+    opt,  # the prepared optimizer
+    images: torch.Tensor,  # uint8 training faces (N, 3, 64, 64)
+    names: list,  # their UTKFace file names (for captions)
+    g: torch.Generator,  # CPU generator for the whole step's draws
+    log: dict,  # the run's log; gets each step's loss
+    cfg: TrainConfig,  # batch size, lr, warm-up, EMA, ...
 ):
     """The step function of a prior's training (for `fit`): warm-up, the whole step's draws from `g`, this
     process's micro-batches through the `wrapped` (prepared) UNet and prompts, then the EMA update."""
@@ -484,15 +511,15 @@ def prior_step(
 
 # %% ../nbs/06_priors.ipynb #c019t
 def train_prior(
-    name: str,
-    out_dir,
-    cfg: TrainConfig | str = "cpu",
-    faces: tuple | None = None,
-    config: dict | None = None,
-    device=None,
-    progress: bool = True,
-    init=None,
-    **overrides,
+    name: str,  # 'micro-ddpm-faces64' or 'micro-sd-faces64'
+    out_dir,  # the run folder (checkpoints)
+    cfg: TrainConfig | str = "cpu",  # a `TrainConfig`, or a preset's name
+    faces: tuple | None = None,  # (uint8 images (N, 3, 64, 64), N UTKFace names); None: the train split
+    config: dict | None = None,  # the UNet's config; None: the name's, at `cfg.channels`
+    device=None,  # None: the lab's
+    progress: bool = True,  # show a progress bar
+    init=None,  # a `save_prior` folder to start from; None: random weights
+    **overrides,  # `TrainConfig` fields to change
 ) -> dict:
     """Train micro prior `name` in `out_dir`, resuming from its checkpoint; returns the run's log (steps,
     loss, minutes). Without a checkpoint, `init` (a prior folder written by `save_prior`) gives the starting
@@ -603,7 +630,12 @@ min-SNR weight {c['min_snr']},
 {notes}"""
 
 
-def save_prior(run_dir, folder, overwrite: bool = False, note: str | None = None) -> Path:
+def save_prior(
+    run_dir,  # a `train_prior` run folder
+    folder,  # where the prior goes
+    overwrite: bool = False,  # replace a prior already there
+    note: str | None = None,  # a line added to the model card
+) -> Path:
     """Save the EMA weights of the training run in `run_dir` as a diffusers-style prior folder `folder` (with
     model card)."""
     from safetensors.torch import save_file
@@ -652,7 +684,10 @@ def save_prior(run_dir, folder, overwrite: bool = False, note: str | None = None
     return folder
 
 # %% ../nbs/06_priors.ipynb #c025b
-def trainable_copy(prior, what: str) -> tuple:
+def trainable_copy(
+    prior,  # a conditional `Prior`, or its name
+    what: str,  # the method, in the errors
+) -> tuple:
     """(prior, a frozen float32 copy of its model) for a method `what` that trains add-ons on a conditional
     prior (a Prior or a name)."""
     if isinstance(prior, (str, Path)):
@@ -685,7 +720,10 @@ class Prior:
         s = self.model.config.sample_size
         return s if isinstance(s, int) else s[0]
 
-    def encode(self, prompts) -> torch.Tensor:
+    def encode(
+        self,
+        prompts,  # a string or a list of strings
+    ) -> torch.Tensor:
         "`encoder_hidden_states` for `prompts` (a string or a list), in the model's dtype and device."
         if self.prompt_embedding is None:
             raise ValueError(
@@ -706,7 +744,9 @@ class Prior:
         return path.read_text() if path and path.is_file() else f"{self.name}: no model card"
 
 
-def prior_folder(name: str) -> Path:
+def prior_folder(
+    name: str,  # a shipped prior, e.g. 'micro-ddpm-faces64'
+) -> Path:
     "The folder of the shipped micro prior `name`."
     _check_prior_name(name)
     folder = WEIGHTS_DIR / name
@@ -733,7 +773,10 @@ def _check_prediction_type(folder: Path, scheduler):
 
 
 def load_prior(
-    name_or_path: str | Path | None = None, sampler: str | None = None, device=None, dtype=None
+    name_or_path: str | Path | None = None,  # a shipped name, a folder or a hub id; None: the lab's `prior`
+    sampler: str | None = None,  # 'ddim' or 'ddpm'; None: the setting
+    device=None,  # None: the default device
+    dtype=None,  # None: the default for the device
 ) -> Prior:
     """A `Prior` from a shipped name, a prior folder, or a diffusers folder/hub id (default: the lab's
     `prior`)."""
@@ -782,7 +825,13 @@ class GuidedDenoiser(torch.nn.Module):
     """A conditional UNet as an unconditional denoiser: classifier-free guidance with scale `guidance_scale`
     between `cond` and `null` states."""
 
-    def __init__(self, model, cond: torch.Tensor, null: torch.Tensor, guidance_scale: float = 2.0):
+    def __init__(
+        self,
+        model,  # a conditional UNet
+        cond: torch.Tensor,  # (N, L, D) prompt states to steer towards
+        null: torch.Tensor,  # (N, L, D) states of the null prompt
+        guidance_scale: float = 2.0,  # 1: plain conditional; larger: stronger
+    ):
         super().__init__()
         if cond.shape != null.shape:
             raise ValueError(
@@ -802,7 +851,11 @@ class GuidedDenoiser(torch.nn.Module):
     dtype = property(lambda self: self.model.dtype)
     device = property(lambda self: self.model.device)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,  # noisy images (N, C, H, W)
+        t: torch.Tensor,  # the step
+    ) -> torch.Tensor:
         if self.guidance_scale == 1:
             return self.model(x, t, encoder_hidden_states=self.cond).sample
         both = self.model(
@@ -813,13 +866,13 @@ class GuidedDenoiser(torch.nn.Module):
 
 
 def sample_prior(
-    prior: Prior,
-    n: int = 8,
-    num_steps: int = 50,
-    prompt: str | list | None = "face",
-    guidance_scale: float = 2.0,
-    seed: int | None = None,
-    progress: bool = True,
+    prior: Prior,  # the prior to sample
+    n: int = 8,  # how many faces
+    num_steps: int = 50,  # model calls
+    prompt: str | list | None = "face",  # one prompt, or n of them (conditional priors only)
+    guidance_scale: float = 2.0,  # classifier-free guidance scale; 1: none
+    seed: int | None = None,  # seeds the start noise; None: the setting
+    progress: bool = True,  # show a progress bar
 ) -> torch.Tensor:
     """`n` faces (n, 3, size, size) in [-1, 1] sampled from `prior` with `num_steps` steps; `prompt` and
     guidance for a conditional prior."""
@@ -849,10 +902,10 @@ def sample_prior(
 
 # %% ../nbs/06_priors.ipynb #c039
 def prior_quality(
-    samples: torch.Tensor,
-    reference: torch.Tensor,
-    floor_reference: torch.Tensor | None = None,
-    embedder: FaceEmbedder | None = None,
+    samples: torch.Tensor,  # generated faces (N, 3, H, W) in [-1, 1]
+    reference: torch.Tensor,  # real faces (N, 3, H, W) in [-1, 1]
+    floor_reference: torch.Tensor | None = None,  # other real faces, the distance to beat; None: skipped
+    embedder: FaceEmbedder | None = None,  # None: a default `FaceEmbedder`
 ) -> dict:
     """dlib detection rate of `samples` and the Frechet distance of their embeddings to `reference` (and of
     `floor_reference` to it)."""
@@ -872,7 +925,9 @@ def prior_quality(
     return out
 
 # %% ../nbs/06_priors.ipynb #c041b
-def attribute_targets(names) -> torch.Tensor:
+def attribute_targets(
+    names,  # UTKFace file names
+) -> torch.Tensor:
     """(N, 2) long tensor of UTKFace faces `names`: gender (index in GENDER_WORDS) and age group (index in
     AGE_WORDS)."""
     words = [caption(face_labels(n)).split() for n in names]
@@ -882,7 +937,10 @@ def attribute_targets(names) -> torch.Tensor:
 class AttributeClassifier(torch.nn.Module):
     "A small CNN that reads gender and age group from 64 px faces in [-1, 1]: logits (N, 2) and (N, 5)."
 
-    def __init__(self, width: int = 32):
+    def __init__(
+        self,
+        width: int = 32,  # channels of the first layer
+    ):
         super().__init__()
         layers, c = [], 3
         for w in (width, 2 * width, 4 * width, 4 * width):
@@ -899,12 +957,18 @@ class AttributeClassifier(torch.nn.Module):
         self.gender, self.age = torch.nn.Linear(c, len(GENDER_WORDS)), torch.nn.Linear(c, len(AGE_WORDS))
         self.width = width
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,  # 64 px faces (N, 3, H, W) in [-1, 1]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(x)
         return self.gender(h), self.age(h)
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self,
+        x: torch.Tensor,  # faces (N, 3, H, W) in [-1, 1]
+    ) -> torch.Tensor:
         "(N, 2) long: the most likely gender and age group of each face of `x`, in batches of 256."
         parts = [
             torch.stack([logits.argmax(1) for logits in self(chunk.float())], 1) for chunk in x.split(256)
@@ -913,12 +977,12 @@ class AttributeClassifier(torch.nn.Module):
 
 # %% ../nbs/06_priors.ipynb #c041c
 def train_attribute_classifier(
-    faces: tuple | None = None,
-    steps: int = 1500,
-    batch_size: int = 32,
-    lr: float = 2e-3,
-    seed: int = 0,
-    progress: bool = True,
+    faces: tuple | None = None,  # (uint8 images (N, 3, 64, 64), N UTKFace names); None: the train split
+    steps: int = 1500,  # optimizer steps
+    batch_size: int = 32,  # faces per step
+    lr: float = 2e-3,  # peak learning rate (cosine decay)
+    seed: int = 0,  # seeds the weights and the batches
+    progress: bool = True,  # show a progress bar
 ) -> AttributeClassifier:
     """An `AttributeClassifier` trained on `faces` ((uint8 images, UTKFace names); default: the train split)
     with cross-entropy on both labels, mirror images, a cosine learning rate and bf16 autocast on the CPU."""
@@ -944,7 +1008,11 @@ def train_attribute_classifier(
     return model.eval()
 
 # %% ../nbs/06_priors.ipynb #c041d
-def prompt_agreement(classifier: AttributeClassifier, faces: torch.Tensor, prompts: list[str]) -> dict:
+def prompt_agreement(
+    classifier: AttributeClassifier,  # reads gender and age group
+    faces: torch.Tensor,  # generated faces (N, 3, H, W) in [-1, 1]
+    prompts: list[str],  # the prompt each face was asked for
+) -> dict:
     """How often `classifier` reads in `faces` the gender and the age group their `prompts` asked for (faces
     whose prompt says 'any' are left out of that attribute); the counts each share rests on."""
     if len(prompts) != len(faces):
@@ -971,7 +1039,11 @@ ATTRIBUTES_NAME = "attributes-utkface64"
 
 
 def save_attribute_classifier(
-    classifier: AttributeClassifier, folder, accuracy: dict, steps: int, overwrite: bool = False
+    classifier: AttributeClassifier,  # the trained classifier
+    folder,  # where the weights go
+    accuracy: dict,  # its held-out accuracy per attribute
+    steps: int,  # the steps it trained
+    overwrite: bool = False,  # replace weights already there
 ) -> Path:
     "`classifier` as a weights folder (safetensors, config with its held-out `accuracy`, model card)."
     card = (
@@ -993,7 +1065,9 @@ def save_attribute_classifier(
     )
 
 
-def load_attribute_classifier(folder=None) -> AttributeClassifier:
+def load_attribute_classifier(
+    folder=None,  # None: the shipped one
+) -> AttributeClassifier:
     "The shipped attribute classifier (or the one saved in `folder`), ready to `predict`."
     folder = Path(folder) if folder is not None else WEIGHTS_DIR / ATTRIBUTES_NAME
     config, parts = load_weights(folder, "classifier", "attribute classifier", "save_attribute_classifier")
@@ -1006,7 +1080,10 @@ class IdentityNet(torch.nn.Module):
     """dlib's 128-d face descriptor, distilled: the attribute classifier's trunk and a linear head on 64 px
     faces in [-1, 1] (other sizes are resized). `forward` gives the centred, scaled descriptor."""
 
-    def __init__(self, width: int = 32):
+    def __init__(
+        self,
+        width: int = 32,  # channels of the trunk's first layer
+    ):
         super().__init__()
         self.trunk = AttributeClassifier(width).features[:-2]  # up to the 4x4 feature map
         self.head = torch.nn.Linear(4 * width * 16, 128)
@@ -1014,25 +1091,31 @@ class IdentityNet(torch.nn.Module):
         self.register_buffer("scale", torch.ones(()))
         self.width = width
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,  # faces (N, 3, H, W) in [-1, 1]
+    ) -> torch.Tensor:
         if x.shape[-2:] != (64, 64):
             x = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
         return self.head(self.trunk(x).flatten(1))
 
-    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
+    def descriptor(
+        self,
+        x: torch.Tensor,  # faces (N, 3, H, W) in [-1, 1]
+    ) -> torch.Tensor:
         "The predicted dlib descriptor, in dlib's own units."
         return self(x) * self.scale + self.mean
 
 # %% ../nbs/06_priors.ipynb #i003
 def train_identity_net(
-    faces: tuple | None = None,
-    descriptors: torch.Tensor | None = None,
-    steps: int = 6000,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    seed: int = 0,
-    init: AttributeClassifier | None = None,
-    progress: bool = True,
+    faces: tuple | None = None,  # (uint8 images (N, 3, 64, 64), N UTKFace names); None: the train split
+    descriptors: torch.Tensor | None = None,  # (N, 128) dlib descriptors, NaN rows unfound; None: computed
+    steps: int = 6000,  # optimizer steps
+    batch_size: int = 32,  # faces per step
+    lr: float = 1e-3,  # peak learning rate (cosine decay)
+    seed: int = 0,  # seeds the head and the batches
+    init: AttributeClassifier | None = None,  # the trunk to start from; None: the shipped classifier's
+    progress: bool = True,  # show a progress bar
 ) -> IdentityNet:
     """An `IdentityNet` trained on `faces` ((uint8 images, names); default: the train split) to give their
     dlib `descriptors` ((N, 128), NaN rows where dlib found no face; default: computed here, slowly). `init`:
@@ -1072,7 +1155,11 @@ def train_identity_net(
 
 # %% ../nbs/06_priors.ipynb #i005
 @torch.no_grad()
-def identity_agreement(net: IdentityNet, faces: torch.Tensor, descriptors: torch.Tensor) -> dict:
+def identity_agreement(
+    net: IdentityNet,  # the distilled descriptor
+    faces: torch.Tensor,  # faces (N, 3, H, W) in [-1, 1]
+    descriptors: torch.Tensor,  # dlib's (N, 128), NaN rows unfound
+) -> dict:
     """How well `net` reproduces dlib's `descriptors` of `faces` ((N, 3, H, W) in [-1, 1]) on the faces dlib
     found: centred cosine, rank-1 among them, distance correlation, and their number `n`."""
     found = ~descriptors.isnan().any(1)
@@ -1109,7 +1196,9 @@ def save_identity_net(net: IdentityNet, folder, agreement: dict, steps: int, ove
     return save_weights(folder, "identity", dict(model=net.state_dict()), config, card, overwrite, half=True)
 
 
-def load_identity_net(folder=None) -> IdentityNet:
+def load_identity_net(
+    folder=None,  # None: the shipped one
+) -> IdentityNet:
     "The shipped identity net (or the one saved in `folder`), frozen."
     folder = Path(folder) if folder is not None else WEIGHTS_DIR / IDENTITY_NAME
     config, parts = load_weights(folder, "identity", "identity net", "save_identity_net")

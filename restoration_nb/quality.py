@@ -50,7 +50,10 @@ class ProtocolFaces:
         return len(self.clean)
 
 
-def take_turns(spare: dict, n: int) -> list:
+def take_turns(
+    spare: dict,  # {person: how many of their photos may be taken}
+    n: int,  # how many picks
+) -> list:
     "`n` people picked in turns from `spare` ({person: how many of their photos may be taken})."
     n = check_int("n", n, 1)
     if sum(spare.values()) < n:
@@ -65,7 +68,10 @@ def take_turns(spare: dict, n: int) -> list:
 
 # %% ../nbs/03b_quality.ipynb #q008
 def protocol_faces(
-    n: int = PROTOCOL_FACES, size: int = 64, references: int = PROTOCOL_REFERENCES, data_dir=None
+    n: int = PROTOCOL_FACES,  # how many target faces
+    size: int = 64,  # the crops' side in px
+    references: int = PROTOCOL_REFERENCES,  # reference photos per target
+    data_dir=None,  # the face data folder; None: the default
 ) -> ProtocolFaces:
     '''The first `n` protocol faces (the same first `n` for every `n`), aligned to `size` px, with their
     references.'''
@@ -99,7 +105,11 @@ def protocol_faces(
     )
 
 # %% ../nbs/03b_quality.ipynb #q012
-def protocol_inputs(clean: torch.Tensor, tier: str, seed: int | None = None) -> torch.Tensor:
+def protocol_inputs(
+    clean: torch.Tensor,  # the protocol's clean faces (N, 3, S, S)
+    tier: str,  # one of `TIERS`
+    seed: int | None = None,  # seeds the degradation; None: the lab's
+) -> torch.Tensor:
     "`clean` degraded by `tier` (one of `TIERS`) with a generator seeded `seed` (default: the lab's)."
     return degrade_tier(clean, tier, make_generator(setting("seed", seed)))
 
@@ -127,7 +137,11 @@ def _mean(x: torch.Tensor) -> float:
 class ProtocolScorer:
     "Scores restored faces against the protocol's clean faces, which are embedded once."
 
-    def __init__(self, clean: torch.Tensor, embedder: FaceEmbedder | None = None):
+    def __init__(
+        self,
+        clean: torch.Tensor,  # the protocol's clean faces (N, 3, S, S)
+        embedder: FaceEmbedder | None = None,  # None: a default `FaceEmbedder`
+    ):
         self.embedder = embedder or FaceEmbedder()
         self.clean = clean.detach().float().cpu()
         self.clean_emb, self.clean_found = self.embedder(self.clean)
@@ -137,7 +151,11 @@ class ProtocolScorer:
                 "expected 2 or more"
             )
 
-    def rank1(self, emb: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
+    def rank1(
+        self,
+        emb: torch.Tensor,  # (N, 128) descriptors of the faces to score
+        found: torch.Tensor,  # (N,) bool: dlib found it
+    ) -> torch.Tensor:
         '''1.0 where a face's nearest clean face (among those dlib found) is its own; 0.0 elsewhere, unfound
         faces included.'''
         gallery = self.clean_found.nonzero().flatten()
@@ -147,7 +165,11 @@ class ProtocolScorer:
 
 # %% ../nbs/03b_quality.ipynb #q018
 def score_outputs(
-    scorer: ProtocolScorer, x: torch.Tensor, tier: str, method: str, input_found: torch.Tensor
+    scorer: ProtocolScorer,  # holds the clean faces
+    x: torch.Tensor,  # a method's outputs (N, 3, S, S) in [-1, 1]
+    tier: str,  # one of `TIERS`
+    method: str,  # the row's method name
+    input_found: torch.Tensor,  # (N,) bool: dlib found the input face
 ) -> dict:
     '''One row: `x` (N, 3, S, S) scored against the clean faces; identity over the faces found in `x` and the
     input.'''
@@ -214,7 +236,12 @@ def fd_gap(
     )
 
 # %% ../nbs/03b_quality.ipynb #q018b
-def score_tier(scorer: ProtocolScorer, lq: torch.Tensor, outputs: dict, tier: str) -> list[dict]:
+def score_tier(
+    scorer: ProtocolScorer,  # holds the clean faces
+    lq: torch.Tensor,  # the degraded inputs (N, 3, S, S)
+    outputs: dict,  # {method: outputs (N, 3, S, S)}
+    tier: str,  # one of `TIERS`
+) -> list[dict]:
     '''Rows for the input `lq`, the clean faces and each method of `outputs` ({method: (N, 3, S, S)}) on
     `tier`; each but the input's with its FD gap to the input (`fd_gap`).'''
     clash = [m for m in outputs if m in REFERENCE_ROWS]
@@ -257,7 +284,10 @@ def quality_bars(rows: list, tier: str = "x4") -> Table:
     return Table(out)
 
 # %% ../nbs/03b_quality.ipynb #q025c
-def best_method(rows: list, tier: str = "x4") -> str:
+def best_method(
+    rows: list,  # result rows, as from `score_tier`
+    tier: str = "x4",  # one of `TIERS`
+) -> str:
     "The method of `tier` that passes the most bars; ties go to the higher rank-1, then the higher identity."
     by = {r["method"]: r for r in rows if r["tier"] == tier}
 
@@ -272,7 +302,10 @@ def best_method(rows: list, tier: str = "x4") -> str:
     return ranked[0]["method"]
 
 # %% ../nbs/03b_quality.ipynb #q027
-def check_quality_rows(rows, where: str = "rows") -> list:
+def check_quality_rows(
+    rows,  # the rows to check
+    where: str = "rows",  # what they are, in the errors
+) -> list:
     "`rows` checked: dicts with every field of `QUALITY_FIELDS`, known tiers, and an input row for each tier."
     if not isinstance(rows, list) or not rows:
         raise ValueError(f"{where} holds no rows; expected a non-empty list")
@@ -293,7 +326,12 @@ def check_quality_rows(rows, where: str = "rows") -> list:
     return rows
 
 # %% ../nbs/03b_quality.ipynb #q027b
-def write_quality(path, rows: list, overwrite: bool = False, **about) -> Path:
+def write_quality(
+    path,  # a .json file
+    rows: list,  # result rows, as from `score_tier`
+    overwrite: bool = False,  # replace an existing file
+    **about,  # what produced the rows: faces, seed, settings, machine
+) -> Path:
     "Write the protocol's `rows` and `about` (faces, seed, methods' settings, machine) to `path`, atomically."
     check_quality_rows(rows)
     path = Path(path)
@@ -302,7 +340,9 @@ def write_quality(path, rows: list, overwrite: bool = False, **about) -> Path:
     return atomic_write_json(path, dict(about, rows=rows))
 
 
-def read_quality(path) -> dict:
+def read_quality(
+    path,  # a file from `write_quality`
+) -> dict:
     "A file written by `write_quality`, its rows checked."
     import json
 
@@ -314,7 +354,12 @@ def read_quality(path) -> dict:
     return data
 
 # %% ../nbs/03b_quality.ipynb #q028
-def contact_sheet(columns: dict, people=None, index=range(6), title: str | None = None):
+def contact_sheet(
+    columns: dict,  # {title: faces (N, 3, S, S)}
+    people=None,  # row titles, one per face; None: none
+    index=range(6),  # which faces, one per row
+    title: str | None = None,  # the figure's title
+):
     "Faces `index` (rows) of each named batch (columns), e.g. {'clean': x, 'input': y, 'flipnet': z}."
     index = list(index)
     titles = None if people is None else [str(people[i]).replace("celebref_", "") for i in index]
@@ -323,7 +368,10 @@ def contact_sheet(columns: dict, people=None, index=range(6), title: str | None 
     )
 
 # %% ../nbs/03b_quality.ipynb #q030b
-def method_rows(rows: list, method: str) -> Table:
+def method_rows(
+    rows: list,  # result rows, as from `score_tier`
+    method: str,  # a method name
+) -> Table:
     "`method`'s rows and the input's, tier by tier, with the fields of `QUALITY_FIELDS`."
     if not any(r["method"] == method for r in rows):
         known = sorted({r["method"] for r in rows})
@@ -331,12 +379,18 @@ def method_rows(rows: list, method: str) -> Table:
     return Table([{k: r[k] for k in QUALITY_FIELDS} for r in rows if r["method"] in (method, "input")])
 
 
-def knob_points(rows: list) -> dict:
+def knob_points(
+    rows: list,  # rows with `knob` and `value` fields
+) -> dict:
     "The rows of a knob sweep by (method, knob, value)."
     return {(r["method"], r.get("knob"), r.get("value")): r for r in rows}
 
 
-def bars_report(rows: list, tier: str = "x4", methods=None) -> str:
+def bars_report(
+    rows: list,  # result rows, as from `score_tier`
+    tier: str = "x4",  # one of `TIERS`
+    methods=None,  # the methods to report; None: all of the tier's
+) -> str:
     "One line per method of `tier` (or of `methods`): passes or fails, each bar's score beside the input's."
     table = quality_bars(rows, tier)
     unknown = sorted(set(methods or ()) - set(table["method"]))
@@ -364,13 +418,23 @@ def bars_report(rows: list, tier: str = "x4", methods=None) -> str:
     return "\n".join(lines)
 
 
-def method_report(results: dict, method: str, tier: str = "x4") -> str:
+def method_report(
+    results: dict,  # a results file's data: `rows` and `skipped`
+    method: str,  # a method name
+    tier: str = "x4",  # one of `TIERS`
+) -> str:
     "`bars_report` of `method` in a results file's data, and the tiers where the file did not run it."
     skipped = [s for s in results.get("skipped", []) if s.startswith(f"{method} at ")]
     return bars_report(results["rows"], tier, [method]) + "\nnot run: " + (", ".join(skipped) or "none")
 
 
-def paired_difference(a: dict, b: dict, key: str = "identity", boots: int = 2000, seed: int = 0) -> dict:
+def paired_difference(
+    a: dict,  # a row with per-face values
+    b: dict,  # the row to compare it with
+    key: str = "identity",  # the per-face field, e.g. identity
+    boots: int = 2000,  # bootstrap resamples
+    seed: int = 0,  # seeds the resampling
+) -> dict:
     '''Rows `a` and `b` compared on their per-face `key` over the faces where both have it: the two means,
     how many faces, and a 95 % bootstrap interval of the mean difference.'''
 
@@ -396,7 +460,10 @@ def paired_difference(a: dict, b: dict, key: str = "identity", boots: int = 2000
     )
 
 
-def difference_text(d: dict, digits: int = 3) -> str:
+def difference_text(
+    d: dict,  # what `paired_difference` returned
+    digits: int = 3,  # decimals shown
+) -> str:
     "A `paired_difference` in words, with whether its interval lies above zero."
     verdict = "shown" if d["low"] > 0 else "not shown"
     return (

@@ -40,7 +40,11 @@ def _groups(channels: int) -> int:
 class AdapterBlock(torch.nn.Module):
     "UNet variant: 3x3 convolution, GroupNorm, SiLU."
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(
+        self,
+        cin: int,  # input channels
+        cout: int,  # output channels
+    ):
         super().__init__()
         self.conv, self.norm = (
             torch.nn.Conv2d(cin, cout, 3, padding=1),
@@ -64,7 +68,13 @@ class RestorationAdapter(torch.nn.Module):
     """UNet variant: X_t + zero-init 1x1( h ), h = two residual blocks of [block(LQ feature) +
     SiLU(Linear(emb))]; returns (X_t', LQ feature)."""
 
-    def __init__(self, lq_channels: int, channels: int, temb_dim: int, width: int):
+    def __init__(
+        self,
+        lq_channels: int,  # channels of the incoming LQ feature (or of the LQ image)
+        channels: int,  # channels of the block output it adds to
+        temb_dim: int,  # width of the model's time embedding
+        width: int,  # the adapter's own channels
+    ):
         super().__init__()
         self.lq_in = AdapterBlock(lq_channels, width)
         self.time = torch.nn.Sequential(torch.nn.Linear(temb_dim, width), torch.nn.SiLU())
@@ -86,15 +96,25 @@ class RestorationAdapter(torch.nn.Module):
 class TokenAdapterBlock(torch.nn.Module):
     "DiT variant: Linear, LayerNorm, SiLU."
 
-    def __init__(self, din: int, dout: int):
+    def __init__(
+        self,
+        din: int,  # input width
+        dout: int,  # output width
+    ):
         super().__init__()
         self.linear, self.norm = torch.nn.Linear(din, dout), torch.nn.LayerNorm(dout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,  # tokens (N, L, din)
+    ) -> torch.Tensor:
         return F.silu(self.norm(self.linear(x)))
 
 
-def patchify(z: torch.Tensor, patch_size: int) -> torch.Tensor:
+def patchify(
+    z: torch.Tensor,  # latents (N, C, H, W)
+    patch_size: int,  # p, the transformer's patch side
+) -> torch.Tensor:
     """Latents (N, C, H, W) as (N, H/p * W/p, C*p*p) patch tokens, row by row (the order of diffusers'
     PatchEmbed)."""
     n, c, h, w = z.shape
@@ -117,7 +137,10 @@ class DiTRestorationAdapter(torch.nn.Module):
         torch.nn.init.zeros_(self.out.bias)
 
     def forward(
-        self, x: torch.Tensor, lq: torch.Tensor, temb: torch.Tensor
+        self,
+        x: torch.Tensor,  # the block's image tokens (N, L, dim)
+        lq: torch.Tensor,  # LQ tokens (N, L, lq_dim)
+        temb: torch.Tensor,  # the time embedding (N, temb_dim)
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if lq.shape[1] != x.shape[1]:
             raise ValueError(
@@ -227,7 +250,10 @@ def _prev(self: RestorationAdapters, block: str):
 # %% ../nbs/09_restoration_adapter.ipynb #c015e
 @patch
 @contextmanager
-def condition(self: RestorationAdapters, c_lq: torch.Tensor):
+def condition(
+    self: RestorationAdapters,
+    c_lq: torch.Tensor,  # the LQ condition (N, C, H, W), in the model's input space
+):
     "Within this block the model is conditioned on `c_lq` (N, C, H, W), in the model's input space."
     if not isinstance(c_lq, torch.Tensor) or c_lq.ndim != 4 or not c_lq.is_floating_point():
         got = f"{tuple(c_lq.shape)} {c_lq.dtype}" if isinstance(c_lq, torch.Tensor) else type(c_lq).__name__
@@ -310,13 +336,20 @@ def remove(self: RestorationAdapters):
     self._handles = []
 
 # %% ../nbs/09_restoration_adapter.ipynb #c015h
-def add_restoration_adapters(model, blocks=None, max_width: int = 320, seed: int = 0) -> RestorationAdapters:
+def add_restoration_adapters(
+    model,  # a diffusers UNet or SD3-style transformer
+    blocks=None,  # block names, e.g. 'down_blocks.0'; None: `default_adapter_blocks`
+    max_width: int = 320,  # caps each adapter's width, in channels
+    seed: int = 0,  # seeds the adapters' weights
+) -> RestorationAdapters:
     """Fresh Restoration Adapters after `blocks` (default: the paper's placement) of `model`, hooked in; the
     model's code is untouched."""
     return RestorationAdapters(model, blocks, max_width, seed)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c021
-def self_attention_targets(model) -> list[str]:
+def self_attention_targets(
+    model,  # a diffusers UNet or SD3-style transformer
+) -> list[str]:
     """The Q/K/V/out projections of every self-attention layer (not cross-attention; in MMDiT the image
     stream's)."""
     return [
@@ -326,13 +359,19 @@ def self_attention_targets(model) -> list[str]:
     ]
 
 
-def add_diffusion_adapter(model, rank: int = 32, seed: int = 0) -> list[str]:
+def add_diffusion_adapter(
+    model,  # a diffusers UNet or SD3-style transformer
+    rank: int = 32,  # the LoRA rank r (alpha = r)
+    seed: int = 0,  # seeds the adapters' random start
+) -> list[str]:
     """LoRA of `rank` (peft) on the self-attention projections of `model`, in place; returns the targets. The
     base weights are frozen."""
     return add_lora(model, self_attention_targets(model), rank, seed)
 
 
-def lora_state(model) -> dict:
+def lora_state(
+    model,  # a model with peft LoRA
+) -> dict:
     "The LoRA weights of `model`, by name."
     return {k: v for k, v in model.state_dict().items() if "lora_" in k}
 
@@ -348,7 +387,10 @@ def _check_objective(objective: str, scheduler):
 
 
 def adapter_draws(
-    shape, generator: torch.Generator | None = None, objective: str = "diffusion", scheduler=None
+    shape,  # x0's (N, C, H, W)
+    generator: torch.Generator | None = None,  # None: torch's global one
+    objective: str = "diffusion",  # 'diffusion' or 'flow_matching' (SD3)
+    scheduler=None,  # the DDPM schedule (diffusion only)
 ) -> tuple:
     """The random part of one batch of `adapter_loss`: noise of `shape`, and timesteps (diffusion) or sigmas
     (flow matching)."""
@@ -362,15 +404,15 @@ def adapter_draws(
 
 # %% ../nbs/09_restoration_adapter.ipynb #c024b
 def adapter_loss(
-    model,
-    adapters: RestorationAdapters,
-    x0: torch.Tensor,
-    c_lq: torch.Tensor,
-    generator: torch.Generator | None = None,
-    objective: str = "diffusion",
-    scheduler=None,
-    draws: tuple | None = None,
-    **model_kwargs,
+    model,  # the prior's UNet or transformer, with adapters
+    adapters: RestorationAdapters,  # its `RestorationAdapters`
+    x0: torch.Tensor,  # clean images or latents (N, C, H, W)
+    c_lq: torch.Tensor,  # the LQ condition, same shape
+    generator: torch.Generator | None = None,  # for the draws; None: torch's global one
+    objective: str = "diffusion",  # 'diffusion' or 'flow_matching' (SD3)
+    scheduler=None,  # the DDPM schedule (diffusion only)
+    draws: tuple | None = None,  # from `adapter_draws`; None: drawn now
+    **model_kwargs,  # passed to the model, e.g. encoder_hidden_states
 ) -> torch.Tensor:
     """The prior's own loss on clean `x0`, the adapters conditioned on `c_lq`: the diffusion MSE (a DDPM
     `scheduler`: its epsilon or v target) or flow matching (SD3). `draws` (from `adapter_draws`) fixes the
@@ -404,7 +446,10 @@ class AdaptedPrior:
     def model(self):
         return self.prior.model
 
-    def to(self, device):
+    def to(
+        self,
+        device,  # a torch device or its name
+    ):
         self.model.to(device)
         self.adapters.to(device)
         if self.prior.prompt_embedding is not None:
@@ -419,11 +464,11 @@ class AdaptedPrior:
 
 # %% ../nbs/09_restoration_adapter.ipynb #c029b
 def build_adapted_prior(
-    prior: Prior | str = "micro-sd-faces64",
-    blocks=None,
-    max_width: int = 320,
-    lora_rank: int = 32,
-    seed: int = 0,
+    prior: Prior | str = "micro-sd-faces64",  # a conditional `Prior`, or its name
+    blocks=None,  # block names, e.g. 'down_blocks.0'; None: `default_adapter_blocks`
+    max_width: int = 320,  # caps each adapter's width, in channels
+    lora_rank: int = 32,  # the LoRA rank r
+    seed: int = 0,  # seeds adapters and LoRA
 ) -> AdaptedPrior:
     """Fresh adapters (default: the paper's placement) and rank-`lora_rank` LoRA on a copy of the conditional
     `prior`; the prior is untouched."""
@@ -443,12 +488,17 @@ def build_adapted_prior(
     )
 
 # %% ../nbs/09_restoration_adapter.ipynb #c029c
-def adapter_state(ap: AdaptedPrior) -> dict:
+def adapter_state(
+    ap: AdaptedPrior,  # the adapted prior
+) -> dict:
     "What training changes, by part: the LoRA weights (`lora`) and the adapters' state (`adapters`)."
     return dict(lora=lora_state(ap.model), adapters=ap.adapters.state_dict())
 
 
-def load_adapter_state(ap: AdaptedPrior, state: dict):
+def load_adapter_state(
+    ap: AdaptedPrior,  # the adapted prior to load into
+    state: dict,  # {'lora': ..., 'adapters': ...}
+):
     "Load `state` (as `adapter_state` gives it) into `ap`; refused when it was made for another shape."
     for part, module, own in (
         ("lora", ap.model, lora_state(ap.model)),
@@ -466,7 +516,10 @@ ADAPTER_WEIGHTS = "restoration-adapter-micro-sd-faces64"
 
 
 def save_restoration_adapter(
-    ap: AdaptedPrior, folder, log: dict | None = None, overwrite: bool = False
+    ap: AdaptedPrior,  # the trained adapted prior
+    folder,  # where the weights go
+    log: dict | None = None,  # training log for the card; None: none
+    overwrite: bool = False,  # replace weights already there
 ) -> Path:
     "Write the adapters' and LoRA's weights (fp16 safetensors), the config and a model card to `folder`."
     training = {k: v for k, v in (log or {}).items() if k != "losses"}
@@ -491,7 +544,9 @@ def save_restoration_adapter(
 
 # %% ../nbs/09_restoration_adapter.ipynb #c033b
 def load_restoration_adapter(
-    folder=None, prior: Prior | str = "micro-sd-faces64", device=None
+    folder=None,  # a `save_restoration_adapter` folder; None: the shipped one
+    prior: Prior | str = "micro-sd-faces64",  # the conditional prior it was trained on
+    device=None,  # None: the lab's
 ) -> AdaptedPrior:
     "An adapted prior saved by `save_restoration_adapter` (default: the shipped one) on `prior`."
     config, state = load_weights(
@@ -509,7 +564,9 @@ def load_restoration_adapter(
     return ap.to(get_device(device))
 
 # %% ../nbs/09_restoration_adapter.ipynb #c036
-def check_threshold(a) -> float:
+def check_threshold(
+    a,  # strictly between 0 and 1; None: the setting
+) -> float:
     a = setting("threshold_a", a)
     if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
         raise ValueError(f"a={a!r}; expected a threshold strictly between 0 and 1 (the paper uses 0.8)")
@@ -567,7 +624,10 @@ class RestorationSamplingStrategy:
 
 # %% ../nbs/09_restoration_adapter.ipynb #c036c
 def restoration_sampling_strategy(
-    scheduler, c_lq: torch.Tensor, w: float | None = None, a: float | None = None
+    scheduler,  # any diffusers scheduler
+    c_lq: torch.Tensor,  # the LQ condition (N, C, H, W), in the model's input space
+    w: float | None = None,  # RSS weight, >= 0; None: the setting
+    a: float | None = None,  # threshold, in (0, 1); None: the setting
 ) -> RestorationSamplingStrategy:
     """`scheduler` with RSS: the LQ latent `c_lq`, weight `w`, threshold `a` (default: the lab's
     `threshold_a`)."""
@@ -600,7 +660,10 @@ SAMPLERS = {
 }
 
 
-def make_sampler(name: str, config) -> object:
+def make_sampler(
+    name: str,  # 'ddim', 'ddpm', 'euler', 'dpm++' or 'euler_a'
+    config,  # the prior's `scheduler.config`
+) -> object:
     """A fresh diffusers scheduler `name` (ddim, ddpm, euler, dpm++, euler_a: stochastic) from a prior's
     scheduler `config`."""
     import diffusers
@@ -618,12 +681,12 @@ def replace_wrapped(scheduler, fresh):
 
 # %% ../nbs/09_restoration_adapter.ipynb #c040b
 def sample_with_scheduler(
-    denoiser,
-    x_T: torch.Tensor,
-    scheduler,
-    num_steps: int = 20,
-    generator: torch.Generator | None = None,
-    progress: bool = True,
+    denoiser,  # (x, t) -> the model's prediction
+    x_T: torch.Tensor,  # the start noise (N, C, H, W)
+    scheduler,  # a diffusers scheduler, maybe RSS-wrapped; a fresh copy is used
+    num_steps: int = 20,  # sampler steps
+    generator: torch.Generator | None = None,  # for stochastic samplers; None: torch's global one
+    progress: bool = True,  # show a progress bar
 ) -> torch.Tensor:
     """The standard diffusers loop from noise `x_T` with any `scheduler` (or an RSS-wrapped one); `denoiser(x,
     t)` predicts the model output."""
@@ -642,16 +705,16 @@ def sample_with_scheduler(
 
 # %% ../nbs/09_restoration_adapter.ipynb #c045
 def adapter_restore(
-    ap: AdaptedPrior,
-    lq: torch.Tensor,
-    a: float | None = None,
-    w: float | None = None,
-    sampler: str = "ddim",
-    num_steps: int | None = None,
-    guidance_scale: float = 1.0,
-    prompt: str = "face",
-    seed: int | None = None,
-    progress: bool = True,
+    ap: AdaptedPrior,  # the trained adapted prior
+    lq: torch.Tensor,  # LQ faces (N, 3, H, W) in [-1, 1]
+    a: float | None = None,  # RSS threshold, in (0, 1); None: the setting
+    w: float | None = None,  # RSS weight, >= 0 (0: off); None: the setting
+    sampler: str = "ddim",  # 'ddim', 'ddpm', 'euler', 'dpm++' or 'euler_a'
+    num_steps: int | None = None,  # sampler steps; None: the setting
+    guidance_scale: float = 1.0,  # lam; 1: no guidance
+    prompt: str = "face",  # the caption; '' for none
+    seed: int | None = None,  # None: the lab's seed
+    progress: bool = True,  # show a progress bar
 ) -> torch.Tensor:
     """Restore the LQ faces `lq`: the adapters conditioned on `lq`, RSS (weight `w`, threshold `a`) around
     `sampler`, from noise."""
@@ -670,7 +733,12 @@ def adapter_restore(
     return x.clamp(-1, 1)
 
 # %% ../nbs/09_restoration_adapter.ipynb #c050
-def rss_figure(a: float, w: float, columns: dict, title: str | None = None):
+def rss_figure(
+    a: float,  # RSS threshold, in (0, 1)
+    w: float,  # RSS weight, >= 0
+    columns: dict,  # {name: (N, 3, H, W) in [-1, 1]}, same N
+    title: str | None = None,  # a title over the figure; None: none
+):
     "g and w g over t (left) beside `columns` of faces ({name: (N, 3, H, W)}), one face a row."
     import matplotlib.pyplot as plt
 
@@ -693,14 +761,14 @@ def rss_figure(a: float, w: float, columns: dict, title: str | None = None):
 
 # %% ../nbs/09_restoration_adapter.ipynb #c050b
 def threshold_widget(
-    ap: AdaptedPrior,
-    lq: torch.Tensor,
-    hq: torch.Tensor | None = None,
-    a: tuple = (0.05, 0.95, 0.05, 0.8),
-    w: tuple = (0.0, 1.0, 0.05, 0.05),
-    sampler: str = "ddim",
-    num_steps: int = 20,
-    seed: int = 0,
+    ap: AdaptedPrior,  # the trained adapted prior
+    lq: torch.Tensor,  # LQ faces (N, 3, H, W) in [-1, 1]
+    hq: torch.Tensor | None = None,  # their HQ faces, for PSNR; None: no score
+    a: tuple = (0.05, 0.95, 0.05, 0.8),  # the a slider's (min, max, step, value)
+    w: tuple = (0.0, 1.0, 0.05, 0.05),  # the w slider's (min, max, step, value)
+    sampler: str = "ddim",  # 'ddim', 'ddpm', 'euler', 'dpm++' or 'euler_a'
+    num_steps: int = 20,  # sampler steps
+    seed: int = 0,  # the same at every setting
 ):
     """Sliders for the RSS threshold a and weight w: g over t beside the restorations of `lq` (with PSNR to
     `hq` when given)."""

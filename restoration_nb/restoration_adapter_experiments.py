@@ -91,15 +91,15 @@ class _AdapterObjective(torch.nn.Module):
 
 # %% ../nbs/09_restoration_adapter_experiments.ipynb #e008
 def train_restoration_adapter(
-    prior: Prior | str = "micro-sd-faces64",
-    faces: tuple | None = None,
-    cfg: AdapterConfig | str = "cpu",
-    out_dir=None,
-    overwrite: bool = False,
-    device=None,
-    progress: bool = True,
-    init=None,
-    **overrides,
+    prior: Prior | str = "micro-sd-faces64",  # a conditional `Prior`, or its name
+    faces: tuple | None = None,  # (uint8 images (N, 3, 64, 64), N UTKFace names); None: the train split
+    cfg: AdapterConfig | str = "cpu",  # an `AdapterConfig`, or an `ADAPTER_PRESETS` name
+    out_dir=None,  # the run folder (checkpoints); None: none
+    overwrite: bool = False,  # start afresh, deleting the old checkpoint
+    device=None,  # None: the lab's
+    progress: bool = True,  # show a progress bar
+    init=None,  # a `save_restoration_adapter` folder to start from; None: fresh weights
+    **overrides,  # `AdapterConfig` fields to change
 ) -> tuple[AdaptedPrior, dict]:
     """Train adapters + LoRA on `faces` ((uint8 images, UTKFace names); default: the train split) degraded on
     the fly; resumes from `out_dir`. Without a checkpoint there, `init` (a folder written by
@@ -206,7 +206,10 @@ def _lora_count(model, rank: int) -> int:
     )
 
 # %% ../nbs/09_restoration_adapter_experiments.ipynb #e015b
-def adapter_parameter_table(max_width: int = 320, lora_rank: int = 32) -> Table:
+def adapter_parameter_table(
+    max_width: int = 320,  # the adapters' widest layer, in channels
+    lora_rank: int = 32,  # the LoRA rank r
+) -> Table:
     """Adapters + LoRA against a ControlNet, for the SD 2.1 UNet and an SD3-medium transformer (counted on the
     meta device)."""
     from diffusers import ControlNetModel, SD3ControlNetModel, SD3Transformer2DModel, UNet2DConditionModel
@@ -254,16 +257,16 @@ A_GRID, W_GRID = (0.2, 0.5, 0.8), (0.0, 0.05, 0.2, 0.5)
 
 
 def evaluate_rss_grid(
-    ap: AdaptedPrior,
-    hq: torch.Tensor,
-    lq: torch.Tensor,
-    a_values=A_GRID,
-    w_values=W_GRID,
-    sampler: str = "ddim",
-    num_steps: int = 20,
-    seed: int | None = None,
-    metrics=("psnr", "ssim", "identity"),
-    progress: bool = True,
+    ap: AdaptedPrior,  # the trained adapted prior
+    hq: torch.Tensor,  # the HQ faces (N, 3, H, W) in [-1, 1]
+    lq: torch.Tensor,  # their LQ versions, to restore
+    a_values=A_GRID,  # RSS thresholds a to try, in (0, 1)
+    w_values=W_GRID,  # RSS weights w to try, >= 0 (0: off)
+    sampler: str = "ddim",  # 'ddim' or 'ddpm'
+    num_steps: int = 20,  # sampler steps
+    seed: int | None = None,  # the same for every (a, w); None: the lab's
+    metrics=("psnr", "ssim", "identity"),  # names `evaluate` takes
+    progress: bool = True,  # show a progress bar
 ) -> tuple[Table, dict]:
     """Restore `lq` at every (a, w) (same seed) and score against `hq`: (per-face table with `a` and `w`
     columns, restorations by (a, w))."""
@@ -281,7 +284,10 @@ def evaluate_rss_grid(
     return Table(rows), outputs
 
 # %% ../nbs/09_restoration_adapter_experiments.ipynb #c060b
-def rss_grid_figure(table: Table, metric: str = "psnr"):
+def rss_grid_figure(
+    table: Table,  # `evaluate_rss_grid`'s per-face table
+    metric: str = "psnr",  # a column of it, e.g. 'psnr'
+):
     "Mean `metric` against w, one line per a, with the LQ input's as a dashed line."
     import matplotlib.pyplot as plt
 

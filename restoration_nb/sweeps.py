@@ -41,7 +41,9 @@ def _check_name(name, what: str):
         )
 
 
-def expand_grid(grid: dict[str, list]) -> list[dict]:
+def expand_grid(
+    grid: dict[str, list],  # {name: the values to try}
+) -> list[dict]:
     """Every combination of `grid`'s values (name -> list of values), in a stable order: the last name varies
     fastest."""
     if not isinstance(grid, dict):
@@ -92,7 +94,9 @@ def _token(value) -> str | None:
     return None
 
 
-def point_id(params: dict) -> str:
+def point_id(
+    params: dict,  # {name: value} of one point
+) -> str:
     """A stable, filesystem-safe folder name for a point: `name-value` pairs sorted by name, else
     `point_<hash>`."""
     if not isinstance(params, dict) or not params:
@@ -128,7 +132,10 @@ def _metric(key: str, value):
     )
 
 
-def record_metrics(metrics: dict, path: str | Path | None = None) -> dict:
+def record_metrics(
+    metrics: dict,  # {name: number or string}
+    path: str | Path | None = None,  # a .json file; None: nothing is written
+) -> dict:
     """Check and convert a swept notebook's `metrics` to plain numbers/strings; write them as JSON to `path`
     (atomically) when given."""
     if not isinstance(metrics, dict):
@@ -157,7 +164,10 @@ def _read_notebook(path: Path):
         raise ValueError(f"'{path}' is not a notebook nbformat can read ({type(e).__name__}: {e})") from None
 
 
-def notebook_parameters(notebook: str | Path, kernel_name: str | None = None) -> dict:
+def notebook_parameters(
+    notebook: str | Path,  # an .ipynb file
+    kernel_name: str | None = None,  # None: the notebook's own, else python3
+) -> dict:
     "The parameters `notebook` declares in its cell tagged `parameters`: name -> default (as source text)."
     from papermill.translators import papermill_translators
 
@@ -363,7 +373,9 @@ def _pid_alive(pid) -> bool:
 
 
 @contextmanager
-def sweep_lock(out_dir: str | Path):
+def sweep_lock(
+    out_dir: str | Path,  # the sweep's folder
+):
     """Hold `out_dir/.sweep.lock` while a sweep runs; refuse if a live process holds it, take over a dead
     one's."""
     lock, me = Path(out_dir) / LOCK_FILE, dict(pid=os.getpid(), host=socket.gethostname())
@@ -391,7 +403,10 @@ def sweep_lock(out_dir: str | Path):
         lock.unlink(missing_ok=True)
 
 # %% ../nbs/04_sweeps.ipynb #c029b
-def local_executor(jobs, run_point):
+def local_executor(
+    jobs,  # (params, folder) pairs
+    run_point,  # `run_point(params, folder)` -> (status, seconds)
+):
     """Run each (params, folder) job here, one after another; yields (folder, status, seconds) as each
     finishes."""
     for params, folder in jobs:
@@ -414,18 +429,18 @@ def _executor(backend: str, address: str | None, resources: dict | None):
 
 
 def run_sweep(
-    notebook: str | Path,
-    grid: dict[str, list],
-    out_dir: str | Path,
-    fixed: dict | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    start_timeout: float = 60,
-    kernel_name: str | None = None,
-    progress: bool = True,
-    overwrite: bool = False,
-    backend: str = "local",
-    address: str | None = None,
-    resources: dict | None = None,
+    notebook: str | Path,  # the .ipynb to run, with a cell tagged `parameters`
+    grid: dict[str, list],  # {name: the values to try}
+    out_dir: str | Path,  # one subfolder per point goes here
+    fixed: dict | None = None,  # {name: value} the same at every point
+    timeout: float = DEFAULT_TIMEOUT,  # seconds a cell may run
+    start_timeout: float = 60,  # seconds the kernel may take to start
+    kernel_name: str | None = None,  # None: the notebook's own
+    progress: bool = True,  # show a progress bar
+    overwrite: bool = False,  # rerun points already done
+    backend: str = "local",  # 'local' or 'ray'
+    address: str | None = None,  # a Ray cluster's address; None: start a local one (ray only)
+    resources: dict | None = None,  # Ray's ask per point: num_cpus, num_gpus (ray only)
 ) -> Table:
     """Run `notebook` with papermill at every point of `grid` (plus `fixed`) into `out_dir/<point_id>/`; skip
     done points unless `overwrite`. `backend`: 'local' (here, one point at a time) or 'ray' (one Ray task per
@@ -505,7 +520,9 @@ def _sort_key(value):
     return (3, json.dumps(value, sort_keys=True))
 
 
-def collect_results(out_dir: str | Path) -> Table:
+def collect_results(
+    out_dir: str | Path,  # the sweep's folder
+) -> Table:
     "One row per finished point of the sweep in `out_dir`: point, parameters, metrics, status and duration."
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -534,7 +551,12 @@ def collect_results(out_dir: str | Path) -> Table:
     return Table(rows)
 
 # %% ../nbs/04_sweeps.ipynb #c040
-def plot_sweep(table: Table | list, x: str, y: str, hue: str | None = None):
+def plot_sweep(
+    table: Table | list,  # a sweep table, or its rows
+    x: str,  # the column along x
+    y: str,  # the column along y
+    hue: str | None = None,  # one line per value of this column; None: one line
+):
     "Plot column `y` against column `x` of a sweep table, one line per value of `hue`; returns the figure."
     import matplotlib.pyplot as plt
 
@@ -575,7 +597,9 @@ RESOURCES = dict(num_cpus=1, num_gpus=0)  # what each point asks of Ray unless t
 RAY_INSTALL = "pip install 'restoration-nb[distributed]' (or pip install 'ray>=2.9')"
 
 
-def check_resources(resources: dict | None) -> dict:
+def check_resources(
+    resources: dict | None,  # {num_cpus, num_gpus}; None: `RESOURCES`
+) -> dict:
     "What each point asks of Ray: `num_cpus` (> 0) and `num_gpus` (>= 0), defaults from RESOURCES."
     if resources is None:
         return dict(RESOURCES)
@@ -615,7 +639,13 @@ def _mark_failed(folder: Path, status: str):
     atomic_write_json(folder / POINT_FILE, {**record, "status": status})
 
 
-def ray_executor(jobs, run_point, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0):
+def ray_executor(
+    jobs,  # (params, folder) pairs
+    run_point,  # `run_point(params, folder)` -> (status, seconds)
+    address: str | None = None,  # a Ray cluster's address; None: start a local one
+    num_cpus: float = 1,  # CPUs each task asks for
+    num_gpus: float = 0,  # GPUs each task asks for (fractions share one)
+):
     """Run each (params, folder) job as one Ray task asking for `num_cpus`/`num_gpus`; yields (folder, status,
     seconds) as each finishes."""
     if not jobs:
@@ -656,7 +686,11 @@ def ray_executor(jobs, run_point, address: str | None = None, num_cpus: float = 
 SPEC_KEYS = ("notebook", "grid", "fixed", "timeout", "out_dir", "resources")
 
 
-def check_sweep_spec(spec: dict, base: str | Path | None = None, source: str = "sweep spec") -> dict:
+def check_sweep_spec(
+    spec: dict,  # a sweep spec's dict
+    base: str | Path | None = None,  # the folder relative paths start from; None: here
+    source: str = "sweep spec",  # where it came from, in the errors
+) -> dict:
     "Validate a sweep spec and fill its defaults; relative paths are taken from `base`."
     if not isinstance(spec, dict):
         raise ValueError(
@@ -692,7 +726,9 @@ def check_sweep_spec(spec: dict, base: str | Path | None = None, source: str = "
     )
 
 
-def load_sweep_spec(path: str | Path) -> dict:
+def load_sweep_spec(
+    path: str | Path,  # a .json, .yaml or .yml file
+) -> dict:
     "Read and check a sweep spec from a .json, .yaml or .yml file."
     path = Path(path)
     if not path.is_file():
@@ -720,12 +756,12 @@ def load_sweep_spec(path: str | Path) -> dict:
 
 
 def run_sweep_spec(
-    spec_or_path,
-    out_dir: str | Path | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    backend: str = "local",
-    address: str | None = None,
+    spec_or_path,  # a spec dict, or a .json/.yaml file
+    out_dir: str | Path | None = None,  # None: the spec's
+    overwrite: bool = False,  # rerun points already done
+    progress: bool = True,  # show a progress bar
+    backend: str = "local",  # 'local' or 'ray'
+    address: str | None = None,  # a Ray cluster's address; None: start a local one (ray only)
 ) -> Table:
     """Run the sweep a spec (a dict, or a .json/.yaml file) describes on `backend`; `out_dir` wins over the
     spec's."""

@@ -25,7 +25,10 @@ CHECKPOINT = "checkpoint.pt"
 SAFE_CHECKPOINT_GLOBALS = [torch.torch_version.TorchVersion]  # a str subclass that older logs hold
 
 
-def save_checkpoint(folder, state: dict):
+def save_checkpoint(
+    folder,  # the run folder
+    state: dict,  # tensors and plain data (weights, optimizer, log)
+):
     """Write `state` to `folder`/checkpoint.pt through a temporary file; if that fails (a full disk), remove
     it and say where."""
     folder = Path(folder)
@@ -39,7 +42,10 @@ def save_checkpoint(folder, state: dict):
     os.replace(tmp, folder / CHECKPOINT)
 
 # %% ../nbs/04a_training.ipynb #t009
-def load_checkpoint(path, device=None) -> dict:
+def load_checkpoint(
+    path,  # a checkpoint.pt
+    device=None,  # where its tensors are loaded; None: where saved
+) -> dict:
     """The training checkpoint at `path`, read by torch's weights-only unpickler (tensors and plain data;
     no code runs); one clear error, naming the file, for a crafted, corrupt, empty or foreign file."""
     path = Path(path)
@@ -108,7 +114,10 @@ class StopSignal:
         self.installed = False
         self.previous = None
 
-    def request(self, *args):
+    def request(
+        self,
+        *args,  # the signal number and frame, unused
+    ):
         "The SIGTERM handler: ask the loop to stop after the step in progress."
         self.requested = True
 
@@ -131,7 +140,11 @@ def launched_by_accelerate() -> bool:
     return any(name in os.environ for name in names)
 
 
-def training_accelerator(device=None, grad_accum: int = 1, mixed_precision: str | None = None):
+def training_accelerator(
+    device=None,  # None: the lab's (ignored under accelerate)
+    grad_accum: int = 1,  # micro-batches per optimizer step
+    mixed_precision: str | None = None,  # 'no', 'bf16', 'fp16'; None: bf16 on a GPU, fp32 on a CPU
+):
     """The `accelerate.Accelerator` a training loop runs under. Launched by accelerate, its device, process
     and (unless `mixed_precision` is given) precision are accelerate's; run plainly, it is one process on
     `device` (default: the lab's), in bf16 on a GPU and fp32 on a CPU unless `mixed_precision` says
@@ -158,7 +171,11 @@ def training_accelerator(device=None, grad_accum: int = 1, mixed_precision: str 
     )
 
 # %% ../nbs/04a_training.ipynb #t020
-def micro_batch(accelerator, batch_size: int, micro: int = 0) -> slice:
+def micro_batch(
+    accelerator,  # the `training_accelerator` the run is under
+    batch_size: int,  # items per micro-batch per process
+    micro: int = 0,  # which micro-batch of the step, 0..grad_accum-1
+) -> slice:  # indices into the step's batch
     """This process's part of micro-batch `micro` of a step's whole batch, drawn as grad_accum micro-batches
     of `batch_size` items per process: N processes x B x k accumulation see what one process with batch
     N*B*k sees."""
@@ -185,7 +202,10 @@ def on_main_process(accelerator, write):
     accelerator.wait_for_everyone()
 
 # %% ../nbs/04a_training.ipynb #t024
-def same_start(accelerator, *modules):
+def same_start(
+    accelerator,  # the `training_accelerator` the run is under
+    *modules,  # the models every process must start from
+):
     "Give every process the main process's parameters and buffers of `modules` (as DDP does)."
     if accelerator.num_processes == 1:
         return
@@ -211,7 +231,10 @@ def average_gradients(accelerator, params):
         g.copy_(part.view_as(g))
 
 # %% ../nbs/04a_training.ipynb #t025
-def mean_of_entries(accelerator, entries: list) -> dict:
+def mean_of_entries(
+    accelerator,  # the `training_accelerator` the run is under
+    entries: list,  # one {name: number} per micro-batch
+) -> dict:
     """One log entry from `entries` (a dict of numbers per micro-batch, the same keys): each number's mean
     over them and over all processes, to 5 decimals."""
     keys = list(entries[0])
@@ -221,7 +244,10 @@ def mean_of_entries(accelerator, entries: list) -> dict:
     return {k: round(v, 5) for k, v in zip(keys, values.tolist())}
 
 
-def check_bf16_or_fp32(mixed_precision: str | None, what: str) -> str | None:
+def check_bf16_or_fp32(
+    mixed_precision: str | None,  # 'no', 'bf16' or None
+    what: str,  # the loop's name, in the error
+) -> str | None:
     """`mixed_precision` of a loop with several optimizers ('no', 'bf16' or None: the default); fp16 is
     refused, because accelerate's loss scaler serves one optimizer."""
     if mixed_precision == "fp16":
@@ -284,7 +310,12 @@ LICENCE = (
 )
 
 
-def preset_config(cfg, presets: dict, overrides: dict, what: str):
+def preset_config(
+    cfg,  # a config dataclass, or a preset's name
+    presets: dict,  # {name: config}
+    overrides: dict,  # {field: value} to change
+    what: str,  # the config's kind, in the errors
+):
     "A training config (a dataclass): `cfg` itself or the preset it names, with `overrides` of its fields."
     if isinstance(cfg, str):
         if cfg not in presets:
@@ -330,7 +361,12 @@ def save_weights(
     return folder
 
 # %% ../nbs/04a_training.ipynb #t038a
-def load_weights(folder, stem: str, what: str, writer: str) -> tuple[dict, dict]:
+def load_weights(
+    folder,  # written by `save_weights`
+    stem: str,  # the files' name
+    what: str,  # the model, in the error
+    writer: str,  # the function that writes such weights, in the error
+) -> tuple[dict, dict]:
     """(config, {part: state dict}) of a folder written by `save_weights`; the error names `what` it should
     hold and the `writer` that makes one."""
     from safetensors.torch import load_file
@@ -347,7 +383,13 @@ def load_weights(folder, stem: str, what: str, writer: str) -> tuple[dict, dict]
     return read_config(folder / f"{stem}.json"), parts
 
 # %% ../nbs/04a_training.ipynb #t039
-def init_weights(folder, stem: str, what: str, writer: str, expected: dict) -> tuple[dict, dict]:
+def init_weights(
+    folder,  # written by `save_weights`
+    stem: str,  # the files' name
+    what: str,  # the model, in the errors
+    writer: str,  # the function that writes such weights, in the errors
+    expected: dict,  # {config key: value} the weights must match
+) -> tuple[dict, dict]:
     """The weights in `folder` (written by `save_weights`) as float32 parts, refused unless their config
     holds the `expected` values; and the log entries that carry their training on: step, minutes, where
     they came from."""
@@ -365,12 +407,12 @@ def init_weights(folder, stem: str, what: str, writer: str, expected: dict) -> t
 
 
 def trained_card(
-    title: str,
-    what: str,
-    trainer: str,
-    stem: str,
-    training: dict | None,
-    degradation: str = "`second_order_degrade`",
+    title: str,  # the card's heading
+    what: str,  # one sentence: what the weights are
+    trainer: str,  # the function that trained them
+    stem: str,  # the weights' file name
+    training: dict | None,  # the log: step, minutes, device; None: not said
+    degradation: str = "`second_order_degrade`",  # what the inputs were degraded by
 ) -> str:
     """A model card for weights trained on the UTKFace training split: what, by which function, for how
     long, on which degradation, under which licence."""
@@ -389,7 +431,10 @@ def trained_card(
 class PatchDiscriminator(torch.nn.Module):
     "A small patch discriminator: real/fake logits on a grid a quarter of the image's side."
 
-    def __init__(self, width: int = 32):
+    def __init__(
+        self,
+        width: int = 32,  # channels of the first layer
+    ):
         super().__init__()
         self.net = torch.nn.Sequential(
             torch.nn.Conv2d(3, width, 4, 2, 1),
@@ -400,5 +445,8 @@ class PatchDiscriminator(torch.nn.Module):
             torch.nn.Conv2d(2 * width, 1, 3, 1, 1),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    ) -> torch.Tensor:
         return self.net(x)

@@ -1,18 +1,20 @@
-"""Helpers for tests/test_browser.py: the notebook copies, a JupyterLab server in a temporary folder, and what a
-test reads from and does to a notebook page in headless Chromium (Playwright's sync API).
+"""Helpers for tests/test_browser.py: the notebook copies, a JupyterLab server in a temporary folder, and what
+a test reads from and does to a notebook page in headless Chromium (Playwright's sync API).
 
 What the checks read, as verified on JupyterLab 4.6 (see the module docstring of test_browser.py):
 - errors: JupyterLab 4.6 renders an error output with the SAME DOM as stderr (a `.jp-OutputArea-output` with
-  `data-mime-type="application/vnd.jupyter.stderr"`; there is no `application/vnd.jupyter.error` element), so the
-  DOM cannot tell a traceback from a tqdm bar. Errors are read from the notebook model JupyterLab renders from
-  (`output_type == "error"` in each code cell's outputs), through `window.jupyterapp`, which the server exposes
-  with `--LabApp.expose_app_in_browser=True`. The page is only observed that way; it is driven by mouse and keys.
-- a widget: the `.widget-slider` whose `label.widget-label` reads exactly the knob's name (K, n, lam, ...), and
-  the innermost `.widget-vbox` around it; its output is that box's `.widget-output` (an ipywidgets Output), whose
-  figure is an `<img>` with a `data:image/png;base64,...` src.
+  `data-mime-type="application/vnd.jupyter.stderr"`; there is no `application/vnd.jupyter.error` element), so
+  the DOM cannot tell a traceback from a tqdm bar. Errors are read from the notebook model JupyterLab renders
+  from (`output_type == "error"` in each code cell's outputs), through `window.jupyterapp`, which the server
+  exposes with `--LabApp.expose_app_in_browser=True`. The page is only observed that way; it is driven by
+  mouse and keys.
+- a widget: the `.widget-slider` whose `label.widget-label` reads exactly the knob's name (K, n, lam, ...),
+  and the innermost `.widget-vbox` around it; its output is that box's `.widget-output` (an ipywidgets
+  Output), whose figure is an `<img>` with a `data:image/png;base64,...` src.
 """
 
-import configparser, importlib.util, json, os, re, secrets, socket, subprocess, sys, time, urllib.error, urllib.request
+import configparser, importlib.util, json, os, re, secrets, socket, subprocess, sys, time
+import urllib.error, urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +63,7 @@ def artifacts_dir() -> Path:
     return d
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The browser copy of a notebook: the cells nbdev-test runs, without their saved outputs.
 
 
@@ -131,7 +133,7 @@ def browser_copy(src: Path, dst: Path, flags: set[str] | None = None) -> dict:
     return {"removed": removed, "kept_code": kept_code, "added_kernelspec": added_kernelspec}
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # JupyterLab in a temporary folder.
 
 
@@ -150,7 +152,8 @@ def data_dir_default() -> str | None:
     return str((ROOT / d).resolve()) if d else None
 
 
-# JupyterLab settings for the run: every cell in the DOM, each cell's run times kept in its metadata, no autosave, no news or update checks, no toasts.
+# JupyterLab settings for the run: every cell in the DOM, each cell's run times kept in its metadata, no
+# autosave, no news or update checks, no toasts.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
         "windowingMode": "none",
@@ -178,8 +181,9 @@ class JupyterLab:
         env = dict(os.environ)  # the kernels inherit it: RESTORATION_NB_DATA and all
         if not env.get("RESTORATION_NB_DATA") and data_dir_default():
             env["RESTORATION_NB_DATA"] = data_dir_default()
-        # OpenMP's wait policy is left as it is: on an idle 2-core machine the whole suite took 419 s with its default
-        # (spinning) and 546 s with OMP_WAIT_POLICY=PASSIVE; passive only helps when other work shares the cores.
+        # OpenMP's wait policy is left as it is: on an idle 2-core machine the whole suite took 419 s with its
+        # default (spinning) and 546 s with OMP_WAIT_POLICY=PASSIVE; passive only helps when other work shares
+        # the cores.
         env.update(
             JUPYTER_CONFIG_DIR=str(self.state_dir / "config"),
             JUPYTER_RUNTIME_DIR=str(self.state_dir / "runtime"),
@@ -272,7 +276,7 @@ class JupyterLab:
                 self.proc.wait(10)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # A notebook page.
 
 _NB = "window.jupyterapp.shell.currentWidget"
@@ -285,11 +289,15 @@ JS_KERNEL_STATUS = f"""() => {{
 
 JS_PROGRESS = f"""() => {{
   const cells = {_NB}.content.widgets.filter(c => c.model.type === 'code');
-  const prompt = c => {{ const p = c.node.querySelector('.jp-InputArea-prompt'); return p ? p.textContent.trim() : ''; }};
+  const prompt = c => {{
+    const p = c.node.querySelector('.jp-InputArea-prompt');
+    return p ? p.textContent.trim() : '';
+  }};
   return {{
     code_cells: cells.length,
     executed: cells.filter(c => c.model.executionCount !== null).length,
-    queued: cells.filter(c => prompt(c) === '[*]:').map(c => c.model.sharedModel.getSource().split('\\n').slice(0, 2).join(' / ')),
+    queued: cells.filter(c => prompt(c) === '[*]:')
+      .map(c => c.model.sharedModel.getSource().split('\\n').slice(0, 2).join(' / ')),
     errors: cells.filter(c => c.model.outputs.toJSON().some(o => o.output_type === 'error')).length,
     dialog: (document.querySelector('.jp-Dialog') || {{}}).innerText || null,
   }};
@@ -300,8 +308,8 @@ JS_ERRORS = f"""() => {{
   {_NB}.content.widgets.forEach((c, i) => {{
     if (c.model.type !== 'code') return;
     for (const o of c.model.outputs.toJSON()) if (o.output_type === 'error')
-      out.push({{cell: i, source: c.model.sharedModel.getSource().slice(0, 400), ename: o.ename, evalue: o.evalue,
-                 traceback: (o.traceback || []).join('\\n')}});
+      out.push({{cell: i, source: c.model.sharedModel.getSource().slice(0, 400),
+                 ename: o.ename, evalue: o.evalue, traceback: (o.traceback || []).join('\\n')}});
   }});
   return out;
 }}"""
@@ -372,8 +380,10 @@ def run_all_cells(page, timeout: float = 1800, poll: float = 1.0) -> dict:
 
 JS_CELL_TIMES = f"""() => {_NB}.content.widgets.filter(c => c.model.type === 'code').map(c => {{
   const e = c.model.getMetadata('execution') || {{}};
-  const start = Date.parse(e['shell.execute_reply.started'] || e['iopub.execute_input']), end = Date.parse(e['shell.execute_reply']);
-  return {{source: c.model.sharedModel.getSource().split('\\n')[0].slice(0, 60), seconds: (end - start) / 1000}};
+  const start = Date.parse(e['shell.execute_reply.started'] || e['iopub.execute_input']),
+    end = Date.parse(e['shell.execute_reply']);
+  return {{source: c.model.sharedModel.getSource().split('\\n')[0].slice(0, 60),
+           seconds: (end - start) / 1000}};
 }}).filter(c => c.seconds >= 0)"""
 
 
@@ -410,7 +420,8 @@ def find_widget(page, label: str):
 
 JS_OUTPUT = """box => {
   const out = box.querySelector('.widget-output');
-  return out ? {images: [...out.querySelectorAll('img')].map(i => i.getAttribute('src') || ''), text: out.innerText.trim()}
+  return out ? {images: [...out.querySelectorAll('img')].map(i => i.getAttribute('src') || ''),
+                text: out.innerText.trim()}
              : {images: [], text: null};
 }"""
 

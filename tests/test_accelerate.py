@@ -1,6 +1,6 @@
-"""Training under accelerate: two CPU processes (`accelerate launch --multi_gpu --num_processes 2`) train like one process
-with twice the batch: the micro priors, the gen2res album fine-tune (LoRA and full), the Restoration Adapter, FLIPNET and
-InstantRestore."""
+"""Training under accelerate: two CPU processes (`accelerate launch --multi_gpu --num_processes 2`) train like
+one process with twice the batch: the micro priors, the gen2res album fine-tune (LoRA and full), the
+Restoration Adapter, FLIPNET and InstantRestore."""
 
 import json, os, subprocess, sys
 import numpy as np
@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import console, run_cli
 
-# Two CPU processes: accelerate 1.15 starts them through torchrun with --multi_gpu (its --cpu --num_processes 2 needs MPI)
+# Two CPU processes: accelerate 1.15 starts them through torchrun with --multi_gpu
+# (its --cpu --num_processes 2 needs MPI)
 LAUNCH_2 = [
     console("accelerate"),
     "launch",
@@ -36,11 +37,13 @@ TINY = [
 ]
 
 
-# Each process of a script writes its gathered log to <out>.rank<R>.json: two processes printing to one pipe can interleave lines
+# Each process of a script writes its gathered log to <out>.rank<R>.json:
+# two processes printing to one pipe can interleave lines
 REPORT = '''
 import json, os
 def report(out, log):
-    with open(f"{out}.rank{os.environ.get('RANK', '0')}.json", "w") as f: json.dump(dict(losses=log["losses"], processes=log.get("processes")), f)
+    with open(f"{out}.rank{os.environ.get('RANK', '0')}.json", "w") as f:
+        json.dump(dict(losses=log["losses"], processes=log.get("processes")), f)
 '''
 
 
@@ -127,13 +130,14 @@ ALBUM_SCRIPT = (
 import json, sys, torch
 from restoration_nb.backbones import build_model
 from restoration_nb.priors import Prior, micro_ddpm_faces64_config, prior_scheduler
-from restoration_nb.gen2res import constrain_prior
+from restoration_nb.gen2res_experiments import constrain_prior
 out, batch_size, methods = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
-prior = Prior(name="tiny", model=build_model(micro_ddpm_faces64_config((8, 8, 16, 16)), seed=0).eval(), scheduler=prior_scheduler())
+prior = Prior(name="tiny", model=build_model(micro_ddpm_faces64_config((8, 8, 16, 16)), seed=0).eval(),
+              scheduler=prior_scheduler())
 album = torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
 for method in methods:
-    constrained, log = constrain_prior(prior, album, "fast", method=method, steps=5, batch_size=batch_size, lr=1e-3,
-                                       out_dir=f"{out}-{method}", progress=False)
+    constrained, log = constrain_prior(prior, album, "fast", method=method, steps=5, batch_size=batch_size,
+                                       lr=1e-3, out_dir=f"{out}-{method}", progress=False)
     report(f"{out}-{method}", log)
 '''
 )
@@ -174,8 +178,8 @@ from restoration_nb.restoration_adapter_experiments import train_restoration_ada
 out, batch_size = sys.argv[1], int(sys.argv[2])
 faces = (torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(2)),
          [f"{20 + i}_{i % 2}_0_2017011617104852{i}.jpg" for i in range(8)])
-ap, log = train_restoration_adapter("micro-sd-faces64", faces=faces, cfg="test", steps=4, batch_size=batch_size, lr=1e-3,
-                                    out_dir=out, progress=False)
+ap, log = train_restoration_adapter("micro-sd-faces64", faces=faces, cfg="test", steps=4,
+                                    batch_size=batch_size, lr=1e-3, out_dir=out, progress=False)
 report(out, log)
 '''
 )
@@ -213,16 +217,18 @@ import json, sys, torch
 from restoration_nb.priors import load_training_faces
 which, out, batch_size, accum = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 images, names = load_training_faces("train", limit=16, progress=False)
-images[::3] = torch.randint(0, 256, images[::3].shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))   # no face found:
-faces = (images, names)                                           # the faces of a batch differ in how many landmarks the loss counts
+# no face found: the faces of a batch differ in how many landmarks the loss counts
+images[::3] = torch.randint(0, 256, images[::3].shape, dtype=torch.uint8,
+                            generator=torch.Generator().manual_seed(0))
+faces = (images, names)
 if which == "flipnet":
     from restoration_nb.flipnet_experiments import train_flipnet
-    net, log = train_flipnet("micro-sd-faces64", faces=faces, cfg="test", ae_steps=3, assoc_steps=2, steps=4, batch_size=batch_size,
-                             grad_accum=accum, seed=1, out_dir=out, progress=False)
+    net, log = train_flipnet("micro-sd-faces64", faces=faces, cfg="test", ae_steps=3, assoc_steps=2, steps=4,
+                             batch_size=batch_size, grad_accum=accum, seed=1, out_dir=out, progress=False)
 else:
-    from restoration_nb.instant_restore import train_instant_restore
-    ir, log = train_instant_restore("micro-sd-faces64", faces=faces, cfg="test", steps=4, batch_size=batch_size, grad_accum=accum,
-                                    out_dir=out, progress=False)
+    from restoration_nb.instant_restore_experiments import train_instant_restore
+    ir, log = train_instant_restore("micro-sd-faces64", faces=faces, cfg="test", steps=4,
+                                    batch_size=batch_size, grad_accum=accum, out_dir=out, progress=False)
 report(out, log)
 '''
 )
@@ -244,7 +250,8 @@ def run_two_optimizer_loop(tmp_path, which, name, batch_size, accum=1, processes
     script.write_text(TWO_OPTIMIZER_SCRIPT)
     args = [str(script), which, str(tmp_path / name), str(batch_size), str(accum)]
     cmd = [*LAUNCH_2, *args] if processes == 2 else [sys.executable, *args]
-    # torchrun runs each process on one thread; so do the one-process runs, so that the float order is the same
+    # torchrun runs each process on one thread; so do the one-process runs,
+    # so that the float order is the same
     r = subprocess.run(
         cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )

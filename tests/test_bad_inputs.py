@@ -1,7 +1,8 @@
 """Bad input gets a clear, specific message that names the value and what was expected.
 Each case calls `restoration_nb.cli.main`, the function the console script runs, in this process (an import of
-torch per case would cost more than the case) and asserts exit status 2, the message on stderr and no traceback;
-a few cases, and the tests after them, run the real console script to show the process exits the same way."""
+torch per case would cost more than the case) and asserts exit status 2, the message on stderr and no
+traceback; a few cases, and the tests after them, run the real console script to show the process exits the
+same way."""
 
 import hashlib, json, os, shutil, struct, zlib
 import pytest
@@ -178,7 +179,10 @@ CASES = [
         "image-over-the-pixel-cap",
         ["degrade", "{d}/huge9000.png", "-o", "{d}/out18"],
         None,
-        "huge9000.png' is 9000x9000 px; at most 40,000,000 pixels are read (max_image_pixels in settings.ini)",
+        (
+            "huge9000.png' is 9000x9000 px; at most 40,000,000 pixels are read "
+            "(max_image_pixels in settings.ini)"
+        ),
     ),
     (
         "decompression-bomb",

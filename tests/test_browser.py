@@ -1,27 +1,28 @@
 """The notebooks in a real JupyterLab, driven by headless Chromium (pytest + Playwright's sync API).
 
 One JupyterLab server (127.0.0.1, a free port, a random token) serves a TEMPORARY folder holding copies of the
-notebooks under test and the repository's settings.ini (the library finds its settings upward from the kernel's
-working directory); the repository is never the server's root, so nothing JupyterLab writes lands in `nbs/`.
-The kernels inherit this process's environment, with RESTORATION_NB_DATA set from settings.ini's data_dir when it
-is not set already.
+notebooks under test and the repository's settings.ini (the library finds its settings upward from the
+kernel's working directory); the repository is never the server's root, so nothing JupyterLab writes lands in
+`nbs/`. The kernels inherit this process's environment, with RESTORATION_NB_DATA set from settings.ini's
+data_dir when it is not set already.
 
 The copies are what `nbdev-test` runs, made with nbformat: code cells flagged with a skipped test flag
 (`#| slow`, `#| gpu`: pyproject's `[tool.nbdev] tst_flags`), `#| eval: false` cells, nbclient's
 `skip-execution` cells and the `nbdev_export()` call are removed, as are saved outputs and widget state (so
 what the checks read is what this run drew). Each lesson runs at its own defaults, as a student runs it.
-`test_copy_runs_the_cells_nbdev_test_runs` checks the selection against nbdev's own; so where this suite runs a
-notebook, `tests/test_notebooks.py` does not run it again (each notebook is executed once per suite).
+`test_copy_runs_the_cells_nbdev_test_runs` checks the selection against nbdev's own; so where this suite runs
+a notebook, `tests/test_notebooks.py` does not run it again (each notebook is executed once per suite).
 
-For each notebook (one test class each, run in order, one browser tab and kernel per class): open it, Run > Run
-All Cells, wait until the kernel is idle and every cell has run, and assert that no cell has an error output.
-JupyterLab 4.6 renders an error output with the same DOM as stderr (`data-mime-type=
-"application/vnd.jupyter.stderr"`, as tqdm's bars are), so errors are read from the notebook model that JupyterLab
-renders (`output_type == "error"`), through `window.jupyterapp` (`--LabApp.expose_app_in_browser`); the harness test
-`test_an_error_output_is_detected_and_stderr_is_not` runs a notebook that raises to prove the check can fail.
-For each widget of a paper notebook, found by its control's label (K, n, lam, phi, a, w, references, AdaIN): move
-the slider one step with the keyboard on its noUiSlider handle (or click the checkbox) and assert that the image the
-widget's output shows changed. Screenshots go to $BROWSER_ARTIFACTS, else tests/artifacts/browser/ (git-ignored).
+For each notebook (one test class each, run in order, one browser tab and kernel per class): open it,
+Run > Run All Cells, wait until the kernel is idle and every cell has run, and assert that no cell has an
+error output. JupyterLab 4.6 renders an error output with the same DOM as stderr (`data-mime-type=
+"application/vnd.jupyter.stderr"`, as tqdm's bars are), so errors are read from the notebook model that
+JupyterLab renders (`output_type == "error"`), through `window.jupyterapp` (`--LabApp.expose_app_in_browser`);
+the harness test `test_an_error_output_is_detected_and_stderr_is_not` runs a notebook that raises to prove the
+check can fail. For each widget of a paper notebook, found by its control's label (K, n, lam, phi, a, w,
+references, AdaIN): move the slider one step with the keyboard on its noUiSlider handle (or click the
+checkbox) and assert that the image the widget's output shows changed. Screenshots go to $BROWSER_ARTIFACTS,
+else tests/artifacts/browser/ (git-ignored).
 
 Needs Chromium at /usr/bin/chromium (apt-get install -y chromium), playwright (pip install playwright; no
 `playwright install`) and jupyterlab; without them every browser test is skipped with the reason. Select the
@@ -57,8 +58,8 @@ from browser_support import (
 pytestmark = pytest.mark.browser
 
 NBS = ROOT / "nbs"
-# A guard against a hung run, not a timing check: how long one notebook's Run All may take. On a 2-core machine
-# that is busy with other work the paper notebooks run several times slower than on an idle one.
+# A guard against a hung run, not a timing check: how long one notebook's Run All may take. On a 2-core
+# machine that is busy with other work the paper notebooks run several times slower than on an idle one.
 RUN_TIMEOUT = float(os.environ.get("BROWSER_RUN_TIMEOUT", 1800))
 
 
@@ -100,7 +101,7 @@ def browser(browser_tools):
             b.close()
 
 
-# --- the harness itself ------------------------------------------------------------------------------------------
+# --- the harness itself -------------------------------------------------------------------------------------
 
 
 def test_an_error_output_is_detected_and_stderr_is_not(lab, browser):
@@ -157,7 +158,7 @@ def test_copy_runs_the_cells_nbdev_test_runs(rel, tmp_path):
     assert not any(c.get("outputs") for c in copy.cells), f"{rel}: the copy kept saved outputs"
 
 
-# --- the notebooks -----------------------------------------------------------------------------------------------
+# --- the notebooks ------------------------------------------------------------------------------------------
 
 
 class NotebookRun:

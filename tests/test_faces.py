@@ -15,9 +15,11 @@ from restoration_nb.metrics import psnr
 torch.set_num_threads(1)
 PAPER_MODULES = {
     "gen2res",
+    "gen2res_experiments",
     "flipnet",
     "flipnet_experiments",
     "instant_restore",
+    "instant_restore_experiments",
     "restoration_adapter",
     "restoration_adapter_experiments",
     "priors",

@@ -1,4 +1,5 @@
-"""FLIPNET as a job and as an API: the phi sweep notebook under papermill, the sweep spec, and the errors users meet."""
+"""FLIPNET as a job and as an API: the phi sweep notebook under papermill, the sweep spec, and the errors
+users meet."""
 
 import pytest
 import torch
@@ -13,7 +14,6 @@ from restoration_nb.flipnet import (
     load_flipnet,
     set_phi,
 )
-from restoration_nb.priors import load_prior
 from restoration_nb.sweeps import expand_grid, load_sweep_spec, notebook_parameters
 
 EXAMPLE = ROOT / "nbs" / "examples" / "flipnet_sweep.ipynb"

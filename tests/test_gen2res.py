@@ -1,4 +1,5 @@
-"""gen2res as a job: the sweep notebook under papermill (metrics written, fine-tunes reused across K) and the sweep spec."""
+"""gen2res as a job: the sweep notebook under papermill (metrics written, fine-tunes reused across K) and the
+sweep spec."""
 
 import json
 import papermill as pm
@@ -7,7 +8,7 @@ from conftest import ROOT
 from restoration_nb.sweeps import expand_grid, load_sweep_spec, notebook_parameters
 
 EXAMPLE = ROOT / "nbs" / "examples" / "gen2res_sweep.ipynb"
-TINY = dict(n_faces=1, album_size=2, album_steps=5, finetune_steps=3, skip_period=2)
+TINY = dict(n_faces=1, album_size=2, album_steps=5, finetune_steps=3, n=2)
 
 
 def _run(tmp_path, name, **params):

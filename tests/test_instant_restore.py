@@ -22,9 +22,10 @@ from restoration_nb.instant_restore import (
     load_instant_restore,
     one_step,
     reference_views,
-    train_instant_restore,
+    trainable_state,
     warp_points,
 )
+from restoration_nb.instant_restore_experiments import train_instant_restore
 from restoration_nb.priors import Prior, load_training_faces
 from restoration_nb.sweeps import expand_grid, load_sweep_spec, notebook_parameters
 
@@ -83,6 +84,25 @@ def test_shipped_generator_is_seeded_and_its_cache_matches_the_references(shippe
     ).abs().max() > 1e-4, "AdaIN changes the output"
 
 
+def test_shipped_weights_keep_their_file_names_and_load_into_the_unet(shipped, faces, tmp_path):
+    """The weight files name the one-step network's tensors `generator.*` (the paper's word, a file format):
+    the shipped file loads into `InstantRestorer.unet`, and weights saved now are read the same way."""
+    from safetensors.torch import load_file
+    from restoration_nb.instant_restore import INSTANT_WEIGHTS, save_instant_restore
+    from restoration_nb.training import WEIGHTS_DIR
+
+    tensors = load_file(WEIGHTS_DIR / INSTANT_WEIGHTS / "instant.safetensors")
+    assert tensors and {k.split(".")[0] for k in tensors} == {"generator"}
+    unet = shipped.unet.state_dict()
+    assert all(torch.equal(unet[k.removeprefix("generator.")], v.float()) for k, v in tensors.items())
+    lq, _ = second_order_degrade(faces[:1], generator=make_generator(0))
+    out = instant_restore(shipped, lq, faces[2:6], seed=0, progress=False)
+    assert out.shape == lq.shape and out.abs().max() <= 1 and not torch.equal(out, lq)
+    save_instant_restore(shipped, tmp_path / "again")
+    assert set(load_file(tmp_path / "again" / "instant.safetensors")) == set(tensors)
+    assert set(trainable_state(shipped)) == {"generator"}
+
+
 def test_references_are_read_only_in_the_decoder(shipped, faces):
     """With an empty bank the generator is its own plain self-attention; recorded references are consumed, not
     changed."""
@@ -90,7 +110,7 @@ def test_references_are_read_only_in_the_decoder(shipped, faces):
     cache = encode_references(shipped, faces[1:3])
     before = {k: tuple(t.clone() for t in kv) for k, kv in cache.kv.items()}
     with torch.no_grad():
-        one_step(shipped, lq, cache, rng=make_generator(0))
+        one_step(shipped, lq, cache, generator=make_generator(0))
     assert all(torch.equal(a, b) for k in before for a, b in zip(before[k], cache.kv[k]))
     assert shipped.bank.kv == {} and shipped.bank.attention == {}, "the bank is emptied after each call"
 
@@ -128,7 +148,7 @@ def test_training_stopped_and_resumed_equals_training_in_one_go(tmp_path):
         faces=faces, cfg="test", steps=3, out_dir=tmp_path / "two", progress=False
     )
     assert [r["loss"] for r in log1["losses"]] == [r["loss"] for r in log2["losses"]] and log2["step"] == 3
-    for (k, a), b in zip(one.generator.state_dict().items(), two.generator.state_dict().values()):
+    for (k, a), b in zip(one.unet.state_dict().items(), two.unet.state_dict().values()):
         if "lora_" in k:
             assert torch.allclose(a, b, atol=1e-6), k
     with pytest.raises(ValueError, match="was trained with lora_rank=2, not 4"):

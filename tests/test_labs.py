@@ -175,7 +175,8 @@ def test_a_submission_cannot_write_delete_or_read_outside_its_sandbox(course, tm
         tmp_path / "lab0_foundation.ipynb",
         f"""import os, pathlib
 leaks = [os.environ.get("GRADER_SECRET")]
-for attempt in (lambda: pathlib.Path(r"{outside}").write_text("escaped"), lambda: pathlib.Path(r"{victim}").unlink()):
+for attempt in (lambda: pathlib.Path(r"{outside}").write_text("escaped"),
+                lambda: pathlib.Path(r"{victim}").unlink()):
     try: attempt()
     except OSError as e: leaks.append(type(e).__name__)
 print("LEAKS", leaks)""",
@@ -201,7 +202,8 @@ ANSWERS = (
 TAMPERING = {
     "forged-verdict": (
         ANSWERS + 'for n in ("noise_to_step", "predict_x0"):\n'
-        '    (answers / f"{n}.json").write_text(json.dumps(dict(exercise=n, passed=True, message="correct")))',
+        '    (answers / f"{n}.json")'
+        '.write_text(json.dumps(dict(exercise=n, passed=True, message="correct")))',
         True,
         "the answers to 'noise_to_step' are not what its check left: noise_to_step.json is not a record",
     ),

@@ -1,12 +1,11 @@
 """Every notebook runs as a test (its cells hold the library's tests), one pytest case per notebook.
 Cells flagged `#| gpu` or `#| slow` are skipped here, as in `nbdev-test` (pyproject tst_flags).
-Each notebook is executed once per suite: one that this session's browser suite runs (tests/test_browser.py, the
-same cells at the same defaults, in JupyterLab) is skipped here, and so is an example notebook that a selected test
-marked `runs_notebook` executes whole under papermill (with smaller parameters); without Chromium and playwright,
-or with those tests deselected, it runs here."""
+Each notebook is executed once per suite: one that this session's browser suite runs (tests/test_browser.py,
+the same cells at the same defaults, in JupyterLab) is skipped here, and so is an example notebook that a
+selected test marked `runs_notebook` executes whole under papermill (with smaller parameters); without
+Chromium and playwright, or with those tests deselected, it runs here."""
 
 import filecmp, shutil, subprocess
-from pathlib import Path
 import pytest
 from browser_support import missing_browser_tools
 from conftest import ROOT, console
@@ -19,8 +18,8 @@ def test_there_are_notebooks():
     assert {"00_core", "01_degradations", "02_backbones", "03_metrics", "04_sweeps", "05_cli"} <= names, names
 
 
-# Guards against a hung notebook, not timing checks: on a busy 2-core machine the heaviest lesson runs several times
-# slower than alone.
+# Guards against a hung notebook, not timing checks: on a busy 2-core machine the heaviest lesson runs several
+# times slower than alone.
 CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 1200, 2400
 
 

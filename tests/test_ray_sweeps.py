@@ -1,12 +1,13 @@
-"""Sweeps on Ray: the same spec and files as the local backend, one Ray task per point, on a local Ray (2 CPUs).
+"""Sweeps on Ray: the same spec and files as the local backend, one Ray task per point, on a local Ray
+(2 CPUs).
 
-That a grid on Ray gives the local backend's table number for number, and writes the same files, is shown and tested
-in nbs/04_sweeps.ipynb. Here: a point that fails is reported and the others finish; a sweep whose driver is killed, or
-whose worker dies, finishes only the missing points when run again. Without Ray installed, `--backend ray` says how to
-install it (that test runs everywhere).
+That a grid on Ray gives the local backend's table number for number, and writes the same files, is shown and
+tested in nbs/04_sweeps.ipynb. Here: a point that fails is reported and the others finish; a sweep whose
+driver is killed, or whose worker dies, finishes only the missing points when run again. Without Ray
+installed, `--backend ray` says how to install it (that test runs everywhere).
 """
 
-import json, os, signal, subprocess, sys, time
+import json, signal, subprocess, sys, time
 import pytest
 from conftest import ROOT, console, run_cli
 

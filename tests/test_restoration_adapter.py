@@ -38,8 +38,8 @@ def test_sweep_point_writes_metrics_and_a_changes_them(tmp_path):
     assert set(low) >= {"psnr", "ssim", "id_cosine", "psnr_lq", "ssim_lq", "n_faces"}, low
     assert low["psnr_lq"] == high["psnr_lq"], "the same LQ faces at every (a, w)"
     assert abs(low["psnr"] - high["psnr"]) > 0.1, "the sweep's a reaches the restoration"
-    # Which a restores closer is not asserted: on 2 faces and 5 steps it flips with the weights (lesson 09 ranks the
-    # grid on 32 faces from benchmarks/results/adapter_grid_micro_cpu.json).
+    # Which a restores closer is not asserted: on 2 faces and 5 steps it flips with the weights (lesson 09
+    # ranks the grid on 32 faces from benchmarks/results/adapter_grid_micro_cpu.json).
 
 
 def test_the_committed_sweep_spec_names_real_parameters():

@@ -9,7 +9,7 @@ from PIL import Image
 from conftest import run_cli
 
 pytest.importorskip("dlib")
-from restoration_nb.core import ALBUMS_DIR, face_data_dir, load_faces, read_image, tensor_to_pil  # noqa: E402
+from restoration_nb.core import ALBUMS_DIR, face_data_dir, load_faces, read_image  # noqa: E402
 
 # noqa: E402
 from restoration_nb.faces import align_face, detect_faces, five_points, transform_points, warp_image

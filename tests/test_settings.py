@@ -1,6 +1,5 @@
 """The project's settings.ini is the lab-defaults file the library reads."""
 
-from pathlib import Path
 from conftest import ROOT, run_cli
 from restoration_nb.core import DEFAULT_SETTINGS, read_settings
 

@@ -1,6 +1,6 @@
-"""The house style the package and its lessons keep: one statement a line (no `;` joining statements) and lines of
-at most 110 characters. nbdev writes `__all__` itself (at 120) and `_modidx.py`; a notebook cell may end in `;`
-to hide its last value, a notebook idiom, not a second statement."""
+"""The house style the package and its lessons keep: one statement a line (no `;` joining statements) and
+lines of at most 110 characters. nbdev writes `__all__` itself (at 120) and `_modidx.py`; a notebook cell may
+end in `;` to hide its last value, a notebook idiom, not a second statement."""
 
 import io, json, tokenize
 from conftest import ROOT

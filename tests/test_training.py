@@ -23,7 +23,7 @@ def train_briefly(which: str, folder, faces):
             "micro-sd-faces64", folder, "test", faces=faces, steps=2, channels=(8, 8, 16, 16), progress=False
         )
     if which == "constrain":
-        from restoration_nb.gen2res import constrain_prior
+        from restoration_nb.gen2res_experiments import constrain_prior
 
         album = faces[0][:4].float().div(127.5).sub(1)
         return constrain_prior(
@@ -42,7 +42,7 @@ def train_briefly(which: str, folder, faces):
             faces=faces, cfg="test", out_dir=folder, steps=1, ae_steps=1, assoc_steps=0, progress=False
         )[1]
     if which == "instant":
-        from restoration_nb.instant_restore import train_instant_restore
+        from restoration_nb.instant_restore_experiments import train_instant_restore
 
         return train_instant_restore(faces=faces, cfg="test", out_dir=folder, steps=2, progress=False)[1]
     from restoration_nb.restoration_adapter_experiments import train_restoration_adapter

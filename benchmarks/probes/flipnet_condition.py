@@ -1,9 +1,12 @@
-"""Probe (not a benchmark): does FLIPNET read its LQ condition, and which part of the restoration-mode recipe keeps the micro prior from it?
-  train: a fresh FLIPNET's LoRA + BoostHub + identity adapter (the shipped LQ face encoder, frozen) trained in restoration mode only
-         for STEPS at batch 8, x0-MSE weight MSE, condition steps from [0, TC), lr LR (BoostHub and adapter at HUB_LR, default LR);
+"""Probe (not a benchmark): does FLIPNET read its LQ condition, and which part of the restoration-mode recipe
+keeps the micro prior from it?
+  train: a fresh FLIPNET's LoRA + BoostHub + identity adapter (the shipped LQ face encoder, frozen) trained in
+         restoration mode only for STEPS at batch 8, x0-MSE weight MSE, condition steps from [0, TC), lr LR
+         (BoostHub and adapter at HUB_LR, default LR);
   checkpoint: the FLIPNET saved in a train_flipnet run folder.
-Then prints, on 16 held-out faces (second-order LQ, seed 1): x0 MSE at t = 600 with the own LQ / another face's LQ / phi = 0, and
-(train, or checkpoint with --sample) PSNR of a 10-step CFG 1.5 restoration at phi 0, 1 and 2.
+Then prints, on 16 held-out faces (second-order LQ, seed 1): x0 MSE at t = 600 with the own LQ / another
+face's LQ / phi = 0, and (train, or checkpoint with --sample) PSNR of a 10-step CFG 1.5 restoration at
+phi 0, 1 and 2.
   python benchmarks/probes/flipnet_condition.py train STEPS MSE TC LR [HUB_LR]     e.g. train 400 1 1000 1e-3
   python benchmarks/probes/flipnet_condition.py checkpoint RUN_DIR [--sample]"""
 

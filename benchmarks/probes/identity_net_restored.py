@@ -1,7 +1,8 @@
 """Probe (not a benchmark): does the distilled identity net (priors.IdentityNet) follow dlib on the protocol's
 album faces, which it never saw, clean, degraded (x4) and restored by InstantRestore?
 
-    python benchmarks/probes/identity_net_restored.py [WEIGHTS [NAME]]   (InstantRestore weights; default: shipped)
+    python benchmarks/probes/identity_net_restored.py [WEIGHTS [NAME]]
+        (InstantRestore weights; default: shipped)
 
 For each set, on the faces dlib finds both there and in the clean photo: the centred cosine of each face's
 descriptor to its clean face's, by dlib and by the net, and how well the two follow each other face by face

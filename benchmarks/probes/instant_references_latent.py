@@ -131,6 +131,7 @@ elif stage == "prior":
     print("prior steps", step)
 elif stage == "ir":
     import restoration_nb.instant_restore as I
+    from restoration_nb.instant_restore_experiments import cached_landmarks
 
     grid, steps, las = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     vae = load_vae()
@@ -168,7 +169,7 @@ elif stage == "ir":
         )
         loss = (out - hq).abs().mean() + (1 - ms_ssim(out.clamp(-1, 1), hq)).mean()
         if las > 0:
-            pts = I._landmarks(lm, idx.tolist(), hq)
+            pts = cached_landmarks(lm, idx.tolist(), hq)
             loss = loss + las * I.landmark_attention_loss(
                 ir.bank.attention, pts, I.warp_points(pts, theta, 64), 64
             )

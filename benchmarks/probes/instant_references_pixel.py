@@ -6,7 +6,7 @@ held-out PSNR with the face's own views, another face's, none, and the LQ.
 import sys, time, torch, statistics as st
 import torch.nn.functional as F
 from restoration_nb.instant_restore import *
-from restoration_nb.instant_restore import _landmarks
+from restoration_nb.instant_restore_experiments import cached_landmarks
 from restoration_nb.core import load_faces, make_generator
 from restoration_nb.metrics import psnr, ms_ssim
 from restoration_nb.priors import load_training_faces
@@ -47,7 +47,7 @@ for step in range(steps):
     out = one_step(ir, heavy(hq, g), cache, T, generator=g, keep_attention=las > 0)
     loss = (out - hq).abs().mean() + (1 - ms_ssim(out.clamp(-1, 1), hq)).mean()
     if las > 0:
-        pts = _landmarks(lm_cache, idx.tolist(), hq)
+        pts = cached_landmarks(lm_cache, idx.tolist(), hq)
         rp = warp_points(pts, theta, 64)
         loss = loss + las * landmark_attention_loss(ir.bank.attention, pts, rp, 64, 1.0)
     ir.bank.attention = {}

@@ -1,6 +1,7 @@
-"""The latent recipe of prior_recipe.py (a probe, not a tool): a micro AutoencoderKL, 64 px RGB <-> 16x16x4, trained with
-L1 + MS-SSIM + KL and, in its second half, a small hinge patch-adversarial term; then a latent UNet2DConditionModel with the
-pixel prior's prompts, v-prediction with min-SNR 5 weights, bf16 autocast and EMA. Both stages resume from their files in the run folder."""
+"""The latent recipe of prior_recipe.py (a probe, not a tool): a micro AutoencoderKL, 64 px RGB <-> 16x16x4,
+trained with L1 + MS-SSIM + KL and, in its second half, a small hinge patch-adversarial term; then a latent
+UNet2DConditionModel with the pixel prior's prompts, v-prediction with min-SNR 5 weights, bf16 autocast and
+EMA. Both stages resume from their files in the run folder."""
 
 from __future__ import annotations
 import json, time

@@ -1,12 +1,13 @@
 """Probe (not a benchmark): which recipe makes the best face prior in the same CPU minutes?
-Each recipe trains from scratch, seed 0, on the UTKFace train split, for --minutes of training on --threads threads (two
-probes run side by side, one thread each), then samples 256 faces with 50 DDIM steps (held-out captions and guidance 2 for
-a conditional prior, as benchmarks/prior_report.py does) and measures dlib detection and the Frechet distance of their
-embeddings to 256 held-out faces. Pixel recipes train with `train_prior`; the latent recipe first trains a micro
-AutoencoderKL (64 px -> 16x16x4; L1 + MS-SSIM + a small patch adversarial term) for --vae-minutes, then a latent
-UNet2DConditionModel for --minutes, and counts both.
+Each recipe trains from scratch, seed 0, on the UTKFace train split, for --minutes of training on --threads
+threads (two probes run side by side, one thread each), then samples 256 faces with 50 DDIM steps (held-out
+captions and guidance 2 for a conditional prior, as benchmarks/prior_report.py does) and measures dlib
+detection and the Frechet distance of their embeddings to 256 held-out faces. Pixel recipes train with
+`train_prior`; the latent recipe first trains a micro AutoencoderKL (64 px -> 16x16x4; L1 + MS-SSIM + a small
+patch adversarial term) for --vae-minutes, then a latent UNet2DConditionModel for --minutes, and counts both.
   python benchmarks/probes/prior_recipe.py RECIPE [--minutes 20] [--vae-minutes 20] [--threads 1]
-writes benchmarks/results/probes/prior_<RECIPE>_cpu.json (and a 16-face grid .png); the run folder is runs/probes/<RECIPE>."""
+writes benchmarks/results/probes/prior_<RECIPE>_cpu.json (and a 16-face grid .png); the run folder is
+runs/probes/<RECIPE>."""
 
 from __future__ import annotations
 import argparse, json, sys, time

@@ -1,8 +1,11 @@
-"""Probe (not a benchmark): how fast does one training step of a micro prior run on this CPU, by numeric format and layout?
-For each architecture (the pixel priors, a latent UNet on 16x16x4, the micro autoencoder) it times a forward + backward + AdamW
-step at batch 16 (median of 5 after 2 warm-ups) in fp32, under bf16 autocast, in channels_last memory, and after torch.compile,
-and one sampling forward at batch 1 (50 of them are one face with 50 DDIM steps).
-  python benchmarks/probes/prior_speed.py [--threads 1] [--only pixel-ddpm,latent-unet] > benchmarks/results/probes/prior_speed_cpu.txt"""
+r"""Probe (not a benchmark): how fast does one training step of a micro prior run on this CPU, by numeric
+format and layout?
+For each architecture (the pixel priors, a latent UNet on 16x16x4, the micro autoencoder) it times a forward
++ backward + AdamW step at batch 16 (median of 5 after 2 warm-ups) in fp32, under bf16 autocast, in
+channels_last memory, and after torch.compile, and one sampling forward at batch 1 (50 of them are one face
+with 50 DDIM steps).
+  python benchmarks/probes/prior_speed.py [--threads 1] [--only pixel-ddpm,latent-unet] \
+      > benchmarks/results/probes/prior_speed_cpu.txt"""
 
 import argparse, statistics, time
 import torch

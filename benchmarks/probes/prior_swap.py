@@ -1,11 +1,11 @@
 """What swapping the conditional prior does to the restorers built on it, before and after retraining them.
 
-The campaign's micro-sd-faces64 (benchmarks/campaign/micro-sd-faces64/prior) is compared with the shipped one (or the
-folder --old names): each restorer at its defaults restores the same 16 held-out faces degraded by tier x4 (seed 0), on
-each prior; the retrained restorers in benchmarks/campaign/ are run on the campaign prior. Mean PSNR (dB) to the clean
-faces goes to benchmarks/results/prior_swap_cpu.json.
-It decided which restorers to retrain before the swap. The swap has since shipped those weights and removed them
-from benchmarks/campaign/, so to run it again check out the commit before the swap (b117cb5~1).
+The campaign's micro-sd-faces64 (benchmarks/campaign/micro-sd-faces64/prior) is compared with the shipped one
+(or the folder --old names): each restorer at its defaults restores the same 16 held-out faces degraded by
+tier x4 (seed 0), on each prior; the retrained restorers in benchmarks/campaign/ are run on the campaign
+prior. Mean PSNR (dB) to the clean faces goes to benchmarks/results/prior_swap_cpu.json.
+It decided which restorers to retrain before the swap. The swap has since shipped those weights and removed
+them from benchmarks/campaign/, so to run it again check out the commit before the swap (b117cb5~1).
 
     python benchmarks/probes/prior_swap.py [--old FOLDER]
 """
