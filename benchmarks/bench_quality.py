@@ -11,6 +11,7 @@
   python benchmarks/bench_quality.py run --methods flipnet adapter --tiers x4
   python benchmarks/bench_quality.py run --skip x8:gen2res second-order:gen2res   # gen2res: 1 CPU-hour a tier
   python benchmarks/bench_quality.py knobs   # each paper's knob swept at x4: quality_knobs_<device>.json
+  python benchmarks/bench_quality.py knobs --methods instant --overwrite   # the others' rows kept
 
 The methods at their defaults (the lab's settings.ini: seed 0, 20 DDIM steps, phi 1.0, a 0.8, w 0.05):
   gen2res  the `fast` recipe (the CLI's default): each face's generative album, the prior constrained on it
@@ -29,7 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, result_path  # noqa: E402
 
-from restoration_nb.compare import KNOB_SWEEPS, RESTORE_METHODS as METHODS, paper_restorer  # noqa: E402
+from restoration_nb.cli import RESTORE_METHODS as METHODS  # noqa: E402
+from restoration_nb.compare import KNOB_SWEEPS, paper_restorer  # noqa: E402
 from restoration_nb.core import atomic_write_bytes, setting  # noqa: E402
 from restoration_nb.degradations import TIERS  # noqa: E402
 from restoration_nb.quality import (
@@ -156,6 +158,21 @@ def run(args) -> dict:
     return about
 
 
+def kept_knob_rows(path: Path, methods: list) -> dict:
+    """The rows of the methods not in `methods`, kept from the knob file at `path` (read before it is
+    replaced): a sweep of some methods leaves the others' measured points as they are."""
+    others = [m for m in METHODS if m not in methods]
+    if not others:
+        return dict(methods=[], rows=[], command=None, machine=None)
+    if not path.exists():
+        raise SystemExit(
+            f"--methods {' '.join(methods)} keeps the other methods' rows of {path}, which does not exist; "
+            "run all methods first"
+        )
+    old = json.loads(path.read_text())
+    return dict(methods=others, rows=old["rows"], command=old.get("command"), machine=old.get("machine"))
+
+
 def knobs(args) -> dict:
     "Each paper's knob swept at x4 (`KNOB_SWEEPS`), the other knobs at their defaults: one row per point."
     device = torch.device("cpu")
@@ -165,7 +182,11 @@ def knobs(args) -> dict:
     scorer = ProtocolScorer(faces.clean)
     rows = score_tier(scorer, lq, {}, "x4")
     input_found = scorer.embedder(lq).detected
+    kept = kept_knob_rows(path, args.methods)
     for method, knob, values, fixed in KNOB_SWEEPS:
+        if method not in args.methods:
+            rows += [r for r in kept["rows"] if r["method"] == method and r.get("knob") == knob]
+            continue
         for value in values:
             print(f"{method}: {knob} = {value}", flush=True)
             restore, settings = paper_restorer(method, **fixed, **{knob: value})
@@ -182,6 +203,8 @@ def knobs(args) -> dict:
         machine=machine(device),
         command="python benchmarks/bench_quality.py knobs " + " ".join(sys.argv[2:]),
     )
+    if kept["methods"]:
+        about["kept"] = dict(methods=kept["methods"], command=kept["command"], machine=kept["machine"])
     write_quality(path, rows, overwrite=args.overwrite, **about)
     for r in rows:
         print(
@@ -218,6 +241,13 @@ def main() -> int:
             help="the results file (default: benchmarks/results/quality[_knobs]_<device>.json)",
         )
         p.add_argument("--overwrite", action="store_true")
+    k.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(METHODS),
+        help="the methods whose knobs are swept; the others' rows are kept from the existing file",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run(args) if args.mode == "run" else knobs(args)
