@@ -1,21 +1,27 @@
-"""InstantRestore (paper 002): training run, the reference cache's speed, and the references evaluation on real albums.
+r"""InstantRestore (Zhang et al., SIGGRAPH 2025): training run, the reference cache's speed, and the references
+evaluation on real albums.
 
-  train:  train the one-step generator's LoRA on the micro conditional prior with a preset (cpu, gpu) and save the weights;
-          writes benchmarks/results/instant_train_<preset>_<device>.json (steps, minutes, loss curve summary).
-  speed:  time per image of one-step restoration with 4 references, with the reference cache (keys/values computed once) and
-          without it (references through the frozen copy every call); `--config sd-turbo` is SD-Turbo's UNet + VAE at 512 px
-          (random weights), `micro` the micro prior. Writes instant_speed_<config>_<device>.json (paper: 471 ms; goal <= 60 ms
-          with the cache, on the H100).
-  eval:   `--faces` held-out UTKFace faces, degraded three ways (second-order, x8 and x16 super-resolution inputs; seed 0), restored
-          with 4 views of each face and of the next face (the control) and with none; the aligned albums (albums256, aligned like the
-          training faces): per person, its first `--targets` held-aside photos degraded by each tier (x4, x8, second-order), restored
-          with 0 (no references), 1, 2, 3, 4 of its aligned reference photos, AdaIN on and off, and with 4 of another person's (the
-          control); PSNR and identity cosine to the clean held-aside photo beside the input's. Writes instant_eval_micro_<device>.json.
+  train:  train the one-step network's LoRA on the micro conditional prior with a preset (cpu, gpu) and save
+          the weights; writes benchmarks/results/instant_train_<preset>_<device>.json (steps, minutes, loss
+          curve summary).
+  speed:  time per image of one-step restoration with 4 references, with the reference cache (keys/values
+          computed once) and without it (references through the frozen copy every call); `--config sd-turbo`
+          is SD-Turbo's UNet + VAE at 512 px (random weights), `micro` the micro prior. Writes
+          instant_speed_<config>_<device>.json (paper: 471 ms; goal <= 60 ms with the cache, on the H100).
+  eval:   `--faces` held-out UTKFace faces, degraded three ways (second-order, x8 and x16 super-resolution
+          inputs; seed 0), restored with 4 views of each face and of the next face (the control) and with
+          none; the aligned albums (albums256, aligned like the training faces): per person, its first
+          `--targets` held-aside photos degraded by each tier (x4, x8, second-order), restored with 0 (no
+          references), 1, 2, 3, 4 of its aligned reference photos, AdaIN on and off, and with 4 of another
+          person's (the control); PSNR and identity cosine to the clean held-aside photo beside the input's.
+          Writes instant_eval_micro_<device>.json.
 
-  python benchmarks/bench_instant_restore.py train --preset cpu --weights restoration_nb/weights/instant-restore-micro-sd-faces64
+  python benchmarks/bench_instant_restore.py train --preset cpu \
+      --weights restoration_nb/weights/instant-restore-micro-sd-faces64
   python benchmarks/bench_instant_restore.py speed --config micro
   python benchmarks/bench_instant_restore.py eval
-  bash benchmarks/gpu_instant_restore.sh          # on the H100: speed at SD-Turbo size, the gpu preset, its evaluation
+  bash benchmarks/gpu_instant_restore.sh
+      # on the H100: speed at SD-Turbo size, the gpu preset, its evaluation
 Each result file is refused if it exists, unless --overwrite.
 """
 

@@ -140,8 +140,8 @@ def main() -> int:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="cpu-preset fields changed for this sitting (JSON values, e.g. identity_net=true); each point of "
-        "the sitting records them",
+        help="cpu-preset fields changed for this sitting (JSON values, e.g. identity_net=true); "
+        "each point of the sitting records them",
     )
     args = ap.parse_args()
     try:

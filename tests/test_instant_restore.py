@@ -1,5 +1,6 @@
-"""InstantRestore as a job and as an API: the references sweep notebook under papermill, the sweep spec, the shipped
-generator and its reference cache, a latent (VAE) generator built the SD-Turbo way, training resume, and the errors users meet."""
+"""InstantRestore as a job and as an API: the references sweep notebook under papermill, the sweep spec, the
+shipped one-step network and its reference cache, a latent (VAE) one built the SD-Turbo way, training resume,
+and the errors users meet."""
 
 import re
 import pytest

@@ -1,5 +1,6 @@
-"""Probe: a micro *latent* prior (small AutoencoderKL 64 px -> 16x16x4, UNet2DConditionModel with attention at the latent's 16 and 8)
--- does InstantRestore's generator take what its references hold when attention sits at the latent's full side?
+"""Probe: a micro *latent* prior (small AutoencoderKL 64 px -> 16x16x4, UNet2DConditionModel with attention
+at the latent's 16 and 8) -- does InstantRestore's one-step network take what its references hold when
+attention sits at the latent's full side?
 Probe, not a benchmark: a throwaway prior to test one explanation, not a shipped one.
   python benchmarks/probes/instant_references_latent.py vae MINUTES | prior MINUTES | ir GRID STEPS LAS
   (GRID 0: the second-order degradation; each stage saves to runs/latent_probe/ and the next loads it)"""

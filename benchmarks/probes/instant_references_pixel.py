@@ -1,6 +1,7 @@
-"""Probe (not a benchmark): with an LQ that keeps only a GRID x GRID layout, (GRID 0: the second-order degradation) does InstantRestore's one-step generator, on the shipped
-pixel-space micro prior, learn to use its references? Trains LoRA (L1 + MS-SSIM, plus the landmark loss at weight LAS) for STEPS, then prints
-held-out PSNR with the face's own views, another face's, none, and the LQ.
+"""Probe (not a benchmark): with an LQ that keeps only a GRID x GRID layout, (GRID 0: the second-order
+degradation) does InstantRestore's one-step network, on the shipped pixel-space micro prior, learn to use its
+references? Trains LoRA (L1 + MS-SSIM, plus the landmark loss at weight LAS) for STEPS, then prints held-out
+PSNR with the face's own views, another face's, none, and the LQ.
   python benchmarks/probes/instant_references_pixel.py GRID STEPS LR LAS T     e.g. 4 800 1e-3 0 249"""
 
 import sys, time, torch, statistics as st
