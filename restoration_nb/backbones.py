@@ -836,7 +836,10 @@ def ddim_step(
     return x_prev.to(x_t.dtype), x0_hat.to(x_t.dtype)
 
 # %% ../nbs/02_backbones.ipynb #c057
-def sampling_timesteps(K: int, num_steps: int) -> list[int]:
+def sampling_timesteps(
+    K: int,  # the first step (the noise step of the input)
+    num_steps: int,  # model calls, 1..K + 1
+) -> list[int]:
     """The `num_steps` model-call steps from `K` down to 0, evenly spaced, both ends included (distinct: 1 <=
     num_steps <= K + 1)."""
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
@@ -848,7 +851,7 @@ def sampling_timesteps(K: int, num_steps: int) -> list[int]:
         )
     return [int(t) for t in np.round(np.linspace(K, 0, num_steps))] if num_steps > 1 else [int(K)]
 
-
+# %% ../nbs/02_backbones.ipynb #c057s
 @dataclass
 class StepState:
     """What a sampling hook sees at step `i` (of `num_steps`): the model call at step `t`, going to `prev_t`

@@ -198,7 +198,10 @@ def cmd_sweep(
     return 0
 
 # %% ../nbs/05_cli.ipynb #c015
-def demo_restorer_args(args, method: str) -> argparse.Namespace:
+def demo_restorer_args(
+    args,  # the demo's parsed command line
+    method: str,  # the demo's restorer, a key of `METHOD_KNOBS`
+) -> argparse.Namespace:  # the `restore` command's arguments
     "The `restore` knobs of the demo's `args` for `method`; gen2res restores with the bare prior from K."
     for flag, value in (("--prior", args.prior), ("--K", args.K)):
         if value is not None and method != "gen2res":
@@ -211,8 +214,11 @@ def demo_restorer_args(args, method: str) -> argparse.Namespace:
     chosen = dict(method=method, prior=args.prior, K=args.K, num_steps=args.num_steps, recipe="none")
     return argparse.Namespace(**knobs | chosen, quiet=args.quiet)
 
-
-def per_face_scores(people: list, scores: dict) -> "Table":
+# %% ../nbs/05_cli.ipynb #c015s
+def per_face_scores(
+    people: list,  # each face's person, in face order
+    scores: dict,  # {name: `evaluate` table with one row per face}
+) -> "Table":
     "One row per face: its person, then PSNR and identity cosine under each name of `scores` (`evaluate`)."
     from restoration_nb.core import Table
 

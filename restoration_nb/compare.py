@@ -93,7 +93,13 @@ def _instant(weights, run_dir, progress: bool, references: str = "own"):
     return restore, dict(references=references)
 
 # %% ../nbs/12_compare.ipynb #k007
-def paper_restorer(method: str, weights=None, run_dir=None, progress: bool = False, **knobs) -> tuple:
+def paper_restorer(
+    method: str,  # a name in `KNOBS`
+    weights=None,  # a weights folder; None: the shipped one
+    run_dir=None,  # a folder that keeps gen2res's fine-tunes
+    progress: bool = False,  # show progress bars
+    **knobs,  # the paper's knobs of `method` (`KNOBS[method]`)
+) -> tuple:  # (restore, settings)
     '''`method`'s restorer, `restore(lq, faces, tier)` -> (N, 3, S, S), and its settings; `knobs` are the
     paper's (`KNOBS`), `weights` a folder of its own (default: the shipped one), `run_dir` keeps gen2res's
     fine-tunes.'''
@@ -111,7 +117,7 @@ def paper_restorer(method: str, weights=None, run_dir=None, progress: bool = Fal
 
     return checked, dict(method=method, weights=str(weights or "shipped"), **settings)
 
-
+# %% ../nbs/12_compare.ipynb #k007s
 def restore_all(
     faces: ProtocolFaces,  # the protocol's clean faces and their references
     lq: torch.Tensor,  # their degraded versions (N, 3, S, S) in [-1, 1]

@@ -81,8 +81,10 @@ def transform_points(
     "Apply a 2x3 affine `matrix` to (L, 2) points."
     return _check_points("points", points, 1) @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
 
-
-def invert_affine(matrix: np.ndarray) -> np.ndarray:
+# %% ../nbs/03a_faces.ipynb #c008s
+def invert_affine(
+    matrix: np.ndarray,  # a 2x3 affine matrix (invertible)
+) -> np.ndarray:
     "The inverse of a 2x3 affine matrix, as a 2x3 matrix."
     return np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
 

@@ -182,8 +182,11 @@ def boost_hubs(
         if isinstance(m.processor, BoostHub)
     }
 
-
-def add_boost_hub(model, phi: float = 1.0) -> dict:
+# %% ../nbs/08_flipnet.ipynb #c014s
+def add_boost_hub(
+    model,  # a UNet
+    phi: float = 1.0,  # the hubs' enhance weight phi
+) -> dict:
     """Put a fresh BoostHub beside every self-attention layer of `model` (in place); returns them by layer
     name."""
     phi = check_phi(phi)
@@ -192,7 +195,10 @@ def add_boost_hub(model, phi: float = 1.0) -> dict:
     )
 
 
-def set_phi(model, phi: float):
+def set_phi(
+    model,  # a UNet with BoostHubs
+    phi: float,  # the enhance weight phi
+):
     "Set the enhance weight phi of every BoostHub in `model`."
     phi, hubs = check_phi(phi), boost_hubs(model)
     if not hubs:
@@ -221,9 +227,12 @@ def dual_stream(
         for hub in hubs:
             hub.active = False
 
-
+# %% ../nbs/08_flipnet.ipynb #c014bs
 @contextmanager
-def phi_for(model, phi: float | None):
+def phi_for(
+    model,  # a UNet with BoostHubs
+    phi: float | None,  # the enhance weight inside the block; None: the one it has
+):
     "Within this block every BoostHub of `model` uses `phi` (None: the one it has), then its own again."
     hubs = boost_hubs(model)
     old = next(iter(hubs.values())).phi if hubs else None
@@ -535,7 +544,10 @@ INFERENCE_AUTOENCODER = (
 )  # all inference needs of the autoencoders: the LQ encoder
 
 
-def flipnet_state(net: FlipNet, inference_only: bool = False) -> dict:
+def flipnet_state(
+    net: FlipNet,  # a FLIPNET
+    inference_only: bool = False,  # keep only the LQ encoder of the autoencoders
+) -> dict:
     """What training changes: LoRA and BoostHub weights of the UNet, the autoencoders (or only the LQ
     encoder), the adapter."""
     unet = {k: v for k, v in net.model.state_dict().items() if "lora_" in k or ".processor." in k}
@@ -546,8 +558,11 @@ def flipnet_state(net: FlipNet, inference_only: bool = False) -> dict:
     }
     return dict(unet=unet, autoencoders=aes, adapter=net.adapter.state_dict())
 
-
-def load_flipnet_state(net: FlipNet, state: dict):
+# %% ../nbs/08_flipnet.ipynb #c040as
+def load_flipnet_state(
+    net: FlipNet,  # a FLIPNET built like the saved one (prior, LoRA rank)
+    state: dict,  # a `flipnet_state` dict
+):
     "Load a `flipnet_state` into `net`; every saved weight must find its place."
     for part, module in (("unet", net.model), ("autoencoders", net.autoencoders), ("adapter", net.adapter)):
         unknown = set(state[part]) - set(module.state_dict())

@@ -52,8 +52,11 @@ def noised_overlap(
 # %% ../nbs/07_gen2res.ipynb #c013
 GEN2RES_SAMPLERS = ("ddpm", "ddim")
 
-
-def as_denoiser(prior, sampler: str | None = None) -> tuple:
+# %% ../nbs/07_gen2res.ipynb #c013s
+def as_denoiser(
+    prior,  # a `Prior`, or a (model, scheduler) pair
+    sampler: str | None = None,  # 'ddpm' or 'ddim'; None: the prior's scheduler
+) -> tuple:  # (model, scheduler)
     """The (model, scheduler) of `prior` (a `Prior` or a pair), checked to be an unconditional
     UNet2DModel-style denoiser."""
     from diffusers import UNet2DModel

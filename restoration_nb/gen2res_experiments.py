@@ -319,8 +319,12 @@ def compare_restorations(
         ]
     return Table(rows)
 
-
-def album_identity(x: torch.Tensor, refs: torch.Tensor, embedder: FaceEmbedder | None = None) -> torch.Tensor:
+# %% ../nbs/07_gen2res_experiments.ipynb #c060s
+def album_identity(
+    x: torch.Tensor,  # faces (N, 3, H, W)
+    refs: torch.Tensor,  # reference photos of the person (M, 3, H, W)
+    embedder: FaceEmbedder | None = None,  # a dlib `FaceEmbedder`; None: a new one
+) -> torch.Tensor:  # (N,) cosines, NaN where no face
     """Mean identity cosine of each face of `x` to the detected faces of `refs` (NaN where a face of `x` is
     not detected)."""
     embedder = embedder or FaceEmbedder()

@@ -1181,7 +1181,13 @@ def identity_agreement(
 IDENTITY_NAME = "identity-utkface64"
 
 
-def save_identity_net(net: IdentityNet, folder, agreement: dict, steps: int, overwrite: bool = False) -> Path:
+def save_identity_net(
+    net: IdentityNet,  # the trained identity net
+    folder,  # the weights folder to write
+    agreement: dict,  # held-out agreement with dlib: centred_cosine, rank1, n
+    steps: int,  # training steps it had
+    overwrite: bool = False,  # replace an existing folder
+) -> Path:
     "`net` as a weights folder (safetensors, config with its held-out `agreement`, model card)."
     card = (
         f"# {IDENTITY_NAME}\n\ndlib's 128-d face descriptor distilled into a small CNN on 64 px faces (the "
@@ -1195,7 +1201,7 @@ def save_identity_net(net: IdentityNet, folder, agreement: dict, steps: int, ove
     config = dict(width=net.width, steps=steps, agreement=agreement)
     return save_weights(folder, "identity", dict(model=net.state_dict()), config, card, overwrite, half=True)
 
-
+# %% ../nbs/06_priors.ipynb #i006s
 def load_identity_net(
     folder=None,  # None: the shipped one
 ) -> IdentityNet:

@@ -210,9 +210,13 @@ def score_outputs(
 # %% ../nbs/03b_quality.ipynb #q018a
 FD_BOOTSTRAP = 500  # redraws of the faces for the interval of an FD gap
 
-
+# %% ../nbs/03b_quality.ipynb #q018as
 def fd_gap(
-    scorer: ProtocolScorer, x: torch.Tensor, lq: torch.Tensor, boots: int = FD_BOOTSTRAP, seed: int = 0
+    scorer: ProtocolScorer,  # a `ProtocolScorer` of the clean faces
+    x: torch.Tensor,  # restored faces (N, 3, H, W)
+    lq: torch.Tensor,  # their degraded inputs (N, 3, H, W)
+    boots: int = FD_BOOTSTRAP,  # bootstrap redraws for the interval
+    seed: int = 0,  # seeds the redraws
 ) -> dict:
     '''FD of `x` minus FD of its input `lq`, both to the clean faces, over the faces found in both, with
     a 95 % paired-bootstrap interval: dict(fd_gap, fd_gap_low, fd_gap_high); None where fewer than 3.'''
@@ -258,8 +262,11 @@ def score_tier(
 MIN_DETECTION = 0.9  # share of outputs dlib must find a face in
 MAX_PSNR_DROP = 1.5  # dB a restorer may lose against its input
 
-
-def quality_bars(rows: list, tier: str = "x4") -> Table:
+# %% ../nbs/03b_quality.ipynb #q023s
+def quality_bars(
+    rows: list,  # table rows (method, tier, scores), with an 'input' row per tier
+    tier: str = "x4",  # the degradation tier to judge, e.g. 'x4'
+) -> Table:
     "Each method's row of `tier` against the input's on the four bars; `passes` is True when all four hold."
     tiers = {r["tier"]: r for r in rows if r["method"] == "input"}
     if tier not in tiers:

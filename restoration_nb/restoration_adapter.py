@@ -36,7 +36,7 @@ from .training import WEIGHTS_DIR, load_weights, save_weights, trained_card
 def _groups(channels: int) -> int:
     return next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0)
 
-
+# %% ../nbs/09_restoration_adapter.ipynb #c007s
 class AdapterBlock(torch.nn.Module):
     "UNet variant: 3x3 convolution, GroupNorm, SiLU."
 
@@ -51,7 +51,10 @@ class AdapterBlock(torch.nn.Module):
             torch.nn.GroupNorm(_groups(cout), cout),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,  # features (N, cin, H, W)
+    ) -> torch.Tensor:
         return F.silu(self.norm(self.conv(x)))
 
 
@@ -157,7 +160,9 @@ def _is_dit(model) -> bool:
     return hasattr(model, "transformer_blocks") and hasattr(model, "time_text_embed")
 
 
-def adapter_block_names(model) -> list[str]:
+def adapter_block_names(
+    model,  # a diffusers UNet or an SD3-style transformer
+) -> list[str]:
     "The blocks an adapter can follow, in execution order."
     if _is_dit(model):
         return [f"transformer_blocks.{i}" for i in range(len(model.transformer_blocks))]
@@ -173,8 +178,10 @@ def adapter_block_names(model) -> list[str]:
         "Restoration Adapters need one of them"
     )
 
-
-def default_adapter_blocks(model) -> list[str]:
+# %% ../nbs/09_restoration_adapter.ipynb #c015s
+def default_adapter_blocks(
+    model,  # a diffusers UNet or an SD3-style transformer
+) -> list[str]:
     """The paper's placement: every UNet block but the last up block; every 4th DiT block (or the last, if
     fewer)."""
     names = adapter_block_names(model)
@@ -573,14 +580,20 @@ def check_threshold(
     return float(a)
 
 
-def check_rss_weight(w) -> float:
+def check_rss_weight(
+    w,  # RSS weight, >= 0; None: the setting
+) -> float:
     w = setting("w", w)
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
         raise ValueError(f"w={w!r}; expected a weight >= 0 (0 switches RSS off, the paper uses 0.05)")
     return float(w)
 
-
-def rss_g(t, T: int, a: float | None = None) -> float:
+# %% ../nbs/09_restoration_adapter.ipynb #c036s
+def rss_g(
+    t,  # the sampling step
+    T: int,  # the training steps (the scheduler's T)
+    a: float | None = None,  # threshold, in (0, 1); None: the setting
+) -> float:
     "The piecewise-linear g(t, T; a): (t/T - a) / (1 - a) above the threshold, 0 below it."
     a, s = check_threshold(a), float(t) / T
     return (s - a) / (1 - a) if s > a else 0.0
@@ -633,8 +646,13 @@ def restoration_sampling_strategy(
     `threshold_a`)."""
     return RestorationSamplingStrategy(scheduler, c_lq, w, a)
 
-
-def rss_plot(a: float | None = None, w: float | None = None, T: int = 1000, ax=None):
+# %% ../nbs/09_restoration_adapter.ipynb #c036cs
+def rss_plot(
+    a: float | None = None,  # threshold, in (0, 1); None: the setting
+    w: float | None = None,  # RSS weight, >= 0; None: the setting
+    T: int = 1000,  # the training steps
+    ax=None,  # axes to draw on; None: a new figure
+):
     "g(t, T; a) and w g against t, from t = T (noise) down to 0."
     import matplotlib.pyplot as plt
 
@@ -672,8 +690,11 @@ def make_sampler(
         raise ValueError(f"sampler={name!r}; expected one of {', '.join(SAMPLERS)}")
     return getattr(diffusers, SAMPLERS[name]).from_config(config)
 
-
-def replace_wrapped(scheduler, fresh):
+# %% ../nbs/09_restoration_adapter.ipynb #c040s
+def replace_wrapped(
+    scheduler,  # the current scheduler, RSS-wrapped or not
+    fresh,  # a new diffusers scheduler
+):
     "`fresh` in place of the scheduler (inside its RSS wrapper, if any)."
     if isinstance(scheduler, RestorationSamplingStrategy):
         return RestorationSamplingStrategy(fresh, scheduler.c_lq, scheduler.w, scheduler.a)

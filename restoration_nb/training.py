@@ -182,20 +182,29 @@ def micro_batch(
     start = (micro * accelerator.num_processes + accelerator.process_index) * batch_size
     return slice(start, start + batch_size)
 
-
-def any_process(accelerator, flag: bool) -> bool:
+# %% ../nbs/04a_training.ipynb #t020s
+def any_process(
+    accelerator,  # the `training_accelerator` the run is under
+    flag: bool,  # this process's flag
+) -> bool:
     "True on every process when `flag` is true on any of them (a stop must stop them all at the same step)."
     if accelerator.num_processes == 1:
         return bool(flag)
     return bool(accelerator.gather(torch.tensor([float(flag)], device=accelerator.device)).max() > 0)
 
 
-def mean_over_processes(accelerator, loss: torch.Tensor) -> float:
+def mean_over_processes(
+    accelerator,  # the `training_accelerator` the run is under
+    loss: torch.Tensor,  # this process's 0-d loss
+) -> float:
     "The mean of a 0-d `loss` over all processes (its own, for one): the step's whole batch's loss."
     return accelerator.gather(loss.detach()[None]).mean().item()
 
 
-def on_main_process(accelerator, write):
+def on_main_process(
+    accelerator,  # the `training_accelerator` the run is under
+    write,  # a function of no arguments that writes (e.g. a checkpoint)
+):
     "Call `write()` on the main process only (one writer of checkpoints); then every process goes on."
     if accelerator.is_main_process:
         write()
@@ -216,8 +225,11 @@ def same_start(
             for t in [*module.parameters(), *module.buffers()]:
                 dist.broadcast(t.data, src=0)
 
-
-def average_gradients(accelerator, params):
+# %% ../nbs/04a_training.ipynb #t024s
+def average_gradients(
+    accelerator,  # the `training_accelerator` the run is under
+    params,  # the parameters whose `.grad` to average
+):
     """Average the gradients of `params` over all processes, in place, in one all-reduce (for loops with
     several optimizers). Every process must hold gradients for the same parameters (they run the same code
     path); those without stay None."""
