@@ -23,7 +23,7 @@ Each writes benchmarks/results/gen2res_<mode>_<config>_<device>.json
 
 from __future__ import annotations
 import argparse, time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
@@ -65,9 +65,12 @@ def speed(args, device) -> dict:
     y = torch.rand(1, 3, size, size, generator=make_generator(0)) * 2 - 1
     runs = {}
     for name in args.recipes:
-        overrides = (
+        overrides = dict(
             (PAPER_256 if name == "published" else FAST_256) if args.config == "ddpm-celebahq-256" else {}
         )
+        if args.finetune_steps:  # a shorter fine-tune: a quick trial (benchmarks/gpu_all.sh --dry-run)
+            preset = CONSTRAIN_PRESETS[RECIPES[name].constrain]
+            overrides["constrain"] = replace(preset, steps=args.finetune_steps)
         prior = random_prior(args.config, device, torch.float32 if name == "published" else dtype)
         times = []
         for run in range(args.runs if name == "fast" else 1):  # the published recipe runs minutes: once
@@ -236,7 +239,7 @@ def main():
         "--finetune-steps",
         type=int,
         default=None,
-        help="personal: fine-tune steps (default: the fast preset's)",
+        help="personal, speed: fine-tune steps (default: the recipe's preset's)",
     )
     p.add_argument(
         "--tiers",

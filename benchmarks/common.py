@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# $RESTORATION_NB_RESULTS moves the result files (benchmarks/gpu_all.sh --dry-run: to a temporary folder)
+RESULTS = Path(os.environ.get("RESTORATION_NB_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def device_name(device: torch.device) -> str:

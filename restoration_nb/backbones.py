@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from einops import rearrange
 from tqdm.auto import tqdm
 from .core import Table, check_int, get_device, get_dtype, setting
@@ -740,12 +741,7 @@ def noise_to_step(
     return (abar**0.5 * x0.float() + (1 - abar) ** 0.5 * noise.float()).to(x0.dtype)
 
 # %% ../nbs/02_backbones.ipynb #c048
-def predict_x0(
-    model_output: torch.Tensor, x_t: torch.Tensor, t, scheduler, prediction_type: str | None = None
-) -> torch.Tensor:
-    """The clean-image estimate x0_hat from a model output at step `t` (an int or one per sample), unclipped;
-    float32 arithmetic, x_t's dtype."""
-    kind = prediction_type or scheduler.config.prediction_type
+def _check_prediction(model_output: torch.Tensor, x_t: torch.Tensor, kind: str):
     if kind not in PREDICTION_TYPES:
         raise ValueError(
             f"prediction_type {kind!r} is not supported; expected one of {', '.join(PREDICTION_TYPES)}"
@@ -755,6 +751,19 @@ def predict_x0(
             f"model_output has shape {tuple(model_output.shape)}; expected the shape of x_t, "
             f"{tuple(x_t.shape)}"
         )
+
+# %% ../nbs/02_backbones.ipynb #c048a
+def predict_x0(
+    model_output: torch.Tensor,  # what the model predicts at x_t: epsilon, v or the sample itself
+    x_t: torch.Tensor,  # the noisy images (N, C, H, W)
+    t,  # the step: an int, or one per sample
+    scheduler,  # the DDPM/DDIM schedule (its alphas_cumprod and prediction type)
+    prediction_type: str | None = None,  # 'epsilon', 'v_prediction' or 'sample'; None: the scheduler's
+) -> torch.Tensor:
+    """The clean-image estimate x0_hat from a model output at step `t` (an int or one per sample), unclipped;
+    float32 arithmetic, x_t's dtype."""
+    kind = prediction_type or scheduler.config.prediction_type
+    _check_prediction(model_output, x_t, kind)
     t = _per_sample_steps(check_step(t, scheduler, "t"), len(x_t), x_t.device, "t")
     if kind == "sample":
         return model_output.to(x_t.dtype)
@@ -1026,7 +1035,11 @@ class EmpiricalDenoiser(torch.nn.Module):
     """The exact posterior-mean denoiser of a finite image set `images` (N, C, H, W); outputs what `scheduler`
     predicts, like a UNet."""
 
-    def __init__(self, images: torch.Tensor, scheduler):
+    def __init__(
+        self,
+        images: torch.Tensor,  # the image set (N, C, H, W) it denoises towards
+        scheduler,  # the DDPM schedule: its alphas_cumprod, and the target it predicts
+    ):
         super().__init__()
         if not isinstance(images, torch.Tensor) or images.ndim != 4:
             raise ValueError(f"images has shape {tuple(getattr(images, 'shape', ()))}; expected (N, C, H, W)")
@@ -1034,22 +1047,33 @@ class EmpiricalDenoiser(torch.nn.Module):
         self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.float().clone())
         self.scheduler = scheduler
 
-    def x0_hat(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        "The posterior mean E[x0 | x_t]: a softmax-weighted average of the images."
-        abar = self.alphas_cumprod[t].view(-1, 1)
-        d2 = (
-            (x_t.flatten(1)[:, None, :] - abar.sqrt()[:, :, None] * self.images.flatten(1)[None])
-            .square()
-            .sum(-1)
-        )
-        weights = torch.softmax(-d2 / (2 * (1 - abar)), dim=1)
-        return (weights @ self.images.flatten(1)).view_as(x_t)
+# %% ../nbs/02_backbones.ipynb #c079a
+@patch
+def x0_hat(
+    self: EmpiricalDenoiser,
+    x_t: torch.Tensor,  # noisy images (B, C, H, W)
+    t: torch.Tensor,  # their steps (B,)
+) -> torch.Tensor:
+    "The posterior mean E[x0 | x_t]: a softmax-weighted average of the images."
+    abar = self.alphas_cumprod[t].view(-1, 1)
+    d2 = (
+        (x_t.flatten(1)[:, None, :] - abar.sqrt()[:, :, None] * self.images.flatten(1)[None]).square().sum(-1)
+    )
+    weights = torch.softmax(-d2 / (2 * (1 - abar)), dim=1)
+    return (weights @ self.images.flatten(1)).view_as(x_t)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        t = t.to(self.images.device).long().expand(len(x_t))
-        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
-        x0 = self.x0_hat(x_t, t)
-        return diffusion_target(x0, (x_t - abar.sqrt() * x0) / (1 - abar).sqrt(), t, self.scheduler)
+# %% ../nbs/02_backbones.ipynb #c079b
+@patch
+def forward(
+    self: EmpiricalDenoiser,
+    x_t: torch.Tensor,  # noisy images (B, C, H, W)
+    t: torch.Tensor,  # their step: one, or one per image
+) -> torch.Tensor:
+    "What the scheduler's model predicts (epsilon, v or x0) at `x_t`, from the exact posterior mean."
+    t = t.to(self.images.device).long().expand(len(x_t))
+    abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+    x0 = self.x0_hat(x_t, t)
+    return diffusion_target(x0, (x_t - abar.sqrt() * x0) / (1 - abar).sqrt(), t, self.scheduler)
 
 # %% ../nbs/02_backbones.ipynb #c084
 def restore_from_step(

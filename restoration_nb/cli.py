@@ -288,11 +288,10 @@ def cmd_demo(
     return demo_outputs(args, out_dir, columns, faces, metrics, run, t0)
 
 # %% ../nbs/05_cli.ipynb #c015c
-def demo_outputs(args, out_dir: Path, columns: dict, faces, metrics: tuple, run: dict, t0: float) -> int:
-    "The demo's faces, metrics table and figure in `out_dir`; per-face and mean scores printed."
-    import io
-    from restoration_nb.core import atomic_write_bytes, check_output_path, comparison_grid, save_image, Table
-    from restoration_nb.metrics import evaluate, summarize
+def _score_and_save(columns: dict, faces, metrics: tuple, out_dir: Path, overwrite: bool) -> tuple:
+    "Each non-clean column scored against the clean faces and saved as PNGs: (scores, table rows)."
+    from restoration_nb.core import save_image
+    from restoration_nb.metrics import evaluate
 
     scores, rows = {}, []
     for name, batch in columns.items():
@@ -302,7 +301,25 @@ def demo_outputs(args, out_dir: Path, columns: dict, faces, metrics: tuple, run:
         rows += [dict(method=name, person=p, **r) for p, r in zip(faces.people, scores[name].rows)]
         folder = out_dir / ("degraded" if name == "degraded" else "restored")
         for i, im in enumerate(batch):
-            save_image(im, folder / f"face{i}.png", overwrite=args.overwrite)
+            save_image(im, folder / f"face{i}.png", overwrite=overwrite)
+    return scores, rows
+
+# %% ../nbs/05_cli.ipynb #c015d
+def demo_outputs(
+    args,  # the parsed demo command line (its `overwrite`)
+    out_dir: Path,  # where the faces, metrics.csv and demo.png go
+    columns: dict,  # {column: images}: 'clean', 'degraded' and the restoration
+    faces,  # the demo faces (`clean`, `people`)
+    metrics: tuple,  # names `metrics.evaluate` takes
+    run: dict,  # the demo's settings, for the figure's title and the last line
+    t0: float,  # when the demo started (time.time())
+) -> int:
+    "The demo's faces, metrics table and figure in `out_dir`; per-face and mean scores printed."
+    import io
+    from restoration_nb.core import atomic_write_bytes, check_output_path, comparison_grid, Table
+    from restoration_nb.metrics import summarize
+
+    scores, rows = _score_and_save(columns, faces, metrics, out_dir, args.overwrite)
     results = Table(rows)
     results.to_csv(out_dir / "metrics.csv", overwrite=args.overwrite)
     fig = comparison_grid(columns, suptitle=f"demo: {run['method']} on {run['tier']}, seed {run['seed']}")

@@ -664,7 +664,19 @@ def degrade_tier(
     return classical_degrade(x, generator=generator, **DEGRADATION_TIERS[tier])
 
 # %% ../nbs/01_degradations.ipynb #c046
-def degradation_widget(x: torch.Tensor, seed: int = 0, ranges: dict | None = None):
+def _slider(ranges: dict, key: str, step: float) -> tuple:
+    "A knob_widget slider (low, high, step, middle) over `ranges[key]`; quality in whole steps."
+    lo, hi = ranges[key]
+    if key == "quality":
+        return (int(lo), int(hi), 1, int(round((lo + hi) / 2)))
+    return (float(lo), float(hi), step, round((lo + hi) / 2 / step) * step)
+
+# %% ../nbs/01_degradations.ipynb #c046a
+def degradation_widget(
+    x: torch.Tensor,  # the clean faces (N, 3, H, W) in [-1, 1]
+    seed: int = 0,  # seeds the noise and JPEG draws, the same at every slider move
+    ranges: dict | None = None,  # {knob: (low, high)}; None: the paper's, scaled to x's size
+):
     """Sliders for sigma, scale, noise and quality over `ranges` (default: the paper's, scaled to x's size),
     showing `x` clean and degraded."""
     x = check_images(x, "x")
@@ -676,18 +688,12 @@ def degradation_widget(x: torch.Tensor, seed: int = 0, ranges: dict | None = Non
         state["y"] = y = classical_degrade(x, sigma, scale, noise, quality, generator=g)
         return comparison_grid({"clean": x, f"σ={sigma:g} s={scale:g} δ={noise:g} q={quality}": y}, scale=1.8)
 
-    def knob(key, step):
-        lo, hi = ranges[key]
-        if key == "quality":
-            return (int(lo), int(hi), 1, int(round((lo + hi) / 2)))
-        return (float(lo), float(hi), step, round((lo + hi) / 2 / step) * step)
-
     box = knob_widget(
         render,
-        sigma=knob("sigma", 0.05),
-        scale=knob("scale", 0.1),
-        noise=knob("noise", 0.5),
-        quality=knob("quality", 1),
+        sigma=_slider(ranges, "sigma", 0.05),
+        scale=_slider(ranges, "scale", 0.1),
+        noise=_slider(ranges, "noise", 0.5),
+        quality=_slider(ranges, "quality", 1),
     )
     box.state = state
     return box

@@ -8,7 +8,7 @@ restoration into degradation synthesis."""
 __all__ = ['MODES', 'EMBED_CHANNELS', 'INFERENCE_AUTOENCODER', 'FLIPNET_WEIGHTS', 'check_mode', 'flip', 'dual_stream_batch',
            'check_phi', 'BoostHub', 'boost_hubs', 'add_boost_hub', 'set_phi', 'dual_stream', 'phi_for',
            'add_attention_lora', 'face_autoencoder_config', 'FaceAutoencoders', 'association_loss', 'IdentityAdapter',
-           'FlipNet', 'build_flipnet', 'FlipConfig', 'check_flip_config', 'flipnet_draws', 'flipnet_loss',
+           'FlipNet', 'build_flipnet', 'check_flip_config', 'FlipConfig', 'flipnet_draws', 'flipnet_loss',
            'flipnet_state', 'load_flipnet_state', 'save_flipnet', 'load_flipnet', 'DualStreamDenoiser', 'flip_contexts',
            'flip_sample', 'flipnet_restore', 'flipnet_degrade', 'phi_widget']
 
@@ -308,12 +308,25 @@ class FaceAutoencoders(torch.nn.Module):
             raise ValueError(f"which={which!r}; expected 'hq' or 'lq'")
         return getattr(self, which).encode(x).latent_dist.mean
 
-    def reconstruct(self, x: torch.Tensor, which: str = "lq") -> torch.Tensor:
-        return getattr(self, which).decode(self.encode(x, which)).sample
+# %% ../nbs/08_flipnet.ipynb #c025b1
+@patch
+def reconstruct(
+    self: FaceAutoencoders,
+    x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    which: str = "lq",  # 'hq' or 'lq'
+) -> torch.Tensor:
+    "Images `x` encoded and decoded by the `which` autoencoder."
+    return getattr(self, which).decode(self.encode(x, which)).sample
 
-    def tokens(self, x: torch.Tensor, which: str = "lq") -> torch.Tensor:
-        "Face embeddings: the latents of `x` as (N, h*w, d) tokens."
-        return self.encode(x, which).flatten(2).transpose(1, 2)
+
+@patch
+def tokens(
+    self: FaceAutoencoders,
+    x: torch.Tensor,  # images (N, 3, H, W) in [-1, 1]
+    which: str = "lq",  # 'hq' or 'lq'
+) -> torch.Tensor:
+    "Face embeddings: the latents of `x` as (N, h*w, d) tokens."
+    return self.encode(x, which).flatten(2).transpose(1, 2)
 
 # %% ../nbs/08_flipnet.ipynb #c025c
 def association_loss(
@@ -388,12 +401,18 @@ class FlipNet:
     def modules(self) -> dict:
         return dict(unet=self.model, autoencoders=self.autoencoders, adapter=self.adapter)
 
-    def to(self, device):
-        for m in self.modules().values():
-            m.to(device)
-        if self.prior.prompt_embedding is not None:
-            self.prior.prompt_embedding.to(device)
-        return self
+# %% ../nbs/08_flipnet.ipynb #c032a
+@patch
+def to(
+    self: FlipNet,
+    device,  # a torch device, or its name
+) -> FlipNet:
+    "Every network of the FLIPNET (and the prior's prompt embedding) moved to `device`; itself."
+    for m in self.modules().values():
+        m.to(device)
+    if self.prior.prompt_embedding is not None:
+        self.prior.prompt_embedding.to(device)
+    return self
 
 # %% ../nbs/08_flipnet.ipynb #c032b
 @patch
@@ -438,6 +457,27 @@ def build_flipnet(
         config=config,
     )
 
+# %% ../nbs/08_flipnet.ipynb #c035b
+def check_flip_config(
+    cfg: "FlipConfig",  # the config to check
+):
+    "Every field of `cfg` in its range, or a ValueError naming it."
+    for k in ("ae_steps", "assoc_steps", "steps"):
+        check_int(k, getattr(cfg, k), low=0)
+    for k in ("batch_size", "lora_rank", "checkpoint_every", "grad_accum", "condition_steps"):
+        check_int(k, getattr(cfg, k), low=1)
+    check_bf16_or_fp32(cfg.mixed_precision, "FLIPNET")
+    for k in ("prompt_drop", "embedding_drop", "degradation_share"):
+        if not 0 <= getattr(cfg, k) <= 1:
+            raise ValueError(f"{k}={getattr(cfg, k)!r}; expected a probability in [0, 1]")
+    for k in ("mse_weight", "perceptual_weight", "identity_weight"):
+        if not getattr(cfg, k) >= 0:
+            raise ValueError(f"{k}={getattr(cfg, k)!r}; expected a weight >= 0")
+    for k in ("ae_lr", "lr", "temperature", "grad_clip"):
+        if not getattr(cfg, k) > 0:
+            raise ValueError(f"{k}={getattr(cfg, k)!r}; expected a number > 0")
+    check_phi(cfg.phi)
+
 # %% ../nbs/08_flipnet.ipynb #c035
 @dataclass
 class FlipConfig:
@@ -456,6 +496,7 @@ class FlipConfig:
     degradation_share: float = 0.5  # share of FLIPNET batches trained in degradation mode
     mse_weight: float = 1.0
     perceptual_weight: float = 0.01
+    identity_weight: float = 0.0  # the identity loss on x0_hat (distilled dlib descriptor); 0: none
     ae_perceptual_weight: float = 0.5
     ae_adversarial_weight: float = 0.8
     temperature: float = 0.1  # of the association cross-entropy
@@ -465,27 +506,7 @@ class FlipConfig:
     mixed_precision: str | None = None  # "no" or "bf16"; None: bf16 on a GPU, else none or accelerate's
     checkpoint_every: int = 100
     seed: int = 0
-
-    def __post_init__(self):
-        check_flip_config(self)
-
-# %% ../nbs/08_flipnet.ipynb #c035b
-def check_flip_config(
-    cfg: FlipConfig,  # the config to check
-):
-    "Every field of `cfg` in its range, or a ValueError naming it."
-    for k in ("ae_steps", "assoc_steps", "steps"):
-        check_int(k, getattr(cfg, k), low=0)
-    for k in ("batch_size", "lora_rank", "checkpoint_every", "grad_accum", "condition_steps"):
-        check_int(k, getattr(cfg, k), low=1)
-    check_bf16_or_fp32(cfg.mixed_precision, "FLIPNET")
-    for k in ("prompt_drop", "embedding_drop", "degradation_share"):
-        if not 0 <= getattr(cfg, k) <= 1:
-            raise ValueError(f"{k}={getattr(cfg, k)!r}; expected a probability in [0, 1]")
-    for k in ("ae_lr", "lr", "temperature", "grad_clip"):
-        if not getattr(cfg, k) > 0:
-            raise ValueError(f"{k}={getattr(cfg, k)!r}; expected a number > 0")
-    check_phi(cfg.phi)
+    __post_init__ = check_flip_config  # a config is checked when it is made
 
 # %% ../nbs/08_flipnet.ipynb #c035c
 def flipnet_draws(
@@ -515,7 +536,7 @@ def flipnet_loss(
     prompts: list,  # one caption per face
     generator: torch.Generator | None,  # for the draws; None: torch's
     cfg: FlipConfig,  # the loss weights and drop rates
-    perceptual=None,  # an LPIPS-like loss; None: no perceptual term
+    extra: dict | None = None,  # {name: loss(x0_hat, x) per face}, weighted by cfg.<name>_weight
     draws: tuple | None = None,  # from `flipnet_draws`; None: drawn now
 ) -> tuple[torch.Tensor, dict]:
     "One dual-stream batch's loss in `mode`, and its parts; `draws` (from `flipnet_draws`) fixes its noise."
@@ -533,8 +554,8 @@ def flipnet_loss(
     if mode == "restoration":
         x0_hat = predict_x0(out[:n], x_t[:n], t[:n], scheduler).float()
         parts["mse"] = cfg.mse_weight * (x0_hat - x.float()).square().mean()
-        if perceptual is not None and cfg.perceptual_weight > 0:
-            parts["perceptual"] = cfg.perceptual_weight * perceptual(x0_hat.clamp(-1, 1), x.float()).mean()
+        for name, term in (extra or {}).items():
+            parts[name] = getattr(cfg, f"{name}_weight") * term(x0_hat.clamp(-1, 1), x.float()).mean()
     return sum(parts.values()), {k: round(v.item(), 5) for k, v in parts.items()}
 
 # %% ../nbs/08_flipnet.ipynb #c040a

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from .core import Table, atomic_write_json, comparison_grid, make_generator
 from .degradations import second_order_degrade
 from .metrics import MetricUnavailable, check_pair, evaluate, load_lpips, summarize
-from .priors import Prior, caption, face_labels, training_faces
+from .priors import IdentityLoss, Prior, caption, face_labels, load_identity_net
+from .priors import training_faces
 from .training import PatchDiscriminator, average_gradients, check_bf16_or_fp32, fit
 from .training import init_weights, mean_of_entries, micro_batch, open_run, preset_config
 from .training import same_start, save_checkpoint, training_accelerator
@@ -147,6 +148,9 @@ def train_flipnet(
     perceptual = _perceptual()
     if perceptual is not None:
         perceptual = perceptual.to(device)
+    extra = {} if perceptual is None else dict(perceptual=perceptual)
+    if cfg.identity_weight > 0:
+        extra["identity"] = IdentityLoss(load_identity_net(), size=None).to(device)
     g = make_generator(cfg.seed)
     total = cfg.ae_steps + cfg.assoc_steps + cfg.steps
     log = dict(
@@ -217,7 +221,7 @@ def train_flipnet(
                         prompts,
                         None,
                         cfg,
-                        perceptual,
+                        extra,
                         draws=tuple(d[part] for d in draws),
                     )
                     d_loss = None

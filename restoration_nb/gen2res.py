@@ -169,12 +169,18 @@ def k_widget(
 GUIDANCE_NORMS = ("squared", "l2")
 SKIP_GUIDANCE_LAM = 0.02  # lambda for the squared norm on 64 px faces in [-1, 1], measured in the lesson
 
-
+# %% ../nbs/07_gen2res.ipynb #c022a
 class SkipGuidance:
     """Skip guidance (paper eq. 6) as a before-step hook: every `n` steps, x_t <- x_t - lam * grad_x_t
     ||y0 - x0_hat(x_t)|| (squared or not)."""
 
-    def __init__(self, y0: torch.Tensor, n: int, lam: float, norm: str = "squared"):
+    def __init__(
+        self,
+        y0: torch.Tensor,  # the degraded input (N, C, H, W) that guides
+        n: int,  # the skip period: guide every n-th step
+        lam: float,  # lambda, the guidance scale
+        norm: str = "squared",  # 'squared' (the paper's) or 'l2' (the authors' code)
+    ):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(
                 f"n={n!r}; expected a skip-guidance period n >= 1 (guide every n steps), or None for no "
@@ -190,10 +196,15 @@ class SkipGuidance:
         self.y0, self.n, self.lam, self.norm = check_images(y0, "y0"), int(n), float(lam), norm
         self.guided_steps: list[int] = []
 
-    def distance(self, x0_hat: torch.Tensor) -> torch.Tensor:
-        "The per-sample guidance distance between y0 and x0_hat."
-        r = (self.y0.to(x0_hat) - x0_hat).flatten(1)
-        return r.square().sum(1) if self.norm == "squared" else r.norm(dim=1)
+# %% ../nbs/07_gen2res.ipynb #c022a1
+@patch
+def distance(
+    self: SkipGuidance,
+    x0_hat: torch.Tensor,  # clean estimates, y0's shape
+) -> torch.Tensor:
+    "The per-sample guidance distance between y0 and x0_hat."
+    r = (self.y0.to(x0_hat) - x0_hat).flatten(1)
+    return r.square().sum(1) if self.norm == "squared" else r.norm(dim=1)
 
 # %% ../nbs/07_gen2res.ipynb #c022b
 @patch

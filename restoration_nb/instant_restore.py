@@ -11,9 +11,9 @@ __all__ = ['MAX_REFERENCES', 'INFERENCE_STEP', 'TRAINING_STEPS', 'REFERENCE_STEP
            'trainable_state', 'load_trainable_state', 'build_instant_restorer', 'check_input', 'check_references',
            'ReferenceCache', 'encode_references', 'using_references', 'one_step', 'instant_restore', 'face_landmarks',
            'ideal_attention', 'query_tokens', 'landmark_pairs', 'landmark_attention_loss', 'load_torchscript',
-           'IdentityLoss', 'DinoDiscriminator', 'optional_losses', 'adversarial_losses', 'colour_jitter',
-           'reference_views', 'warp_points', 'save_instant_restore', 'load_instant_restore', 'query_attention',
-           'attention_figure', 'time_per_image', 'references_columns', 'references_widget']
+           'DinoDiscriminator', 'optional_losses', 'adversarial_losses', 'colour_jitter', 'reference_views',
+           'warp_points', 'save_instant_restore', 'load_instant_restore', 'query_attention', 'attention_figure',
+           'time_per_image', 'references_columns', 'references_widget']
 
 # %% ../nbs/10_instant_restore.ipynb #c004
 import math, time
@@ -31,7 +31,7 @@ from .faces import detect_faces
 from .backbones import add_lora, install_processors, merge_heads, noise_to_step, predict_x0
 from .backbones import self_attention_layers, split_heads, token_attention
 from .metrics import MetricUnavailable, check_pair, identity_similarity, load_lpips, psnr
-from .priors import Prior, load_identity_net, trainable_copy
+from .priors import IdentityLoss, Prior, load_identity_net, trainable_copy
 from .training import WEIGHTS_DIR, load_weights, save_weights, trained_card
 
 # %% ../nbs/10_instant_restore.ipynb #c007
@@ -83,29 +83,44 @@ class SharedImageAttention:
     """Attention processor: `role` 'reference' records K/V into the bank; 'restore' attends the input's
     queries to the bank's K/V only."""
 
-    def __init__(self, bank: ReferenceBank, name: str, role: str):
+    def __init__(
+        self,
+        bank: ReferenceBank,  # the bank both networks share
+        name: str,  # the attention layer's name: its key in the bank
+        role: str,  # 'reference' (records K/V) or 'restore' (attends to them)
+    ):
         if role not in ("reference", "restore"):
             raise ValueError(f"role={role!r}; expected 'reference' or 'restore'")
         self.bank, self.name, self.role = bank, name, role
 
-    def __call__(
-        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
-    ):
-        if hidden_states.ndim != 3:
-            raise ValueError(
-                f"shared-image attention expects (B, L, C) tokens, got shape {tuple(hidden_states.shape)}"
-            )
-        norm = attn.group_norm
-        h = hidden_states if norm is None else norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        q, k, v = attn.to_q(h), attn.to_k(h), attn.to_v(h)
-        if self.role == "reference" and self.bank.recording:
-            self._record(k, v)
-        if self.role == "restore" and self.name in self.bank.kv:
-            k, v = self._references(q, v)
-        out = attn.to_out[1](attn.to_out[0](self._attend(attn, q, k, v)))
-        if attn.residual_connection:
-            out = out + hidden_states
-        return out / attn.rescale_output_factor
+# %% ../nbs/10_instant_restore.ipynb #c011b1
+@patch
+def __call__(
+    self: SharedImageAttention,
+    attn,  # the diffusers `Attention` layer it serves
+    hidden_states,  # its tokens (B, L, C)
+    encoder_hidden_states=None,  # unused: a self-attention layer
+    attention_mask=None,  # unused
+    temb=None,  # unused
+    *args,  # what diffusers passes besides, unused
+    **kwargs,  # what diffusers passes besides, unused
+):
+    "The layer's attention: recording the K/V or attending to the bank's, by `role`."
+    if hidden_states.ndim != 3:
+        raise ValueError(
+            f"shared-image attention expects (B, L, C) tokens, got shape {tuple(hidden_states.shape)}"
+        )
+    norm = attn.group_norm
+    h = hidden_states if norm is None else norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+    q, k, v = attn.to_q(h), attn.to_k(h), attn.to_v(h)
+    if self.role == "reference" and self.bank.recording:
+        self._record(k, v)
+    if self.role == "restore" and self.name in self.bank.kv:
+        k, v = self._references(q, v)
+    out = attn.to_out[1](attn.to_out[0](self._attend(attn, q, k, v)))
+    if attn.residual_connection:
+        out = out + hidden_states
+    return out / attn.rescale_output_factor
 
 # %% ../nbs/10_instant_restore.ipynb #c011c
 @patch
@@ -198,11 +213,16 @@ class InstantRestorer:
             return x
         return self.vae.encode(x.to(self.vae.dtype)).latent_dist.mode() * self.vae.config.scaling_factor
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        "The images of latents `z` (the latents themselves without a VAE)."
-        if self.vae is None:
-            return z
-        return self.vae.decode(z / self.vae.config.scaling_factor).sample
+# %% ../nbs/10_instant_restore.ipynb #c016a1
+@patch
+def decode(
+    self: InstantRestorer,
+    z: torch.Tensor,  # latents, or images without a VAE
+) -> torch.Tensor:
+    "The images of latents `z` (the latents themselves without a VAE)."
+    if self.vae is None:
+        return z
+    return self.vae.decode(z / self.vae.config.scaling_factor).sample
 
 # %% ../nbs/10_instant_restore.ipynb #c016b
 @patch
@@ -617,33 +637,6 @@ def load_torchscript(
         p.requires_grad_(False)
     return model
 
-# %% ../nbs/10_instant_restore.ipynb #c032a
-class IdentityLoss(torch.nn.Module):
-    """1 - cosine between an embedder's embeddings of the output and the target: an ArcFace-style embedder at
-    `size` px (112), or with `size=None` one that takes the faces as they are (`priors.IdentityNet`)."""
-
-    def __init__(
-        self,
-        embedder: torch.nn.Module,  # maps (N, 3, S, S) faces to embeddings
-        size: int | None = 112,  # the embedder's input side, px; None: faces as they are
-    ):
-        super().__init__()
-        self.embedder, self.size = embedder, size
-
-    def forward(
-        self,
-        x: torch.Tensor,  # restored faces (N, 3, H, W)
-        y: torch.Tensor,  # their targets, same shape
-    ) -> torch.Tensor:
-        "The loss of each face of `x` against the same face of `y`: (N,)."
-
-        def e(z):
-            if self.size is not None:
-                z = F.interpolate(z, size=self.size, mode="bilinear", align_corners=False)
-            return F.normalize(self.embedder(z).flatten(1), dim=1)
-
-        return 1 - (e(x) * e(y)).sum(1)
-
 # %% ../nbs/10_instant_restore.ipynb #c032d
 class DinoDiscriminator(torch.nn.Module):
     "A frozen DINOv2 feature extractor (224 px input) and a linear real/fake head trained from scratch."
@@ -846,17 +839,11 @@ def query_attention(
     return name, learned, ideal
 
 # %% ../nbs/10_instant_restore.ipynb #c049e
-def attention_figure(ir: InstantRestorer, lq, target, references, landmark: int = 30, seed: int = 0):
-    """Learned attention of the query at `target`'s dlib `landmark` over each reference (finest decoder layer)
-    against the ideal map."""
+def _attention_grid(lq, target, refs, pts, landmark: int, learned, ideal, size: int):
+    "Row 1: the query on the LQ and the learned maps over each reference; row 2: the target, the ideal maps."
     import matplotlib.pyplot as plt
 
-    lq, refs = check_input(lq, ir.size, "lq")[:1], check_references(references, ir.size)[0]
-    pts = face_landmarks(target[:1])
-    if pts.isnan().any():
-        raise ValueError("dlib found no face in the target; choose another face")
-    name, learned, ideal = query_attention(ir, lq, refs, pts, landmark, seed)
-    extent = (0, ir.size, ir.size, 0)
+    extent = (0, size, size, 0)
     show = lambda ax, img: ax.imshow(img.permute(1, 2, 0).add(1).div(2).clamp(0, 1), extent=extent)
     fig, axs = plt.subplots(2, len(refs) + 1, figsize=(2.1 * (len(refs) + 1), 4.4), squeeze=False)
     for row, (maps, label) in enumerate(((learned, "learned"), (ideal, "ideal"))):
@@ -869,6 +856,25 @@ def attention_figure(ir: InstantRestorer, lq, target, references, landmark: int 
             axs[row, r + 1].set_title(f"{label}, ref {r + 1}")
     for a in axs.flat:
         a.axis("off")
+    return fig
+
+# %% ../nbs/10_instant_restore.ipynb #c049e1
+def attention_figure(
+    ir: InstantRestorer,  # a trained InstantRestorer
+    lq,  # the LQ face (1, 3, size, size); only the first is used
+    target,  # its clean face, where dlib finds the landmark
+    references,  # the person's references (K, 3, size, size)
+    landmark: int = 30,  # dlib's landmark index (30: the nose tip)
+    seed: int = 0,  # seeds the one-step noise
+):
+    """Learned attention of the query at `target`'s dlib `landmark` over each reference (finest decoder layer)
+    against the ideal map."""
+    lq, refs = check_input(lq, ir.size, "lq")[:1], check_references(references, ir.size)[0]
+    pts = face_landmarks(target[:1])
+    if pts.isnan().any():
+        raise ValueError("dlib found no face in the target; choose another face")
+    name, learned, ideal = query_attention(ir, lq, refs, pts, landmark, seed)
+    fig = _attention_grid(lq, target, refs, pts, landmark, learned, ideal, ir.size)
     grid = learned.shape[-1]
     fig.suptitle(
         f"attention of landmark {landmark} at {name.split('.transformer')[0]} ({grid}x{grid} tokens)"

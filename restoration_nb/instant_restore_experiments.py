@@ -418,8 +418,21 @@ def evaluate_references(
     return Table(rows), images
 
 # %% ../nbs/10_instant_restore_experiments.ipynb #e016a
+def _reference_label(k: int, adain, own: bool) -> str:
+    "A column's label: how many references, whose, and AdaIN on or off."
+    if not k:
+        return "no references"
+    return f"{k} refs, AdaIN {'on' if adain else 'off'}" if own else f"{k} refs of another person"
+
+# %% ../nbs/10_instant_restore_experiments.ipynb #e016a1
 def restorations_with_references(
-    ir: InstantRestorer, lq: torch.Tensor, refs: torch.Tensor, control, counts, adain_modes, seed: int
+    ir: InstantRestorer,  # a trained InstantRestorer
+    lq: torch.Tensor,  # LQ faces (N, 3, size, size)
+    refs: torch.Tensor,  # the person's own references (K, 3, size, size)
+    control,  # another person's references, same shape; None: no control column
+    counts,  # the numbers of own references to try (0: none)
+    adain_modes,  # AdaIN on and/or off (True, False)
+    seed: int,  # seeds the one-step noise, the same for every column
 ) -> dict:
     "`lq` as is, and restored with each count of `refs` per AdaIN mode and with `control` (another person's)."
     outs, k_max = {("LQ input", -1, None, None): lq}, max(counts)
@@ -429,18 +442,13 @@ def restorations_with_references(
     for k, chosen, own in sets:
         cache = encode_references(ir, chosen) if k else None  # once per set, for both AdaIN modes
         for a in (adain_modes if own else adain_modes[:1]) if k else (None,):
-            label = (
-                (f"{k} refs, AdaIN {'on' if a else 'off'}" if own else f"{k} refs of another person")
-                if k
-                else "no references"
-            )
             with torch.no_grad():
                 x = (
                     one_step(ir, lq, cache, INFERENCE_STEP, make_generator(seed), a is not False)
                     .clamp(-1, 1)
                     .cpu()
                 )
-            outs[(label, k, a, own if k else None)] = x
+            outs[(_reference_label(k, a, own), k, a, own if k else None)] = x
     return outs
 
 # %% ../nbs/10_instant_restore_experiments.ipynb #e017

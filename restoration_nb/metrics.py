@@ -258,11 +258,7 @@ def identity_similarity(
     )
 
 # %% ../nbs/03_metrics.ipynb #c033
-def rank1_identification(
-    embeddings: torch.Tensor, gallery_embeddings: torch.Tensor, gallery_labels: Sequence, labels: Sequence
-) -> torch.Tensor:
-    """1.0 where a query's nearest gallery embedding has its label, 0.0 where not, NaN where the query face
-    was not detected: shape (N,)."""
+def _check_gallery(embeddings, gallery_embeddings, gallery_labels: Sequence, labels: Sequence):
     if (
         embeddings.ndim != 2
         or gallery_embeddings.ndim != 2
@@ -283,6 +279,17 @@ def rank1_identification(
             f"gallery rows {missing} are NaN (faces not detected); drop them and their labels from the "
             "gallery first"
         )
+
+# %% ../nbs/03_metrics.ipynb #c033a
+def rank1_identification(
+    embeddings: torch.Tensor,  # the queries' embeddings (N, D), NaN rows where no face was detected
+    gallery_embeddings: torch.Tensor,  # the gallery's (M, D), every face detected
+    gallery_labels: Sequence,  # who each gallery row is
+    labels: Sequence,  # who each query is
+) -> torch.Tensor:
+    """1.0 where a query's nearest gallery embedding has its label, 0.0 where not, NaN where the query face
+    was not detected: shape (N,)."""
+    _check_gallery(embeddings, gallery_embeddings, gallery_labels, labels)
     nearest = torch.cdist(embeddings.nan_to_num(0).double(), gallery_embeddings.double()).argmin(1).tolist()
     hit = torch.tensor([float(gallery_labels[j] == labels[i]) for i, j in enumerate(nearest)])
     return hit.masked_fill(embeddings.isnan().any(1), float("nan"))

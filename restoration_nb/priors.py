@@ -57,7 +57,7 @@ __all__ = ['MICRO_CHANNELS', 'PROMPT_DIM', 'GENDER_WORDS', 'AGE_WORDS', 'PROMPT_
            'train_prior', 'save_prior', 'trainable_copy', 'Prior', 'prior_folder', 'load_prior', 'GuidedDenoiser',
            'sample_prior', 'prior_quality', 'attribute_targets', 'AttributeClassifier', 'train_attribute_classifier',
            'prompt_agreement', 'save_attribute_classifier', 'load_attribute_classifier', 'IdentityNet',
-           'train_identity_net', 'identity_agreement', 'save_identity_net', 'load_identity_net']
+           'train_identity_net', 'identity_agreement', 'save_identity_net', 'load_identity_net', 'IdentityLoss']
 
 # %% ../nbs/06_priors.ipynb #c005
 MICRO_CHANNELS = (
@@ -1211,3 +1211,30 @@ def load_identity_net(
     net = IdentityNet(config["width"])
     net.load_state_dict({k: v.float() for k, v in parts["model"].items()})
     return net.eval().requires_grad_(False)
+
+# %% ../nbs/06_priors.ipynb #i010b
+class IdentityLoss(torch.nn.Module):
+    """1 - cosine between an embedder's embeddings of the output and the target: an ArcFace-style embedder at
+    `size` px (112), or with `size=None` one that takes the faces as they are (`IdentityNet`)."""
+
+    def __init__(
+        self,
+        embedder: torch.nn.Module,  # maps (N, 3, S, S) faces to embeddings
+        size: int | None = 112,  # the embedder's input side, px; None: faces as they are
+    ):
+        super().__init__()
+        self.embedder, self.size = embedder, size
+
+    def forward(
+        self,
+        x: torch.Tensor,  # restored faces (N, 3, H, W)
+        y: torch.Tensor,  # their targets, same shape
+    ) -> torch.Tensor:
+        "The loss of each face of `x` against the same face of `y`: (N,)."
+
+        def e(z):
+            if self.size is not None:
+                z = torch.nn.functional.interpolate(z, size=self.size, mode="bilinear", align_corners=False)
+            return torch.nn.functional.normalize(self.embedder(z).flatten(1), dim=1)
+
+        return 1 - (e(x) * e(y)).sum(1)

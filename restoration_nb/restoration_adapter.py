@@ -8,10 +8,11 @@ latent toward the LQ latent while t/T is above a threshold a."""
 __all__ = ['OBJECTIVES', 'ADAPTER_WEIGHTS', 'SAMPLERS', 'AdapterBlock', 'RestorationAdapter', 'TokenAdapterBlock', 'patchify',
            'DiTRestorationAdapter', 'adapter_block_names', 'default_adapter_blocks', 'RestorationAdapters',
            'add_restoration_adapters', 'self_attention_targets', 'add_diffusion_adapter', 'lora_state', 'adapter_draws',
-           'adapter_loss', 'AdaptedPrior', 'build_adapted_prior', 'adapter_state', 'load_adapter_state',
-           'save_restoration_adapter', 'load_restoration_adapter', 'check_threshold', 'check_rss_weight', 'rss_g',
-           'RestorationSamplingStrategy', 'restoration_sampling_strategy', 'rss_plot', 'make_sampler',
-           'replace_wrapped', 'sample_with_scheduler', 'adapter_restore', 'rss_figure', 'threshold_widget']
+           'adapter_inputs', 'adapter_x0', 'adapter_loss', 'AdaptedPrior', 'build_adapted_prior', 'adapter_state',
+           'load_adapter_state', 'save_restoration_adapter', 'load_restoration_adapter', 'check_threshold',
+           'check_rss_weight', 'rss_g', 'RestorationSamplingStrategy', 'restoration_sampling_strategy', 'rss_plot',
+           'make_sampler', 'replace_wrapped', 'sample_with_scheduler', 'adapter_restore', 'rss_figure',
+           'threshold_widget']
 
 # %% ../nbs/09_restoration_adapter.ipynb #c004
 import inspect, math
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 from .core import check_face_size, check_guidance_scale, check_images, check_int, display_array
 from .core import get_device, knob_widget, make_generator, setting
 from .backbones import ATTENTION_PROJECTIONS, add_lora, diffusion_target, noise_to_step
-from .backbones import self_attention_layers
+from .backbones import predict_x0, self_attention_layers
 from .metrics import psnr
 from .priors import GuidedDenoiser, Prior, trainable_copy
 from .training import WEIGHTS_DIR, load_weights, save_weights, trained_card
@@ -86,14 +87,20 @@ class RestorationAdapter(torch.nn.Module):
         torch.nn.init.zeros_(self.out.weight)
         torch.nn.init.zeros_(self.out.bias)
 
-    def forward(
-        self, x: torch.Tensor, lq: torch.Tensor, temb: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.lq_in(_resize(lq.to(x.dtype), x.shape[-2:]))
-        h = f + self.time(temb.to(x.dtype))[:, :, None, None]
-        for block in self.blocks:
-            h = h + block(h)
-        return x + self.out(h), f
+# %% ../nbs/09_restoration_adapter.ipynb #c007b1
+@patch
+def forward(
+    self: RestorationAdapter,
+    x: torch.Tensor,  # the block's output X_t (N, channels, h, w)
+    lq: torch.Tensor,  # the LQ feature or image (N, lq_channels, H, W), resized to x's grid
+    temb: torch.Tensor,  # the time embedding (N, temb_dim)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "X_t plus the adapter's (zero-initialised) output, and the LQ feature the next adapter reads."
+    f = self.lq_in(_resize(lq.to(x.dtype), x.shape[-2:]))
+    h = f + self.time(temb.to(x.dtype))[:, :, None, None]
+    for block in self.blocks:
+        h = h + block(h)
+    return x + self.out(h), f
 
 # %% ../nbs/09_restoration_adapter.ipynb #c012
 class TokenAdapterBlock(torch.nn.Module):
@@ -130,7 +137,13 @@ class DiTRestorationAdapter(torch.nn.Module):
     """DiT variant: tokens + zero-init Linear( h ), h = two residual token blocks of [block(LQ tokens) +
     SiLU(Linear(emb))]."""
 
-    def __init__(self, lq_dim: int, dim: int, temb_dim: int, width: int):
+    def __init__(
+        self,
+        lq_dim: int,  # width of the incoming LQ tokens (or of the patchified LQ latent)
+        dim: int,  # the transformer's token width
+        temb_dim: int,  # width of the time embedding
+        width: int,  # the adapter's own width
+    ):
         super().__init__()
         self.lq_in = TokenAdapterBlock(lq_dim, width)
         self.time = torch.nn.Sequential(torch.nn.Linear(temb_dim, width), torch.nn.SiLU())
@@ -139,21 +152,24 @@ class DiTRestorationAdapter(torch.nn.Module):
         torch.nn.init.zeros_(self.out.weight)
         torch.nn.init.zeros_(self.out.bias)
 
-    def forward(
-        self,
-        x: torch.Tensor,  # the block's image tokens (N, L, dim)
-        lq: torch.Tensor,  # LQ tokens (N, L, lq_dim)
-        temb: torch.Tensor,  # the time embedding (N, temb_dim)
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if lq.shape[1] != x.shape[1]:
-            raise ValueError(
-                f"{lq.shape[1]} LQ tokens for {x.shape[1]} image tokens; expected the same patch grid"
-            )
-        f = self.lq_in(lq.to(x.dtype))
-        h = f + self.time(temb.to(x.dtype))[:, None, :]
-        for block in self.blocks:
-            h = h + block(h)
-        return x + self.out(h), f
+# %% ../nbs/09_restoration_adapter.ipynb #c012b1
+@patch
+def forward(
+    self: DiTRestorationAdapter,
+    x: torch.Tensor,  # the block's image tokens (N, L, dim)
+    lq: torch.Tensor,  # LQ tokens (N, L, lq_dim)
+    temb: torch.Tensor,  # the time embedding (N, temb_dim)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "The tokens plus the adapter's (zero-initialised) output, and the LQ tokens the next adapter reads."
+    if lq.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"{lq.shape[1]} LQ tokens for {x.shape[1]} image tokens; expected the same patch grid"
+        )
+    f = self.lq_in(lq.to(x.dtype))
+    h = f + self.time(temb.to(x.dtype))[:, None, :]
+    for block in self.blocks:
+        h = h + block(h)
+    return x + self.out(h), f
 
 # %% ../nbs/09_restoration_adapter.ipynb #c015
 def _is_dit(model) -> bool:
@@ -209,7 +225,13 @@ class RestorationAdapters(torch.nn.Module):
     """Restoration Adapters after `blocks` of a diffusers UNet or SD3-style transformer, installed with hooks;
     give the LQ condition with `condition`."""
 
-    def __init__(self, model, blocks=None, max_width: int = 320, seed: int = 0):
+    def __init__(
+        self,
+        model,  # a diffusers UNet or SD3-style transformer
+        blocks=None,  # names of the blocks the adapters follow; None: `default_adapter_blocks(model)`
+        max_width: int = 320,  # cap on each adapter's own width
+        seed: int = 0,  # seeds the adapters' initial weights
+    ):
         super().__init__()
         check_int("max_width", max_width, low=1)
         self.blocks, self.dit = _check_blocks(model, blocks), _is_dit(model)
@@ -221,14 +243,18 @@ class RestorationAdapters(torch.nn.Module):
             )
         self.to(param.device, param.dtype)
         self.enabled, self._condition, self._lq, self._temb = True, None, None, None
-        time_embedding = model.time_text_embed if self.dit else model.time_embedding
-        self._handles = [
-            model.register_forward_pre_hook(self._start, with_kwargs=True),
-            time_embedding.register_forward_hook(self._time),
-        ]
-        self._handles += [
-            model.get_submodule(b).register_forward_hook(self._block_hook(b)) for b in self.blocks
-        ]
+        self._handles = self._install_hooks(model)
+
+# %% ../nbs/09_restoration_adapter.ipynb #c015c1
+@patch
+def _install_hooks(self: RestorationAdapters, model) -> list:
+    "The hooks: the model's start, its time embedding, and each block the adapters follow; their handles."
+    time_embedding = model.time_text_embed if self.dit else model.time_embedding
+    handles = [
+        model.register_forward_pre_hook(self._start, with_kwargs=True),
+        time_embedding.register_forward_hook(self._time),
+    ]
+    return handles + [model.get_submodule(b).register_forward_hook(self._block_hook(b)) for b in self.blocks]
 
 # %% ../nbs/09_restoration_adapter.ipynb #c015d
 @patch
@@ -409,6 +435,36 @@ def adapter_draws(
         )
     return noise, torch.rand(shape[0], generator=generator)
 
+# %% ../nbs/09_restoration_adapter.ipynb #c024a
+def adapter_inputs(
+    x0: torch.Tensor,  # clean images or latents (N, C, H, W)
+    noise: torch.Tensor,  # their noise, same shape
+    t: torch.Tensor,  # steps (diffusion) or sigmas in [0, 1] (flow matching), (N,)
+    objective: str = "diffusion",  # 'diffusion' or 'flow_matching' (SD3)
+    scheduler=None,  # the DDPM schedule (diffusion only)
+) -> tuple[dict, torch.Tensor]:
+    """The model's inputs for `objective` (the noised `x0` and its timestep, by keyword) and its target: the
+    scheduler's epsilon or v, or flow matching's eps - x0 at x_sigma = (1 - sigma) x0 + sigma eps."""
+    if objective == "diffusion":
+        t = t.to(x0.device)
+        inputs = dict(sample=noise_to_step(x0, t, scheduler, noise=noise), timestep=t)
+        return inputs, diffusion_target(x0, noise, t, scheduler)
+    sigma = t.to(x0).view(-1, 1, 1, 1)
+    inputs = dict(hidden_states=(1 - sigma) * x0 + sigma * noise, timestep=sigma.flatten() * 1000)
+    return inputs, noise - x0
+
+
+def adapter_x0(
+    pred: torch.Tensor,  # the model's prediction at `inputs`
+    inputs: dict,  # from `adapter_inputs`
+    scheduler=None,  # the DDPM schedule (diffusion only)
+) -> torch.Tensor:
+    "The clean estimate that `pred` implies: the scheduler's x0 (diffusion), or x_sigma - sigma * pred."
+    if "sample" in inputs:
+        return predict_x0(pred, inputs["sample"], inputs["timestep"], scheduler)
+    sigma = inputs["timestep"].view(-1, 1, 1, 1) / 1000
+    return inputs["hidden_states"] - sigma * pred
+
 # %% ../nbs/09_restoration_adapter.ipynb #c024b
 def adapter_loss(
     model,  # the prior's UNet or transformer, with adapters
@@ -419,25 +475,23 @@ def adapter_loss(
     objective: str = "diffusion",  # 'diffusion' or 'flow_matching' (SD3)
     scheduler=None,  # the DDPM schedule (diffusion only)
     draws: tuple | None = None,  # from `adapter_draws`; None: drawn now
+    x0_loss=None,  # (x0_hat, x0) -> a loss per face, added (an identity loss); None: none
     **model_kwargs,  # passed to the model, e.g. encoder_hidden_states
 ) -> torch.Tensor:
     """The prior's own loss on clean `x0`, the adapters conditioned on `c_lq`: the diffusion MSE (a DDPM
     `scheduler`: its epsilon or v target) or flow matching (SD3). `draws` (from `adapter_draws`) fixes the
-    noise and timesteps; else they are drawn from `generator`."""
+    noise and timesteps; else they are drawn from `generator`. `x0_loss` adds a loss on the clean estimate
+    (`adapter_x0`, clamped to [-1, 1]) against `x0`."""
     _check_objective(objective, scheduler)
     noise, t = draws if draws is not None else adapter_draws(x0.shape, generator, objective, scheduler)
-    noise = noise.to(x0)
-    if objective == "diffusion":
-        t = t.to(x0.device)
-        inputs = dict(sample=noise_to_step(x0, t, scheduler, noise=noise), timestep=t)
-        target = diffusion_target(x0, noise, t, scheduler)
-    else:  # flow matching: x_sigma = (1 - sigma) x0 + sigma eps, the target eps - x0
-        sigma = t.to(x0).view(-1, 1, 1, 1)
-        inputs = dict(hidden_states=(1 - sigma) * x0 + sigma * noise, timestep=sigma.flatten() * 1000)
-        target = noise - x0
+    inputs, target = adapter_inputs(x0, noise.to(x0), t, objective, scheduler)
     with adapters.condition(c_lq):
         pred = model(**inputs, **model_kwargs).sample
-    return F.mse_loss(pred.float(), target.float())
+    loss = F.mse_loss(pred.float(), target.float())
+    if x0_loss is not None:
+        x0_hat = adapter_x0(pred, inputs, scheduler).float().clamp(-1, 1)
+        loss = loss + x0_loss(x0_hat, x0.float()).mean()
+    return loss
 
 # %% ../nbs/09_restoration_adapter.ipynb #c029
 @dataclass
@@ -612,7 +666,13 @@ class RestorationSamplingStrategy:
     """Wraps a diffusers scheduler: after each of its steps, z_t = z'_t + w g(t, T; a) (c_lq - z'_t).
     Everything else is the scheduler's."""
 
-    def __init__(self, scheduler, c_lq: torch.Tensor, w: float | None = None, a: float | None = None):
+    def __init__(
+        self,
+        scheduler,  # any diffusers scheduler
+        c_lq: torch.Tensor,  # the LQ condition (N, C, H, W), in the model's input space
+        w: float | None = None,  # RSS weight, >= 0; None: the setting
+        a: float | None = None,  # threshold, in (0, 1); None: the setting
+    ):
         if not hasattr(scheduler, "step") or not hasattr(scheduler, "config"):
             raise TypeError(f"RSS wraps a diffusers scheduler, got {type(scheduler).__name__}")
         self.wrapped, self.c_lq, self.w, self.a = scheduler, c_lq, check_rss_weight(w), check_threshold(a)
@@ -621,19 +681,29 @@ class RestorationSamplingStrategy:
     def __getattr__(self, name):
         return getattr(self.wrapped, name)  # timesteps, set_timesteps, scale_model_input, ...
 
-    def step(self, model_output, timestep, sample, *args, **kwargs):
-        out = self.wrapped.step(model_output, timestep, sample, *args, **kwargs)
-        z = out[0] if isinstance(out, tuple) else out.prev_sample
-        _check_condition(self.c_lq, z)
-        k = self.w * rss_g(timestep, self.T, self.a)
-        if k == 0:
-            return out
-        c = self.c_lq.to(z).repeat(len(z) // len(self.c_lq), 1, 1, 1)
-        z = z + k * (c - z)
-        if isinstance(out, tuple):
-            return (z,) + tuple(out[1:])
-        out.prev_sample = z
+# %% ../nbs/09_restoration_adapter.ipynb #c036b1
+@patch
+def step(
+    self: RestorationSamplingStrategy,
+    model_output: torch.Tensor,  # the model's prediction at `sample`
+    timestep,  # the current step t
+    sample: torch.Tensor,  # z_t
+    *args,  # passed to the wrapped scheduler's step
+    **kwargs,  # passed to the wrapped scheduler's step (return_dict, generator, ...)
+):
+    "The wrapped scheduler's step, then z_t moved toward c_lq by w g(t, T; a); the scheduler's output type."
+    out = self.wrapped.step(model_output, timestep, sample, *args, **kwargs)
+    z = out[0] if isinstance(out, tuple) else out.prev_sample
+    _check_condition(self.c_lq, z)
+    k = self.w * rss_g(timestep, self.T, self.a)
+    if k == 0:
         return out
+    c = self.c_lq.to(z).repeat(len(z) // len(self.c_lq), 1, 1, 1)
+    z = z + k * (c - z)
+    if isinstance(out, tuple):
+        return (z,) + tuple(out[1:])
+    out.prev_sample = z
+    return out
 
 # %% ../nbs/09_restoration_adapter.ipynb #c036c
 def restoration_sampling_strategy(

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from .core import Table, atomic_write_json, check_int, make_generator
 from .degradations import second_order_degrade
 from .metrics import check_pair, evaluate
-from .priors import Prior, caption, face_labels, training_faces
+from .priors import IdentityLoss, Prior, caption, face_labels, load_identity_net
+from .priors import training_faces
 from .training import fit, init_weights, mean_over_processes, micro_batch, open_run
 from .training import preset_config, save_checkpoint, training_accelerator
 from restoration_nb.restoration_adapter import (
@@ -46,6 +47,7 @@ class AdapterConfig:
     lora_rank: int = 32
     max_width: int = 320
     prompt_drop: float = 0.1
+    identity_weight: float = 0.0  # the identity loss on x0_hat (distilled dlib descriptor); 0: none
     checkpoint_every: int = 250
     seed: int = 0
 
@@ -54,6 +56,8 @@ class AdapterConfig:
             check_int(k, getattr(self, k), low=1)
         if not 0 <= self.prompt_drop <= 1:
             raise ValueError(f"prompt_drop={self.prompt_drop!r}; expected a probability in [0, 1]")
+        if not self.identity_weight >= 0:
+            raise ValueError(f"identity_weight={self.identity_weight!r}; expected a weight >= 0")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r}; expected a number > 0")
 
@@ -73,9 +77,15 @@ class _AdapterObjective(torch.nn.Module):
     """The adapters' loss as one module (the LoRA'd model and the adapters), so that accelerate averages the
     gradients of both."""
 
-    def __init__(self, ap: AdaptedPrior):
+    def __init__(self, ap: AdaptedPrior, identity_weight: float):
         super().__init__()
         self.model, self.adapters, self.scheduler = ap.model, ap.adapters, ap.prior.scheduler
+        self.identity_weight = identity_weight
+        if identity_weight > 0:  # frozen: it only scores the clean estimate
+            self.identity = IdentityLoss(load_identity_net(), size=None)
+
+    def x0_loss(self, x0_hat, x0):
+        return self.identity_weight * self.identity(x0_hat, x0)
 
     def forward(self, hq, lq, draws, ctx):
         return adapter_loss(
@@ -86,6 +96,7 @@ class _AdapterObjective(torch.nn.Module):
             objective="diffusion",
             scheduler=self.scheduler,
             draws=draws,
+            x0_loss=self.x0_loss if self.identity_weight > 0 else None,
             encoder_hidden_states=ctx,
         )
 
@@ -149,7 +160,9 @@ def train_restoration_adapter(
         load_adapter_state(ap, dict(lora=state.get("lora", {}), adapters=state.get("adapters", {})))
         log.update(carried)
         g = make_generator(cfg.seed + log["step"])  # not the batches of the run it continues
-    objective, opt = acc.prepare(_AdapterObjective(ap), opt)  # N processes: gradients averaged across them
+    objective, opt = acc.prepare(
+        _AdapterObjective(ap, cfg.identity_weight), opt
+    )  # N processes: gradients averaged across them
     ap.model.train()
     ap.adapters.train()
     whole = cfg.batch_size * acc.num_processes  # every process draws the whole batch
