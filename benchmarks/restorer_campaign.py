@@ -185,6 +185,7 @@ def main() -> int:
     if overrides:
         curve["recipe"]["overrides"] = overrides
     faces = load_training_faces(progress=False)
+    seconds_per_step = None
     while not stop["requested"] and time.time() < deadline:
         minutes_left = (deadline - time.time()) / 60 - 5  # leave time to save and measure
         if minutes_left < 3:
@@ -195,8 +196,10 @@ def main() -> int:
             else began
         )
         chunk = min(args.save_every, minutes_left)
-        seconds_per_step = 60 * done["minutes"] / max(done["step"], 1)
+        if seconds_per_step is None:  # until this sitting has timed a chunk: the run's average
+            seconds_per_step = 60 * done["minutes"] / max(done["step"], 1)
         target = done["step"] + max(1, int(chunk * 60 / seconds_per_step))
+        started = time.time()
         try:
             net, log = spec["train"](
                 faces=faces,
@@ -220,6 +223,7 @@ def main() -> int:
                 steps=reached - before,
                 **overrides,
             )
+        seconds_per_step = (time.time() - started) / max(log["step"] - done["step"], 1)  # this machine, now
         spec["save"](net, campaign, log, overwrite=True)
         point = curve_point(args.method, campaign, log)
         curve["points"].append(dict(point, overrides=overrides) if overrides else point)
